@@ -123,6 +123,13 @@ public struct FloatFormat: Hashable, Codable, Sendable, CustomStringConvertible 
     }
     return Float(maxFiniteMantissa + (1 << mantissaBits)) * pow2(emaxFinite - mantissaBits)
   }
+  /// max + half the top binade's spacing: values at or above it only reach max by clamping (under
+  /// round-to-nearest they would have rounded past max). Telemetry counts those as saturated.
+  public var overflowThreshold: Float {
+    let top = exponentBits == 0 ? emin - mantissaBits : emaxFinite - mantissaBits
+    return maxFinite + Float(sign: .plus, exponent: top - 1, significand: 1)
+  }
+
   /// The smallest positive normal value, 2^emin (nil for integer formats, which have no normals).
   public var minNormal: Float? { exponentBits == 0 ? nil : pow2(emin) }
   /// The smallest positive subnormal value, 2^(emin - M) (nil when the format has no subnormals).

@@ -7,7 +7,7 @@ import Dispatch
 /// Double arithmetic); the tests check that the two agree bit for bit. Element `i` of a buffer is
 /// element `firstIndex + i` of the tensor, so stochastic rounding draws the same random number for it
 /// however the work is split across threads.
-public struct Quantizer: Sendable, Hashable, Codable {
+public struct Quantizer: Sendable {
   public let format: FloatFormat
   public let rounding: RoundingMode
   public let overflow: Overflow
@@ -21,9 +21,11 @@ public struct Quantizer: Sendable, Hashable, Codable {
     self.rounding = rounding
     self.overflow = overflow
     self.rng = CounterRNG(seed: seed, stream: stream)
+    self.constants = KernelConstants(format, rounding, overflow)
   }
 
-  var constants: KernelConstants { KernelConstants(format, rounding, overflow) }
+  /// Precomputed once: single values (block scales) are quantized in tight loops too.
+  let constants: KernelConstants
 
   /// One value; `index` is its position in its tensor (it matters only for stochastic rounding).
   public func quantize(_ x: Float, index: Int = 0) -> Float {

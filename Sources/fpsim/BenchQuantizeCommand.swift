@@ -35,6 +35,7 @@ struct BenchQuantize: ParsableCommand {
 
   func run() throws {
     let quantizer = try options.quantizer()
+    let format = try options.resolvedFormat()
     // Inputs: standard normal values (Box-Muller on the counter-based generator), the distribution
     // of weights and activations and the one the ml_dtypes peer is timed on.
     let rng = CounterRNG(seed: 12345, stream: 1)
@@ -50,19 +51,19 @@ struct BenchQuantize: ParsableCommand {
       work.withUnsafeMutableBufferPointer { w in
         source.withUnsafeBufferPointer { s in
           copyTimes.append(seconds { _ = w.update(fromContentsOf: s) })
-          quantizeTimes.append(seconds { quantizer.quantize(w, threads: threads) })
+          quantizeTimes.append(seconds { try? quantizer.quantize(w, rows: 1, cols: n, threads: threads) })
         }
       }
     }
     let rate = Double(n) / median(quantizeTimes)
     let copyRate = Double(n) / median(copyTimes)
     var peerRate: Double? = nil
-    if peer != nil { peerRate = try mlDtypesRate(format: quantizer.format.name, n: n) }
+    if peer != nil { peerRate = try mlDtypesRate(format: format.description, n: n) }
 
     if json {
       var fields = [
-        "\"format\": \"\(quantizer.format.name)\"", "\"rounding\": \"\(quantizer.rounding)\"",
-        "\"overflow\": \"\(quantizer.overflow.rawValue)\"", "\"n\": \(n)", "\"threads\": \(threads)",
+        "\"format\": \"\(format)\"", "\"rounding\": \"\(options.rounding)\"",
+        "\"overflow\": \"\(options.overflow.rawValue)\"", "\"n\": \(n)", "\"threads\": \(threads)",
         "\"repeats\": \(repeats)", "\"elements_per_second\": \(Int(rate))",
         "\"copy_elements_per_second\": \(Int(copyRate))",
         "\"fraction_of_copy\": \(String(format2: rate / copyRate))",
@@ -70,7 +71,7 @@ struct BenchQuantize: ParsableCommand {
       if let p = peerRate { fields.append("\"ml_dtypes_elements_per_second\": \(Int(p))") }
       print("{" + fields.joined(separator: ", ") + "}")
     } else {
-      print("quantize \(quantizer.format.name) \(quantizer.rounding) \(quantizer.overflow.rawValue), n=\(n), threads=\(threads), median of \(repeats)")
+      print("quantize \(format) \(options.rounding) \(options.overflow.rawValue), n=\(n), threads=\(threads), median of \(repeats)")
       print("  fpsim quantize (in place): \(giga(rate)) G elements/s")
       print("  plain copy (baseline):     \(giga(copyRate)) G elements/s  (quantize = \(String(format2: rate / copyRate)) x copy)")
       if let p = peerRate {

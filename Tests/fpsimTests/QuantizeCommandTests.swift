@@ -113,3 +113,37 @@ import Testing
     for name in ["float8_e4m3fn", "float8_e8m0fnu", "ue5m3", "bfloat16", "int4"] { #expect(r.stdout.contains(name)) }
   }
 }
+
+@Suite struct ScaledCommandTests {
+  @Test func mxfp4OnSixtyFourValuesMakesTwoBlocks() throws {
+    let r = try CLI.run(["quantize", "--format", "mxfp4_e2m1"], stdin: (1...64).map { "\($0)" }.joined(separator: "\n"))
+    let v = r.stdout.split(separator: "\n").map { Float($0)! }
+    #expect(v.count == 64)
+    #expect(v[19] == 16 && v[31] == 32)  // block 1, scale 8
+    #expect(v[39] == 32 && v[55] == 64 && v[63] == 64)  // block 2, scale 16: 40/16 = 2.5 -> 2, 56/16 = 3.5 -> 4
+  }
+
+  @Test func errorCommandPrintsJSONForEachFormatAndDistribution() throws {
+    let r = try CLI.run(["error", "--formats", "mxfp4_e2m1,nvfp4,e4m3fn", "--dist", "gaussian,student-t:3", "--hadamard", "16", "--n", "8192", "--json"])
+    #expect(r.status == 0, "\(r.stderr)")
+    let list = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [[String: Any]]
+    #expect(list.count == 6)
+    for key in ["mse", "sqnr_db", "saturated_fraction", "flushed_fraction", "bits_per_value"] {
+      #expect(list.allSatisfy { $0[key] != nil }, "field \(key)")
+    }
+  }
+
+  @Test(arguments: [
+    (["quantize", "--format", "e2m1/ue8m0/0"], "at least 1"),
+    (["quantize", "--format", "e2m1/zz/16"], "unknown format 'zz'"),
+    (["error", "--formats", "e4m3fn", "--hadamard", "12"], "power of two"),
+    (["error", "--formats", "e4m3fn", "--dist", "cauchy"], "unknown distribution"),
+    (["quantize", "--format", "e4m3fn", "--tensor-scale"], "apply to block formats"),
+  ])
+  func badBlockSpecsGiveOneLineErrorAndExit2(arguments: [String], message: String) throws {
+    let r = try CLI.run(arguments, stdin: "1 2 3")
+    #expect(r.status == 2)
+    #expect(r.stderr.split(separator: "\n").count == 1)
+    #expect(r.stderr.contains(message), "\(r.stderr)")
+  }
+}

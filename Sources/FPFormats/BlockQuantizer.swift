@@ -1,0 +1,275 @@
+/// Counts gathered while quantizing with a block format (telemetry for training recipes and
+/// `fpsim error`).
+public struct QuantizationStats: Hashable, Codable, Sendable {
+  /// Elements whose (scaled) magnitude reached the element format's overflow threshold, max plus half
+  /// its top spacing: rounding alone would have taken them past max, so the clamp changed them.
+  public var saturated = 0
+  /// Non-zero inputs that came out as zero.
+  public var flushedToZero = 0
+  public var count = 0
+  public var blocks = 0
+  /// Blocks whose scale was clamped at the scale format's max / rounded to zero (or clamped at 2^-127).
+  public var scaleSaturated = 0
+  public var scaleUnderflow = 0
+  /// Largest finite input magnitude.
+  public var amax: Float = 0
+
+  public init() {}
+
+  public mutating func add(_ o: QuantizationStats) {
+    saturated += o.saturated; flushedToZero += o.flushedToZero; count += o.count; blocks += o.blocks
+    scaleSaturated += o.scaleSaturated; scaleUnderflow += o.scaleUnderflow; amax = max(amax, o.amax)
+  }
+}
+
+/// Quantizes tensors to a `ScaledFormat`, exactly as the format's rule prescribes (float32 arithmetic,
+/// `fl` = round to float32 to nearest even):
+///
+/// - `floor` / `ceil` (OCP MX, UE8M0 scales): per block, A_b = max|x|; the shared exponent is
+///   e = floor(log2 A_b) - emax_elem (or ceil(log2(A_b / max_elem))), from the float's bits, clamped to
+///   [-127, 127], -127 for an all-zero block; the result is Q(x * 2^-e) * 2^e, Q the element rounding
+///   with saturation at +-max_elem. The scaling is exact except where x * 2^-e falls below float32's
+///   normal range (2^126 below the block's max), where such values round to zero under nearest rounding.
+/// - `amax` (UE4M3, UE5M3, BF16, FP32 scales, the FP4 design-space study): with tensor scaling,
+///   g = fl(A / fl(max_elem * max_scale)) for the tensor's A = max|x| (1 when A = 0), else g = 1; per
+///   block s = S(fl(fl(A_b / max_elem) / g)), S the scale rounding (nearest or stochastic, saturating);
+///   d = fl(s * g); a block with d = 0 becomes zeros; else the result is fl(Q(fl(x * fl(1 / d))) * d).
+/// - `nvfp4`: NVIDIA's reference order, documented step by step in `nvfp4Block`.
+///
+/// NaN inputs follow the element format (NaN where it has one, else a zero, as ml_dtypes does);
+/// infinities saturate. Element `i` of the tensor (row-major) uses random counter
+/// `firstIndex + i` for stochastic element rounding; block `b` uses counter `b` of stream `stream + 1`
+/// for stochastic scale rounding, so results never depend on threads.
+public struct BlockQuantizer: Sendable {
+  public let format: ScaledFormat
+  public let rounding: RoundingMode
+  public let seed: UInt64
+  public let stream: UInt64
+  let element: Quantizer
+  let scaleQuantizer: Quantizer
+  // Derived properties used per block, computed once.
+  let maxElem: Float
+  let emaxElem: Int
+  let scaleMax: Float
+  let saturationLimit: Float  // the largest magnitude that is not counted as saturated
+
+  public init(format: ScaledFormat, rounding: RoundingMode = .rne, seed: UInt64 = 0, stream: UInt64 = 0) {
+    self.format = format
+    self.rounding = rounding
+    self.seed = seed
+    self.stream = stream
+    element = Quantizer(format: format.element, rounding: rounding, overflow: .saturate, seed: seed, stream: stream)
+    scaleQuantizer = Quantizer(
+      format: format.scale, rounding: format.scaleRounding, overflow: .saturate, seed: seed, stream: stream &+ 1)
+    maxElem = format.elementMax
+    emaxElem = format.elementEmax
+    scaleMax = format.scale.maxFinite
+    saturationLimit = format.element.overflowThreshold.nextDown
+  }
+
+  /// A 1-D tensor: consecutive values form the blocks; a short last block is its own block.
+  public func quantize(_ values: [Float], stats: inout QuantizationStats) throws -> [Float] {
+    var out = values
+    try out.withUnsafeMutableBufferPointer { try quantize($0, rows: 1, cols: values.count, stats: &stats) }
+    return out
+  }
+
+  public func quantize(_ values: [Float]) throws -> [Float] {
+    var s = QuantizationStats()
+    return try quantize(values, stats: &s)
+  }
+
+  /// In place, a row-major matrix [rows, cols]. Vector blocks run along `axis` (1: along each row, the
+  /// last axis; 0: down each column); tiles cover the matrix in RxC pieces (short at the edges).
+  public func quantize(
+    _ x: UnsafeMutableBufferPointer<Float>, rows: Int, cols: Int, axis: Int = 1, firstIndex: Int = 0,
+    stats: inout QuantizationStats
+  ) throws {
+    precondition(x.count >= rows * cols)
+    guard rows * cols > 0, let base = x.baseAddress else { return }
+    let tensorAmax = finiteAmax(base, rows * cols)
+    stats.amax = max(stats.amax, tensorAmax)
+    switch format.block {
+    case .vector(let n):
+      if axis == 1 {
+        quantizeRows(base, rows: rows, cols: cols, block: n, tensorAmax: tensorAmax, first: firstIndex, stats: &stats)
+      } else {
+        var t = [Float](repeating: 0, count: rows * cols)
+        t.withUnsafeMutableBufferPointer { tp in
+          let tb = tp.baseAddress!
+          for r in 0..<rows { for c in 0..<cols { tb[c * rows + r] = base[r * cols + c] } }
+          quantizeRows(tb, rows: cols, cols: rows, block: n, tensorAmax: tensorAmax, first: firstIndex, stats: &stats)
+          for r in 0..<rows { for c in 0..<cols { base[r * cols + c] = tb[c * rows + r] } }
+        }
+      }
+    case .row:
+      quantizeRows(base, rows: rows, cols: cols, block: cols, tensorAmax: tensorAmax, first: firstIndex, stats: &stats)
+    case .tensor:
+      quantizeRows(base, rows: 1, cols: rows * cols, block: rows * cols, tensorAmax: tensorAmax, first: firstIndex, stats: &stats)
+    case .tile(let tr, let tc):
+      var tile = [Float](repeating: 0, count: tr * tc)
+      var index = firstIndex
+      for r0 in stride(from: 0, to: rows, by: tr) {
+        for c0 in stride(from: 0, to: cols, by: tc) {
+          let h = min(tr, rows - r0), w = min(tc, cols - c0)
+          tile.withUnsafeMutableBufferPointer { tp in
+            let tb = tp.baseAddress!
+            for r in 0..<h { for c in 0..<w { tb[r * w + c] = base[(r0 + r) * cols + c0 + c] } }
+            quantizeRows(tb, rows: 1, cols: h * w, block: h * w, tensorAmax: tensorAmax, first: index, stats: &stats)
+            for r in 0..<h { for c in 0..<w { base[(r0 + r) * cols + c0 + c] = tb[r * w + c] } }
+          }
+          index += h * w
+        }
+      }
+    }
+  }
+
+  /// Blocks of `block` values along each row of a contiguous [rows, cols] buffer, a cache-sized segment
+  /// of whole blocks at a time: scale each block, round the segment's elements in one vectorized call,
+  /// scale back.
+  private func quantizeRows(
+    _ p: UnsafeMutablePointer<Float>, rows: Int, cols: Int, block: Int, tensorAmax: Float, first: Int,
+    stats: inout QuantizationStats
+  ) {
+    let blocksPerRow = (cols + block - 1) / block
+    let segment = block * max(1, 8192 / block)
+    let blocksPerSegment = segment / block
+    // Scratch: per-block factors and the segment's inputs (to count values flushed to zero).
+    let down = UnsafeMutablePointer<Float>.allocate(capacity: blocksPerSegment)
+    let up = UnsafeMutablePointer<Float>.allocate(capacity: blocksPerSegment)
+    let input = UnsafeMutablePointer<Float>.allocate(capacity: min(segment, cols))
+    defer { down.deallocate(); up.deallocate(); input.deallocate() }
+    let g = globalFactor(tensorAmax)
+    var saturated = 0, flushed = 0
+    for r in 0..<rows {
+      for s0 in stride(from: 0, to: cols, by: segment) {
+        let seg = p + r * cols + s0
+        let len = min(segment, cols - s0)
+        let nb = (len + block - 1) / block
+        input.update(from: seg, count: len)
+        for b in 0..<nb {
+          let lo = b * block, hi = min(len, lo + block)
+          let (d, u) = blockFactors(
+            amax: finiteAmax(seg + lo, hi - lo), tensorAmax: tensorAmax, global: g,
+            blockIndex: r * blocksPerRow + s0 / block + b, stats: &stats)
+          down[b] = d
+          up[b] = u
+          for i in lo..<hi { seg[i] = seg[i] * d }
+        }
+        saturated &+= countAbove(seg, len, saturationLimit)
+        element.quantize(UnsafeMutableBufferPointer(start: seg, count: len), firstIndex: first + r * cols + s0)
+        // A zero scale (amax rule) has u = 0: q * 0 gives the block's zeros with their signs kept.
+        for b in 0..<nb {
+          let lo = b * block, hi = min(len, lo + block)
+          let u = up[b]
+          for i in lo..<hi { seg[i] = seg[i] * u }
+        }
+        flushed &+= countFlushed(input, seg, len)
+      }
+    }
+    stats.saturated += saturated
+    stats.flushedToZero += flushed
+    stats.blocks += rows * blocksPerRow
+    stats.count += rows * cols
+  }
+
+  /// How many |x| exceed `limit` (NaN does not), as integer compares on the bit patterns.
+  private func countAbove(_ x: UnsafeMutablePointer<Float>, _ n: Int, _ limit: Float) -> Int {
+    let bits = UnsafeRawPointer(x).assumingMemoryBound(to: UInt32.self)
+    let l = limit.bitPattern
+    var c: UInt32 = 0
+    for i in 0..<n {
+      let a = bits[i] & 0x7FFF_FFFF
+      c &+= (a > l ? 1 : 0) & (a <= 0x7F80_0000 ? 1 : 0)
+    }
+    return Int(c)
+  }
+
+  /// How many non-zero, non-NaN inputs came out as zero.
+  private func countFlushed(_ input: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int) -> Int {
+    let a = UnsafeRawPointer(input).assumingMemoryBound(to: UInt32.self)
+    let b = UnsafeRawPointer(out).assumingMemoryBound(to: UInt32.self)
+    var c: UInt32 = 0
+    for i in 0..<n {
+      let x = a[i] & 0x7FFF_FFFF, y = b[i] & 0x7FFF_FFFF
+      c &+= (x != 0 ? 1 : 0) & (x <= 0x7F80_0000 ? 1 : 0) & (y == 0 ? 1 : 0)
+    }
+    return Int(c)
+  }
+
+  /// max |x| over the finite values, on the bit patterns (an integer max that vectorizes).
+  private func finiteAmax(_ x: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
+    let bits = UnsafeRawPointer(x).assumingMemoryBound(to: UInt32.self)
+    var m: UInt32 = 0
+    for i in 0..<n {
+      let a = bits[i] & 0x7FFF_FFFF
+      let v = a < 0x7F80_0000 ? a : 0
+      m = v > m ? v : m
+    }
+    return Float(bitPattern: m)
+  }
+
+  /// The tensor-level factor g of the `amax` rule (1 without tensor scaling or for an all-zero tensor).
+  private func globalFactor(_ a: Float) -> Float {
+    guard format.tensorScale, format.rule == .amax, a > 0 else { return 1 }
+    return a / (maxElem * scaleMax)
+  }
+
+  /// (factor before element rounding, factor after it) for one block.
+  private func blockFactors(
+    amax: Float, tensorAmax: Float, global g: Float, blockIndex: Int, stats: inout QuantizationStats
+  ) -> (Float, Float) {
+    switch format.rule {
+    case .floor, .ceil:
+      var e: Int
+      if amax == 0 {
+        e = -127
+      } else if format.rule == .floor {
+        e = Int(amax.exponent) - emaxElem
+      } else {
+        // Smallest e with max_elem * 2^e >= amax, decided exactly in Double.
+        e = Int(amax.exponent) - Int(maxElem.exponent)
+        while Double(maxElem) * exp2Int(e - 1) >= Double(amax) { e -= 1 }
+        while Double(maxElem) * exp2Int(e) < Double(amax) { e += 1 }
+      }
+      if e < -127 { if amax > 0 { stats.scaleUnderflow += 1 }; e = -127 }
+      if e > 127 { stats.scaleSaturated += 1; e = 127 }
+      return (pow2(-e), pow2(e))
+    case .amax:
+      let sReal = (amax / maxElem) / g
+      let s = scaleQuantizer.quantize(sReal, index: blockIndex)
+      if sReal > scaleMax { stats.scaleSaturated += 1 }
+      if sReal > 0 && s == 0 { stats.scaleUnderflow += 1 }
+      let d = s * g
+      if d == 0 || !d.isFinite { return (0, 0) }
+      return (1 / d, d)
+    case .nvfp4:
+      return nvfp4Block(amax: amax, tensorAmax: tensorAmax, stats: &stats)
+    }
+  }
+
+  /// NVFP4, as NVIDIA's reference implementation computes it, all in float32 (FLT_MAX the largest float):
+  /// 1. A = max|x| over the tensor; S_enc = min(fl(2688 / A), FLT_MAX), 1 when A = 0 (2688 = 6 * 448).
+  /// 2. S_dec = fl(1 / S_enc); M = fl(S_enc * fl(1/6)).
+  /// 3. Per block of 16 with b = max|x|: s = E4M3(min(fl(b * M), FLT_MAX)), nearest-even, saturating
+  ///    at 448, no lower clamp (s may be subnormal or 0).
+  /// 4. enc = min(fl(1 / fl(s * S_dec)), FLT_MAX).
+  /// 5. y = fl(x * enc) clamped to [-6, 6]; q = E2M1 nearest-even of y, sign kept.
+  /// 6. out = fl(q * fl(fl(s * A) * fl(1/2688))).
+  private func nvfp4Block(amax b: Float, tensorAmax a: Float, stats: inout QuantizationStats) -> (Float, Float) {
+    let fltMax = Float.greatestFiniteMagnitude
+    let sEnc: Float = a == 0 ? 1 : min(2688 / a, fltMax)
+    let sDec: Float = 1 / sEnc
+    let m: Float = sEnc * (1 / Float(6))
+    let raw = min(b * m, fltMax)
+    let s = scaleQuantizer.quantize(raw)
+    if raw > scaleMax { stats.scaleSaturated += 1 }
+    if raw > 0 && s == 0 { stats.scaleUnderflow += 1 }
+    let enc = min(1 / (s * sDec), fltMax)
+    let decode = (s * a) * (1 / Float(2688))
+    return (enc, decode)
+  }
+}
+
+@inline(__always)
+func exp2Int(_ k: Int) -> Double { Double(sign: .plus, exponent: k, significand: 1) }

@@ -1,0 +1,224 @@
+import FPFormats
+import Foundation
+import Testing
+
+func scaled(_ spec: String) throws -> BlockQuantizer { BlockQuantizer(format: try ScaledFormat(parsing: spec)) }
+
+@Suite struct ScaledFormatTests {
+  /// MXFP4 by hand. Block 1..32: amax 32, shared exponent floor(log2 32) - 2 = 3, scale 8; elements
+  /// x/8 round to E2M1 {0, .5, 1, 1.5, 2, 3, 4, 6}: 1/8 -> 0, 2/8 = .25 ties to 0 (even), 3/8 -> .5,
+  /// 20/8 = 2.5 ties to 2 (even), 28/8 = 3.5 ties to 4. Block 33..40 (short last block): amax 40,
+  /// exponent 5 - 2 = 3, scale 8: 33/8 = 4.125 -> 4, 36/8 = 4.5 -> 4, 40/8 = 5 ties to 4 (mantissa even).
+  @Test func mxfp4HandWorkedBlocksIncludingTiesAndAShortLastBlock() throws {
+    let q = try scaled("mxfp4_e2m1")
+    let out = try q.quantize((1...40).map(Float.init))
+    #expect(out[0] == 0 && out[1] == 0 && out[2] == 4)
+    #expect(out[19] == 16 && out[27] == 32 && out[31] == 32)
+    #expect(out[32] == 32 && out[35] == 32 && out[39] == 32)
+  }
+
+  /// An all-zero block uses exponent -127 and stays zero (signs kept); one huge outlier sets the
+  /// scale so small values flush to zero; a value beyond 6 * 2^e after scaling saturates at 6 * 2^e.
+  @Test func mxfp4ZeroBlockOutlierAndSaturation() throws {
+    let q = try scaled("mxfp4_e2m1")
+    var stats = QuantizationStats()
+    let zeros = try q.quantize([Float](repeating: 0, count: 31) + [-0.0], stats: &stats)
+    #expect(zeros.allSatisfy { $0 == 0 } && zeros[31].sign == .minus)
+    // Outlier 1000: exponent floor(log2 1000) - 2 = 7, scale 128: 1000/128 = 7.8 -> clamped to 6 -> 768;
+    // 1.0/128 flushes to zero.
+    var block = [Float](repeating: 1, count: 32)
+    block[5] = 1000
+    stats = QuantizationStats()
+    let out = try q.quantize(block, stats: &stats)
+    #expect(out[5] == 768)
+    #expect(out[0] == 0)
+    #expect(stats.saturated == 1 && stats.flushedToZero == 31 && stats.blocks == 1)
+  }
+
+  @Test func ceilRuleRoundsTheScaleUp() throws {
+    // amax 7: floor rule e = 2 - 2 = 0 (7 saturates to 6); ceil rule e = ceil(log2(7/6)) = 1
+    // (7/2 = 3.5 ties to 4 -> 8; 1/2 = 0.5 is an E2M1 subnormal -> 1).
+    let floor = try scaled("mxfp4_e2m1").quantize([7, 1])
+    let ceil = try scaled("e2m1/ue8m0/32:rule=ceil").quantize([7, 1])
+    #expect(floor == [6, 1])
+    #expect(ceil == [8, 1])
+  }
+
+  /// NVFP4 on 1...16 by hand: A = 16, S_enc = 2688/16 = 168, M = fl(168 * fl(1/6)) = 28;
+  /// s = E4M3(16 * 28 = 448) = 448; decode = fl(448 * 16) * fl(1/2688) = 2.6666667; enc = 1/(448/168).
+  /// Element 16 * 0.375 = 6 -> 6 -> 16; element 1 * .375 = .375 -> .5 -> 1.3333334.
+  @Test func nvfp4FollowsTheReferenceOperationOrder() throws {
+    let out = try scaled("nvfp4").quantize((1...16).map(Float.init))
+    let decode = Float(448 * 16) * (1 / Float(2688))
+    #expect(out[15] == 6 * decode)
+    #expect(out[0] == 0.5 * decode)
+    #expect(out[4] == 2 * decode)  // 5 * .375 = 1.875 -> 2
+  }
+
+  @Test(arguments: ["mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp4_e2m1", "mxint8"])
+  func mxPropertiesOnRandomTensors(preset: String) throws {
+    let f = try ScaledFormat(parsing: preset)
+    let q = BlockQuantizer(format: f)
+    let x = Distribution.studentT(3).sample(32 * 64, seed: 9)
+    let out = try q.quantize(x)
+    for b in 0..<64 {
+      let block = Array(x[b * 32..<(b + 1) * 32]), got = Array(out[b * 32..<(b + 1) * 32])
+      let amax = block.map(\.magnitude).max()!
+      let e = Int(amax.exponent) - Int(f.element.maxFinite.exponent)
+      let scale = Float(sign: .plus, exponent: e, significand: 1)  // a power of two (UE8M0)
+      for (v, g) in zip(block, got) {
+        let element = g / scale
+        #expect(element.magnitude <= f.element.maxFinite, "no element exceeds its max")
+        #expect(f.element.decode(f.element.code(ofRepresentable: element)) == element, "scale * representable")
+        #expect(Quantizer(format: f.element).quantize(min(max(v / scale, -f.element.maxFinite), f.element.maxFinite)) == element)
+      }
+      // A block scaled by a power of two scales its result by the same power.
+      let doubled = try q.quantize(block.map { $0 * 4 })
+      #expect(doubled == got.map { $0 * 4 })
+    }
+    #expect(try q.quantize(out) == out, "dequantize(quantize(x)) is idempotent")
+  }
+
+  @Test(arguments: ["nvfp4", "e2m1/ue5m3/16:tensor-scale", "e2m1/ue4m3/16", "e2m1/fp32/32", "int4/fp32/32", "e2m1/bf16/16x16"])
+  func nonPowerOfTwoScalesAreIdempotentAndBounded(spec: String) throws {
+    let q = try scaled(spec)
+    let x = Distribution.laplace.sample(32 * 32, seed: 4)
+    var out = x
+    var stats = QuantizationStats()
+    try out.withUnsafeMutableBufferPointer { try q.quantize($0, rows: 32, cols: 32, stats: &stats) }
+    #expect(out.allSatisfy { $0.isFinite })
+    #expect(stats.count == 1024)
+    var again = out
+    try again.withUnsafeMutableBufferPointer { try q.quantize($0, rows: 32, cols: 32, stats: &stats) }
+    // A scale rounded from the block's max reproduces the same block (the block max lands on an element max).
+    let mse = zip(x, out).map { Double($0 - $1) * Double($0 - $1) }.reduce(0, +) / 1024
+    #expect(mse < 0.05 * 2, "\(spec): mse \(mse)")
+  }
+
+  @Test func tilesGiveOneScalePerTile() throws {
+    // A 4x4 matrix in 2x2 tiles: the tile holding 100 has its own scale; the others keep small values.
+    var m: [Float] = [1, 1, 1, 1, 1, 100, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
+    var stats = QuantizationStats()
+    try m.withUnsafeMutableBufferPointer { try scaled("e2m1/ue8m0/2x2").quantize($0, rows: 4, cols: 4, stats: &stats) }
+    #expect(stats.blocks == 4)
+    #expect(m[0] == 0 && m[1] == 0 && m[4] == 0 && m[5] == 96)  // tile with 100: scale 2^4, 1/16 -> 0
+    #expect(m[2] == 1 && m[10] == 1 && m[15] == 1)
+  }
+
+  @Test func blocksAlongAxisZeroEqualBlocksAlongTheTransposedRows() throws {
+    let x = Distribution.gaussian.sample(8 * 64, seed: 1)
+    var a = x, t = [Float](repeating: 0, count: x.count)
+    for r in 0..<8 { for c in 0..<64 { t[c * 8 + r] = x[r * 64 + c] } }
+    var s = QuantizationStats()
+    let q = try scaled("e2m1/ue8m0/8")
+    try a.withUnsafeMutableBufferPointer { try q.quantize($0, rows: 8, cols: 64, axis: 0, stats: &s) }
+    try t.withUnsafeMutableBufferPointer { try q.quantize($0, rows: 64, cols: 8, axis: 1, stats: &s) }
+    for r in 0..<8 { for c in 0..<64 { #expect(a[r * 64 + c] == t[c * 8 + r]) } }
+  }
+
+  /// Stochastic element rounding within blocks: the mean of many seeded draws approaches the
+  /// deterministic scaled value; 5 standard deviations of a Bernoulli mean, as in PropertyTests.
+  @Test func stochasticScaledRoundingIsUnbiasedAndReproducible() throws {
+    let f = try ScaledFormat(parsing: "e2m1/ue5m3/16:scale-rounding=stochastic")
+    let block: [Float] = [0.7, 6] + [Float](repeating: 1, count: 14)
+    let n = 20_000
+    var sum = 0.0
+    var first: [Float] = []
+    for seed in 0..<UInt64(n) {
+      let out = try BlockQuantizer(format: f, rounding: .stochastic, seed: seed).quantize(block)
+      if seed == 0 { first = out }
+      sum += Double(out[0])
+    }
+    // Scale amax/6 = 1 is exact in UE5M3, so element 0.7 rounds between 0.5 and 1 with p = 0.4.
+    let mean = sum / Double(n)
+    #expect(abs(mean - 0.7) < 5 * 0.5 / (2 * Double(n).squareRoot()))
+    #expect(try BlockQuantizer(format: f, rounding: .stochastic, seed: 0).quantize(block) == first)
+  }
+
+  @Test(arguments: ["e2m1/ue8m0/0", "e2m1/zz/16", "e2m1/ue8m0/16:rule=amax", "e2m1/ue5m3/16:rule=floor", "e2m1/ue5m3", "e2m1/ue5m3/16:bogus"])
+  func badSpecsAreRefused(spec: String) {
+    #expect(throws: (any Error).self) { try ScaledFormat(parsing: spec) }
+  }
+
+  @Test func specRoundTripsThroughTheGrammar() throws {
+    let f = try ScaledFormat(parsing: "e2m1/ue5m3/16:tensor-scale:scale-rounding=stochastic")
+    let again = try ScaledFormat(parsing: f.spec)
+    #expect(again.spec == f.spec && again.element == f.element && again.scale == f.scale && again.block == f.block)
+    #expect(f.bitsPerValue(count: 1 << 20, blockSize: 16) == 4 + 0.5 + 32.0 / Double(1 << 20))
+  }
+}
+
+@Suite struct HadamardTests {
+  @Test(arguments: [2, 16, 64, 256])
+  func transformIsOrthonormalAndInvertible(size: Int) throws {
+    let h = try RandomHadamard(size: size, seed: 3)
+    // Rows of the identity transform to the rows of R; R R^T = I within float32 rounding.
+    var m = [Float](repeating: 0, count: size * size)
+    for i in 0..<size { m[i * size + i] = 1 }
+    try m.withUnsafeMutableBufferPointer { try h.forward($0, rows: size, cols: size) }
+    for i in 0..<size {
+      for j in 0..<size {
+        var dot: Float = 0
+        for k in 0..<size { dot += m[i * size + k] * m[j * size + k] }
+        #expect(abs(dot - (i == j ? 1 : 0)) < 1e-5)
+      }
+    }
+    var x = Distribution.gaussian.sample(size * 4, seed: 2)
+    let original = x
+    try x.withUnsafeMutableBufferPointer {
+      try h.forward($0, rows: 4, cols: size)
+      try h.inverse($0, rows: 4, cols: size)
+    }
+    for (a, b) in zip(x, original) { #expect(abs(a - b) < 1e-5 * max(1, abs(b))) }
+  }
+
+  /// (X R)(W R)^T = X W^T: the GEMM along the shared reduction axis is unchanged to float32 rounding.
+  @Test func gemmAlongTheReductionAxisIsInvariant() throws {
+    let (m, n, k) = (5, 7, 64)
+    var x = Distribution.gaussian.sample(m * k, seed: 1), w = Distribution.gaussian.sample(n * k, seed: 2)
+    func gemm(_ a: [Float], _ b: [Float]) -> [Double] {
+      (0..<m).flatMap { i in (0..<n).map { j in (0..<k).reduce(0.0) { $0 + Double(a[i * k + $1]) * Double(b[j * k + $1]) } } }
+    }
+    let before = gemm(x, w)
+    let h = try RandomHadamard(size: 16, seed: 5)
+    try x.withUnsafeMutableBufferPointer { try h.forward($0, rows: m, cols: k) }
+    try w.withUnsafeMutableBufferPointer { try h.forward($0, rows: n, cols: k) }
+    let after = gemm(x, w)
+    for (a, b) in zip(before, after) { #expect(abs(a - b) < 1e-4 * 8) }
+  }
+
+  @Test func sizesThatAreNotPowersOfTwoAreRefused() {
+    #expect(throws: FormatError.self) { try RandomHadamard(size: 12) }
+    #expect(throws: FormatError.self) { try RandomHadamard(size: 512) }
+  }
+}
+
+@Suite struct ErrorAnalysisTests {
+  /// Uniform x on [-1, 1] and M mantissa bits: in binade [2^-k, 2^(1-k)) (probability 2^-k) the error
+  /// is uniform over a spacing 2^(-k-M), variance 2^(-2k-2M)/12; summed, 2^(-2M) / 84; the signal is
+  /// 1/3, so SQNR = 10 log10(28 * 4^M) dB (32.53 for E4M3, 26.51 for E5M2). Tolerance 0.1 dB: with 2^20
+  /// samples the noise estimate's relative standard deviation is about 0.2%, i.e. 0.01 dB.
+  @Test(arguments: [("e4m3fn", 3), ("e5m2", 2), ("bf16", 7)])
+  func sqnrOfPlainFormatsOnUniformDataMatchesTheClosedForm(name: String, mantissa: Int) throws {
+    let m = try ErrorAnalysis.measure(format: AnyFormat(parsing: name), distribution: .uniform, count: 1 << 20, seed: 1)
+    let expected = 10 * log10(28 * pow(4, Double(mantissa)))
+    #expect(abs(m.sqnrDB - expected) < 0.1, "\(name): \(m.sqnrDB) vs \(expected)")
+  }
+
+  @Test func rankingsOnKnownCases() throws {
+    func sqnr(_ f: String, _ d: Distribution) throws -> Double {
+      try ErrorAnalysis.measure(format: AnyFormat(parsing: f), distribution: d, count: 1 << 17, seed: 3).sqnrDB
+    }
+    #expect(try sqnr("e4m3fn", .gaussian) > sqnr("e5m2", .gaussian))
+    let outliers = Distribution.outliers(fraction: 0.001, scale: 100)
+    #expect(try sqnr("nvfp4", outliers) > sqnr("mxfp4_e2m1", outliers))
+    #expect(try sqnr("mxfp8_e4m3", .studentT(3)) > sqnr("mxfp4_e2m1", .studentT(3)))
+  }
+
+  @Test func resultsAreDeterministicBySeed() throws {
+    let f = try AnyFormat(parsing: "e2m1/ue5m3/16:tensor-scale")
+    let a = try ErrorAnalysis.measure(format: f, distribution: .laplace, count: 4096, seed: 7, hadamard: 16, rounding: .stochastic)
+    let b = try ErrorAnalysis.measure(format: f, distribution: .laplace, count: 4096, seed: 7, hadamard: 16, rounding: .stochastic)
+    #expect(a.mse == b.mse && a.saturatedFraction == b.saturatedFraction)
+  }
+}
