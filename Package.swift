@@ -2,9 +2,14 @@
 import PackageDescription
 
 // Release builds are tuned for the CPU that builds them (PLATFORM.md: a quantization loop ran 4x faster
-// with -target-cpu native). Debug builds stay portable.
+// with -target-cpu native). On AVX-512 CPUs LLVM's tuning prefers 256-bit vectors; turning the
+// "prefer-256-bit" feature off lets the quantization loops use all 16 lanes. Debug builds stay portable.
 let native: [SwiftSetting] = [
-  .unsafeFlags(["-target-cpu", "native", "-enforce-exclusivity=unchecked"], .when(configuration: .release))
+  .unsafeFlags(
+    [
+      "-target-cpu", "native", "-enforce-exclusivity=unchecked",
+      "-Xcc", "-Xclang", "-Xcc", "-target-feature", "-Xcc", "-Xclang", "-Xcc", "-prefer-256-bit",
+    ], .when(configuration: .release))
 ]
 
 let package = Package(

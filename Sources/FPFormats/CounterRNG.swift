@@ -4,8 +4,8 @@
 /// `bits64` uses the SplitMix64 finalizer (Steele, Lea, Flood 2014), a bijection on 64 bits with full
 /// avalanche: element `i` draws `mix(key + (i + 1) * golden)`. `bits32`, which stochastic rounding
 /// uses in its hot loop, is built from 32-bit multiplies only (they vectorize 4x better than 64-bit
-/// ones): two rounds of a 32-bit xorshift-multiply mixer (constants from C. Wellons' hash search) keyed
-/// by both halves of the key, with the counter's high half folded in between. Statistical quality is
+/// ones): the counter (its high half folded in by xor) times an odd key-derived multiplier plus a key
+/// offset, then a 32-bit xorshift-multiply mixer (constants from C. Wellons' hash search). Statistical quality is
 /// checked by the tests (uniformity of every bit, unbiased stochastic rounding).
 public struct CounterRNG: Hashable, Codable, Sendable {
   public let seed: UInt64
@@ -14,6 +14,7 @@ public struct CounterRNG: Hashable, Codable, Sendable {
   public let key: UInt64
   let keyLow: UInt32
   let keyHigh: UInt32
+  let keyMultiplier: UInt32
 
   static let golden: UInt64 = 0x9E37_79B9_7F4A_7C15
 
@@ -23,6 +24,7 @@ public struct CounterRNG: Hashable, Codable, Sendable {
     self.key = CounterRNG.mix(seed ^ CounterRNG.mix(stream &+ CounterRNG.golden))
     self.keyLow = UInt32(truncatingIfNeeded: key)
     self.keyHigh = UInt32(truncatingIfNeeded: key >> 32)
+    self.keyMultiplier = UInt32(truncatingIfNeeded: CounterRNG.mix(key) >> 32) | 1
   }
 
   @inline(__always)
@@ -62,7 +64,9 @@ public struct CounterRNG: Hashable, Codable, Sendable {
 
   @inline(__always)
   func bits32(low: UInt32, high: UInt32) -> UInt32 {
-    CounterRNG.mix32(CounterRNG.mix32(low ^ keyLow) ^ high)
+    // An odd multiplier and an offset from the key make each (seed, stream) a different bijection of
+    // the counter before the mixer, so streams are not shuffles of one another.
+    CounterRNG.mix32((low ^ high) &* keyMultiplier &+ keyLow)
   }
 
   /// A uniform float in [0, 1) with 24 random bits for element `counter`.
