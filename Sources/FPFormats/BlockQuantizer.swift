@@ -34,7 +34,7 @@ public struct QuantizationStats: Hashable, Codable, Sendable {
 ///   g = fl(A / fl(max_elem * max_scale)) for the tensor's A = max|x| (1 when A = 0), else g = 1; per
 ///   block s = S(fl(fl(A_b / max_elem) / g)), S the scale rounding (nearest or stochastic, saturating);
 ///   d = fl(s * g); a block with d = 0 becomes zeros; else the result is fl(Q(fl(x * fl(1 / d))) * d).
-/// - `nvfp4`: NVIDIA's reference order, documented step by step in `nvfp4Block`.
+/// - `nvfp4`: NVIDIA's reference order, documented step by step at the end of this type.
 ///
 /// NaN inputs follow the element format (NaN where it has one, else a zero, as ml_dtypes does);
 /// infinities saturate. Element `i` of the tensor (row-major) uses random counter
@@ -134,11 +134,10 @@ public struct BlockQuantizer: Sendable {
     let blocksPerRow = (cols + block - 1) / block
     let segment = block * max(1, 8192 / block)
     let blocksPerSegment = segment / block
-    // Scratch: per-block factors and the segment's inputs (to count values flushed to zero).
+    // Scratch: per-block factors of one segment.
     let down = UnsafeMutablePointer<Float>.allocate(capacity: blocksPerSegment)
     let up = UnsafeMutablePointer<Float>.allocate(capacity: blocksPerSegment)
-    let input = UnsafeMutablePointer<Float>.allocate(capacity: min(segment, cols))
-    defer { down.deallocate(); up.deallocate(); input.deallocate() }
+    defer { down.deallocate(); up.deallocate() }
     let g = globalFactor(tensorAmax)
     var saturated = 0, flushed = 0
     for r in 0..<rows {
@@ -146,25 +145,19 @@ public struct BlockQuantizer: Sendable {
         let seg = p + r * cols + s0
         let len = min(segment, cols - s0)
         let nb = (len + block - 1) / block
-        input.update(from: seg, count: len)
         for b in 0..<nb {
-          let lo = b * block, hi = min(len, lo + block)
-          let (d, u) = blockFactors(
-            amax: finiteAmax(seg + lo, hi - lo), tensorAmax: tensorAmax, global: g,
-            blockIndex: r * blocksPerRow + s0 / block + b, stats: &stats)
-          down[b] = d
-          up[b] = u
-          for i in lo..<hi { seg[i] = seg[i] * d }
+          let lo = b * block
+          down[b] = finiteAmax(seg + lo, min(len, lo + block) - lo)  // the block amax, for now
         }
-        saturated &+= countAbove(seg, len, saturationLimit)
-        element.quantize(UnsafeMutableBufferPointer(start: seg, count: len), firstIndex: first + r * cols + s0)
-        // A zero scale (amax rule) has u = 0: q * 0 gives the block's zeros with their signs kept.
-        for b in 0..<nb {
-          let lo = b * block, hi = min(len, lo + block)
-          let u = up[b]
-          for i in lo..<hi { seg[i] = seg[i] * u }
-        }
-        flushed &+= countFlushed(input, seg, len)
+        blockFactors(
+          amaxToDown: down, up: up, count: nb, firstBlock: r * blocksPerRow + s0 / block, tensorAmax: tensorAmax,
+          global: g, stats: &stats)
+        // A zero scale (amax rule) has up = 0: q * 0 gives the block's zeros with their signs kept.
+        let (s, f) = element.quantizeBlocks(
+          seg, count: len, blockSize: block, down: down, up: up, saturationLimit: saturationLimit,
+          firstIndex: first + r * cols + s0)
+        saturated += s
+        flushed += f
       }
     }
     stats.saturated += saturated
@@ -173,38 +166,15 @@ public struct BlockQuantizer: Sendable {
     stats.count += rows * cols
   }
 
-  /// How many |x| exceed `limit` (NaN does not), as integer compares on the bit patterns.
-  private func countAbove(_ x: UnsafeMutablePointer<Float>, _ n: Int, _ limit: Float) -> Int {
-    let bits = UnsafeRawPointer(x).assumingMemoryBound(to: UInt32.self)
-    let l = limit.bitPattern
-    var c: UInt32 = 0
-    for i in 0..<n {
-      let a = bits[i] & 0x7FFF_FFFF
-      c &+= (a > l ? 1 : 0) & (a <= 0x7F80_0000 ? 1 : 0)
-    }
-    return Int(c)
-  }
-
-  /// How many non-zero, non-NaN inputs came out as zero.
-  private func countFlushed(_ input: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int) -> Int {
-    let a = UnsafeRawPointer(input).assumingMemoryBound(to: UInt32.self)
-    let b = UnsafeRawPointer(out).assumingMemoryBound(to: UInt32.self)
-    var c: UInt32 = 0
-    for i in 0..<n {
-      let x = a[i] & 0x7FFF_FFFF, y = b[i] & 0x7FFF_FFFF
-      c &+= (x != 0 ? 1 : 0) & (x <= 0x7F80_0000 ? 1 : 0) & (y == 0 ? 1 : 0)
-    }
-    return Int(c)
-  }
-
-  /// max |x| over the finite values, on the bit patterns (an integer max that vectorizes).
+  /// max |x| over the finite values, on bit patterns with an arithmetic mask instead of `?:` (LLVM
+  /// turns a select inside a reduction into a branch and then leaves the loop scalar).
   private func finiteAmax(_ x: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
     let bits = UnsafeRawPointer(x).assumingMemoryBound(to: UInt32.self)
     var m: UInt32 = 0
     for i in 0..<n {
       let a = bits[i] & 0x7FFF_FFFF
-      let v = a < 0x7F80_0000 ? a : 0
-      m = v > m ? v : m
+      let finite = 0 &- ((a &- 0x7F80_0000) &>> 31)  // all ones when a < Inf's bits
+      m = max(m, a & finite)
     }
     return Float(bitPattern: m)
   }
@@ -215,60 +185,73 @@ public struct BlockQuantizer: Sendable {
     return a / (maxElem * scaleMax)
   }
 
-  /// (factor before element rounding, factor after it) for one block.
+  /// Per block of a segment, from its amax (read from `down`): the factor applied before element
+  /// rounding (written to `down`) and the one applied after (`up`). Scales that are rounded to a format
+  /// are rounded all at once, block b drawing counter `firstBlock + b` when stochastic.
   private func blockFactors(
-    amax: Float, tensorAmax: Float, global g: Float, blockIndex: Int, stats: inout QuantizationStats
-  ) -> (Float, Float) {
+    amaxToDown down: UnsafeMutablePointer<Float>, up: UnsafeMutablePointer<Float>, count nb: Int,
+    firstBlock: Int, tensorAmax a: Float, global g: Float, stats: inout QuantizationStats
+  ) {
+    let scales = UnsafeMutableBufferPointer(start: up, count: nb)
     switch format.rule {
     case .floor, .ceil:
-      var e: Int
-      if amax == 0 {
-        e = -127
-      } else if format.rule == .floor {
-        e = Int(amax.exponent) - emaxElem
-      } else {
-        // Smallest e with max_elem * 2^e >= amax, decided exactly in Double.
-        e = Int(amax.exponent) - Int(maxElem.exponent)
-        while Double(maxElem) * exp2Int(e - 1) >= Double(amax) { e -= 1 }
-        while Double(maxElem) * exp2Int(e) < Double(amax) { e += 1 }
+      for b in 0..<nb {
+        let amax = down[b]
+        var e: Int
+        if amax == 0 {
+          e = -127
+        } else if format.rule == .floor {
+          e = Int(amax.exponent) - emaxElem
+        } else {
+          // Smallest e with max_elem * 2^e >= amax, decided exactly in Double.
+          e = Int(amax.exponent) - Int(maxElem.exponent)
+          while Double(maxElem) * exp2Int(e - 1) >= Double(amax) { e -= 1 }
+          while Double(maxElem) * exp2Int(e) < Double(amax) { e += 1 }
+        }
+        if e < -127 { if amax > 0 { stats.scaleUnderflow += 1 }; e = -127 }
+        if e > 127 { stats.scaleSaturated += 1; e = 127 }
+        down[b] = pow2(-e)
+        up[b] = pow2(e)
       }
-      if e < -127 { if amax > 0 { stats.scaleUnderflow += 1 }; e = -127 }
-      if e > 127 { stats.scaleSaturated += 1; e = 127 }
-      return (pow2(-e), pow2(e))
     case .amax:
-      let sReal = (amax / maxElem) / g
-      let s = scaleQuantizer.quantize(sReal, index: blockIndex)
-      if sReal > scaleMax { stats.scaleSaturated += 1 }
-      if sReal > 0 && s == 0 { stats.scaleUnderflow += 1 }
-      let d = s * g
-      if d == 0 || !d.isFinite { return (0, 0) }
-      return (1 / d, d)
+      for b in 0..<nb { up[b] = (down[b] / maxElem) / g }  // the unrounded scale
+      for b in 0..<nb where up[b] > scaleMax { stats.scaleSaturated += 1 }
+      let raw = Array(scales)
+      scaleQuantizer.quantize(scales, firstIndex: firstBlock)
+      for b in 0..<nb {
+        if raw[b] > 0 && up[b] == 0 { stats.scaleUnderflow += 1 }
+        let d = up[b] * g
+        let usable = d != 0 && d.isFinite
+        down[b] = usable ? 1 / d : 0
+        up[b] = usable ? d : 0
+      }
     case .nvfp4:
-      return nvfp4Block(amax: amax, tensorAmax: tensorAmax, stats: &stats)
+      // Steps 1-4 and the decode factor of step 6 (the NVFP4 comment below).
+      let fltMax = Float.greatestFiniteMagnitude
+      let sEnc: Float = a == 0 ? 1 : min(2688 / a, fltMax)
+      let sDec: Float = 1 / sEnc
+      let m: Float = sEnc * (1 / Float(6))
+      for b in 0..<nb { up[b] = min(down[b] * m, fltMax) }
+      for b in 0..<nb where up[b] > scaleMax { stats.scaleSaturated += 1 }
+      let raw = Array(scales)
+      scaleQuantizer.quantize(scales, firstIndex: firstBlock)
+      for b in 0..<nb {
+        let s = up[b]
+        if raw[b] > 0 && s == 0 { stats.scaleUnderflow += 1 }
+        down[b] = min(1 / (s * sDec), fltMax)
+        up[b] = (s * a) * (1 / Float(2688))
+      }
     }
   }
 
-  /// NVFP4, as NVIDIA's reference implementation computes it, all in float32 (FLT_MAX the largest float):
-  /// 1. A = max|x| over the tensor; S_enc = min(fl(2688 / A), FLT_MAX), 1 when A = 0 (2688 = 6 * 448).
-  /// 2. S_dec = fl(1 / S_enc); M = fl(S_enc * fl(1/6)).
-  /// 3. Per block of 16 with b = max|x|: s = E4M3(min(fl(b * M), FLT_MAX)), nearest-even, saturating
-  ///    at 448, no lower clamp (s may be subnormal or 0).
-  /// 4. enc = min(fl(1 / fl(s * S_dec)), FLT_MAX).
-  /// 5. y = fl(x * enc) clamped to [-6, 6]; q = E2M1 nearest-even of y, sign kept.
-  /// 6. out = fl(q * fl(fl(s * A) * fl(1/2688))).
-  private func nvfp4Block(amax b: Float, tensorAmax a: Float, stats: inout QuantizationStats) -> (Float, Float) {
-    let fltMax = Float.greatestFiniteMagnitude
-    let sEnc: Float = a == 0 ? 1 : min(2688 / a, fltMax)
-    let sDec: Float = 1 / sEnc
-    let m: Float = sEnc * (1 / Float(6))
-    let raw = min(b * m, fltMax)
-    let s = scaleQuantizer.quantize(raw)
-    if raw > scaleMax { stats.scaleSaturated += 1 }
-    if raw > 0 && s == 0 { stats.scaleUnderflow += 1 }
-    let enc = min(1 / (s * sDec), fltMax)
-    let decode = (s * a) * (1 / Float(2688))
-    return (enc, decode)
-  }
+  // NVFP4, as NVIDIA's reference implementation computes it, all in float32 (FLT_MAX the largest float):
+  // 1. A = max|x| over the tensor; S_enc = min(fl(2688 / A), FLT_MAX), 1 when A = 0 (2688 = 6 * 448).
+  // 2. S_dec = fl(1 / S_enc); M = fl(S_enc * fl(1/6)).
+  // 3. Per block of 16 with b = max|x|: s = E4M3(min(fl(b * M), FLT_MAX)), nearest-even, saturating
+  //    at 448, no lower clamp (s may be subnormal or 0).
+  // 4. enc = min(fl(1 / fl(s * S_dec)), FLT_MAX).
+  // 5. y = fl(x * enc) clamped to [-6, 6]; q = E2M1 nearest-even of y, sign kept.
+  // 6. out = fl(q * fl(fl(s * A) * fl(1/2688))).
 }
 
 @inline(__always)

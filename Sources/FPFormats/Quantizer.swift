@@ -75,32 +75,53 @@ public struct Quantizer: Sendable {
     _ k: KernelConstants, _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int,
     _ first: UInt64
   ) {
+    var run = ElementwiseRun(k: k, rng: rng, src: src, dst: dst, n: n, first: first)
+    withKernel(k, &run)
+  }
+
+  /// Calls `visitor` with the kernel specialised for this rounding: the float kernel where it applies
+  /// (see `FastRule`), else the integer one.
+  func withKernel<V: KernelVisitor>(_ k: KernelConstants, _ visitor: inout V) {
     if k.fastPath {
       switch rounding {
-      case .rne: return Self.run(FastNearestEven(), k, rng, src, dst, n, first)
-      case .rtz: return Self.run(FastTowardZero(), k, rng, src, dst, n, first)
-      case .up: return Self.run(FastDirected(towardPositive: true), k, rng, src, dst, n, first)
-      case .down: return Self.run(FastDirected(towardPositive: false), k, rng, src, dst, n, first)
-      case .rna: return Self.run(FastNearestAway(), k, rng, src, dst, n, first)
-      case .stochastic(let bits) where bits <= 24:
-        return Self.run(FastStochastic(bits: bits), k, rng, src, dst, n, first)
+      case .rne: return visitor.visit(FastNearestEven())
+      case .rtz: return visitor.visit(FastTowardZero())
+      case .up: return visitor.visit(FastDirected(towardPositive: true))
+      case .down: return visitor.visit(FastDirected(towardPositive: false))
+      case .rna: return visitor.visit(FastNearestAway())
+      case .stochastic(let bits) where bits <= 24: return visitor.visit(FastStochastic(bits: bits))
       default: break
       }
     }
     switch rounding {
-    case .rne: Self.run(NearestEven(), k, rng, src, dst, n, first)
-    case .rna: Self.run(NearestAway(), k, rng, src, dst, n, first)
-    case .rtz: Self.run(TowardZero(), k, rng, src, dst, n, first)
-    case .up: Self.run(Directed(towardPositive: true), k, rng, src, dst, n, first)
-    case .down: Self.run(Directed(towardPositive: false), k, rng, src, dst, n, first)
-    case .odd: Self.run(ToOdd(), k, rng, src, dst, n, first)
-    case .stochastic(let bits): Self.run(Stochastic(bits: UInt64(bits)), k, rng, src, dst, n, first)
+    case .rne: visitor.visit(NearestEven())
+    case .rna: visitor.visit(NearestAway())
+    case .rtz: visitor.visit(TowardZero())
+    case .up: visitor.visit(Directed(towardPositive: true))
+    case .down: visitor.visit(Directed(towardPositive: false))
+    case .odd: visitor.visit(ToOdd())
+    case .stochastic(let bits): visitor.visit(Stochastic(bits: UInt64(bits)))
     }
+  }
+
+  /// In place, for block formats: x[i] <- Q(x[i] * down[b]) * up[b] for the values i of block b
+  /// (blocks of `blockSize` values, the last one possibly short), in one fused, vectorized pass.
+  /// Returns how many scaled values were above `saturationLimit` and how many non-zero, non-NaN
+  /// inputs came out as zero.
+  public func quantizeBlocks(
+    _ x: UnsafeMutablePointer<Float>, count: Int, blockSize: Int, down: UnsafePointer<Float>,
+    up: UnsafePointer<Float>, saturationLimit: Float, firstIndex: Int = 0
+  ) -> (saturated: Int, flushed: Int) {
+    var run = BlockRun(
+      k: constants, rng: rng, x: x, n: count, block: blockSize, down: down, up: up,
+      limit: saturationLimit.bitPattern, first: UInt64(firstIndex))
+    withKernel(constants, &run)
+    return (Int(run.saturated), Int(run.flushed))
   }
 
   /// The hot loop, specialised per rule. Reads and writes through raw bit patterns.
   @inline(__always)
-  private static func run<R: Kernel>(
+  static func run<R: Kernel>(
     _ rule: R, _ k: KernelConstants, _ rng: CounterRNG, _ src: UnsafePointer<Float>,
     _ dst: UnsafeMutablePointer<Float>, _ n: Int, _ first: UInt64
   ) {
@@ -133,5 +154,54 @@ public struct Quantizer: Sendable {
     } else {
       for i in 0..<n { d[i] = rule.apply(s[i], k, 0) }
     }
+  }
+}
+
+protocol KernelVisitor {
+  mutating func visit<R: Kernel>(_ rule: R)
+}
+
+struct ElementwiseRun: KernelVisitor {
+  let k: KernelConstants, rng: CounterRNG
+  let src: UnsafePointer<Float>, dst: UnsafeMutablePointer<Float>, n: Int, first: UInt64
+  func visit<R: Kernel>(_ rule: R) { Quantizer.run(rule, k, rng, src, dst, n, first) }
+}
+
+/// The fused block loop: scale, round, scale back, and count, with arithmetic masks only (for
+/// magnitudes a, b below 2^31, (a - b) >> 31 is 1 exactly when a < b) so that it vectorizes.
+struct BlockRun: KernelVisitor {
+  let k: KernelConstants, rng: CounterRNG
+  let x: UnsafeMutablePointer<Float>, n: Int, block: Int
+  let down: UnsafePointer<Float>, up: UnsafePointer<Float>
+  let limit: UInt32, first: UInt64
+  var saturated: UInt32 = 0, flushed: UInt32 = 0
+
+  mutating func visit<R: Kernel>(_ rule: R) {
+    let k = KernelConstants.freshCopy(k), rng = rng, limit = limit
+    let bits = UnsafeMutableRawPointer(x).assumingMemoryBound(to: UInt32.self)
+    let high = rng.highKey(first), low0 = UInt32(truncatingIfNeeded: first)
+    precondition(UInt64(n) <= (1 << 32) - (first & 0xFFFF_FFFF), "block tensors are limited to 2^32 values per call")
+    var sat: UInt32 = 0, flush: UInt32 = 0
+    var lo = 0
+    var b = 0
+    while lo < n {
+      let hi = min(n, lo + block)
+      let d = down[b], u = up[b]
+      for i in lo..<hi {
+        let xin = bits[i]
+        let y = (Float(bitPattern: xin) * d).bitPattern
+        let random = R.usesRandom ? rng.bits32(low: low0 &+ UInt32(truncatingIfNeeded: i), high: high) : 0
+        let q = Float(bitPattern: rule.apply(y, k, random)) * u
+        let out = q.bitPattern
+        bits[i] = out
+        let ay = y & 0x7FFF_FFFF, ax = xin & 0x7FFF_FFFF, ao = out & 0x7FFF_FFFF
+        sat &+= ((limit &- ay) &>> 31) & (((0x7F80_0000 &- ay) &>> 31) ^ 1)
+        flush &+= ((0 &- ax) &>> 31) & (((0x7F80_0000 &- ax) &>> 31) ^ 1) & (((0 &- ao) &>> 31) ^ 1)
+      }
+      lo = hi
+      b += 1
+    }
+    saturated = sat
+    flushed = flush
   }
 }
