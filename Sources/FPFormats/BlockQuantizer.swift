@@ -87,8 +87,10 @@ public struct BlockQuantizer: Sendable {
   ) throws {
     precondition(x.count >= rows * cols)
     guard rows * cols > 0, let base = x.baseAddress else { return }
-    let tensorAmax = finiteAmax(base, rows * cols)
-    stats.amax = max(stats.amax, tensorAmax)
+    // The tensor's amax is needed before any block only by NVFP4 and tensor scaling; otherwise the
+    // telemetry takes it from the block maxima as they go.
+    let needsTensorAmax = format.rule == .nvfp4 || format.tensorScale
+    let tensorAmax = needsTensorAmax ? finiteAmax(base, rows * cols) : 0
     switch format.block {
     case .vector(let n):
       if axis == 1 {
@@ -145,10 +147,13 @@ public struct BlockQuantizer: Sendable {
         let seg = p + r * cols + s0
         let len = min(segment, cols - s0)
         let nb = (len + block - 1) / block
+        var segmentAmax: Float = 0
         for b in 0..<nb {
           let lo = b * block
           down[b] = finiteAmax(seg + lo, min(len, lo + block) - lo)  // the block amax, for now
+          segmentAmax = max(segmentAmax, down[b])
         }
+        stats.amax = max(stats.amax, segmentAmax)
         blockFactors(
           amaxToDown: down, up: up, count: nb, firstBlock: r * blocksPerRow + s0 / block, tensorAmax: tensorAmax,
           global: g, stats: &stats)
