@@ -176,6 +176,19 @@ struct BlockRun: KernelVisitor {
   let limit: UInt32, first: UInt64
   var saturated: UInt32 = 0, flushed: UInt32 = 0
 
+  /// One value: (result bits, 1 if the scaled value passed `limit`, 1 if a non-zero input became 0).
+  @inline(__always)
+  static func one<R: Kernel>(
+    _ xin: UInt32, _ d: Float, _ u: Float, _ rule: R, _ k: KernelConstants, _ random: UInt32, _ limit: UInt32
+  ) -> (UInt32, UInt32, UInt32) {
+    let y = (Float(bitPattern: xin) * d).bitPattern
+    let out = (Float(bitPattern: rule.apply(y, k, random)) * u).bitPattern
+    let ay = y & 0x7FFF_FFFF, ax = xin & 0x7FFF_FFFF, ao = out & 0x7FFF_FFFF
+    let s = ((limit &- ay) &>> 31) & (((0x7F80_0000 &- ay) &>> 31) ^ 1)
+    let f = ((0 &- ax) &>> 31) & (((0x7F80_0000 &- ax) &>> 31) ^ 1) & (((0 &- ao) &>> 31) ^ 1)
+    return (out, s, f)
+  }
+
   mutating func visit<R: Kernel>(_ rule: R) {
     let k = KernelConstants.freshCopy(k), rng = rng, limit = limit
     let bits = UnsafeMutableRawPointer(x).assumingMemoryBound(to: UInt32.self)
@@ -183,23 +196,43 @@ struct BlockRun: KernelVisitor {
     precondition(UInt64(n) <= (1 << 32) - (first & 0xFFFF_FFFF), "block tensors are limited to 2^32 values per call")
     var sat: UInt32 = 0, flush: UInt32 = 0
     var lo = 0
-    var b = 0
+    if block % 16 == 0 {
+      // Whole 16-value chunks share one block's factors: a fixed-length inner loop is one 512-bit
+      // step with no remainder code, and the counts stay in 16 lanes until the end instead of being
+      // reduced across lanes once per block.
+      let lanes = UnsafeMutablePointer<UInt32>.allocate(capacity: 32)
+      lanes.initialize(repeating: 0, count: 32)
+      defer { lanes.deallocate() }
+      let chunksPerBlock = block / 16
+      var b = 0, chunk = 0
+      while lo + 16 <= n {
+        let d = down[b], u = up[b]
+        for j in 0..<16 {
+          let i = lo + j
+          let r = R.usesRandom ? rng.bits32(low: low0 &+ UInt32(truncatingIfNeeded: i), high: high) : 0
+          let (out, s, f) = BlockRun.one(bits[i], d, u, rule, k, r, limit)
+          bits[i] = out
+          lanes[j] &+= s
+          lanes[16 + j] &+= f
+        }
+        lo += 16
+        chunk += 1
+        if chunk == chunksPerBlock { chunk = 0; b += 1 }
+      }
+      for j in 0..<16 { sat &+= lanes[j]; flush &+= lanes[16 + j] }
+    }
     while lo < n {
-      let hi = min(n, lo + block)
+      let b = lo / block
+      let hi = min(n, (b + 1) * block)
       let d = down[b], u = up[b]
       for i in lo..<hi {
-        let xin = bits[i]
-        let y = (Float(bitPattern: xin) * d).bitPattern
-        let random = R.usesRandom ? rng.bits32(low: low0 &+ UInt32(truncatingIfNeeded: i), high: high) : 0
-        let q = Float(bitPattern: rule.apply(y, k, random)) * u
-        let out = q.bitPattern
+        let r = R.usesRandom ? rng.bits32(low: low0 &+ UInt32(truncatingIfNeeded: i), high: high) : 0
+        let (out, s, f) = BlockRun.one(bits[i], d, u, rule, k, r, limit)
         bits[i] = out
-        let ay = y & 0x7FFF_FFFF, ax = xin & 0x7FFF_FFFF, ao = out & 0x7FFF_FFFF
-        sat &+= ((limit &- ay) &>> 31) & (((0x7F80_0000 &- ay) &>> 31) ^ 1)
-        flush &+= ((0 &- ax) &>> 31) & (((0x7F80_0000 &- ax) &>> 31) ^ 1) & (((0 &- ao) &>> 31) ^ 1)
+        sat &+= s
+        flush &+= f
       }
       lo = hi
-      b += 1
     }
     saturated = sat
     flushed = flush
