@@ -5,13 +5,20 @@
 /// across each group of n values first.
 ///
 /// Rows of a row-major [rows, cols] matrix are transformed in consecutive groups of n along the last
-/// axis (cols must be a multiple of n): y = x R, computed as FWHT(x * d) / sqrt(n), in float32.
+/// axis (cols must be a multiple of n): y = x R in float32, as a dense product for n <= 32 and as
+/// FWHT(x * d) / sqrt(n) (fast Walsh-Hadamard butterflies) above.
 public struct RandomHadamard: Sendable, Hashable {
   public let size: Int
   public let seed: UInt64
   public let stream: UInt64
   /// The random signs, +1 or -1.
   public let signs: [Float]
+  /// R itself, row-major n x n, for sizes up to `denseLimit`: there a dense product (n multiply-adds
+  /// per value, all 512-bit vector operations) is faster than the n log2 n butterflies, whose short
+  /// early stages do not vectorize.
+  let matrix: [Float]
+  let transposedMatrix: [Float]
+  static let denseLimit = 32
 
   public init(size: Int, seed: UInt64 = 0, stream: UInt64 = 0) throws {
     guard size >= 2, size <= 256, size & (size - 1) == 0 else {
@@ -22,11 +29,25 @@ public struct RandomHadamard: Sendable, Hashable {
     self.stream = stream
     let rng = CounterRNG(seed: seed, stream: stream)
     signs = (0..<size).map { rng.bits32(UInt64($0)) & 1 == 0 ? 1 : -1 }
+    if size <= RandomHadamard.denseLimit {
+      // R[i][j] = d_i * H[i][j] / sqrt(n), H[i][j] = (-1)^popcount(i & j).
+      let scale = 1 / Float(size).squareRoot()
+      var m = [Float](repeating: 0, count: size * size)
+      for i in 0..<size {
+        for j in 0..<size { m[i * size + j] = signs[i] * ((i & j).nonzeroBitCount % 2 == 0 ? scale : -scale) }
+      }
+      matrix = m
+      transposedMatrix = (0..<size * size).map { m[($0 % size) * size + $0 / size] }
+    } else {
+      matrix = []
+      transposedMatrix = []
+    }
   }
 
   /// x <- x R on every group of n values along the last axis.
   public func forward(_ x: UnsafeMutableBufferPointer<Float>, rows: Int, cols: Int) throws {
     try check(cols)
+    if !matrix.isEmpty { return dense(x.baseAddress!, rows * cols, transposed: false) }
     for g in stride(from: 0, to: rows * cols, by: size) {
       let p = x.baseAddress! + g
       for i in 0..<size { p[i] *= signs[i] }
@@ -37,10 +58,54 @@ public struct RandomHadamard: Sendable, Hashable {
   /// x <- x R^T (the inverse): FWHT(x) / sqrt(n), then the signs.
   public func inverse(_ x: UnsafeMutableBufferPointer<Float>, rows: Int, cols: Int) throws {
     try check(cols)
+    if !matrix.isEmpty { return dense(x.baseAddress!, rows * cols, transposed: true) }
     for g in stride(from: 0, to: rows * cols, by: size) {
       let p = x.baseAddress! + g
       RandomHadamard.fwht(p, size)
       for i in 0..<size { p[i] *= signs[i] }
+    }
+  }
+
+  /// Each group y = x R (or x R^T): y_j = sum_k x_k R[k][j], in float32, summed in a fixed order.
+  /// Sizes 16 and 32 keep y in one or two 16-lane registers (SIMD16 arithmetic, no comparisons).
+  private func dense(_ p: UnsafeMutablePointer<Float>, _ count: Int, transposed: Bool) {
+    let n = size
+    let r = transposed ? transposedMatrix : matrix
+    r.withUnsafeBufferPointer { rb in
+      let rm = rb.baseAddress!
+      if n % 16 == 0 {
+        // Four partial sums (k mod 4) break the chain of dependent additions; each group's result is
+        // complete before it overwrites x.
+        let lanes = n / 16
+        let rows = UnsafeRawPointer(rm).bindMemory(to: SIMD16<Float>.self, capacity: n * lanes)
+        var out = (SIMD16<Float>(repeating: 0), SIMD16<Float>(repeating: 0))
+        for g in stride(from: 0, to: count, by: n) {
+          let x = p + g
+          for half in 0..<lanes {
+            var a0 = SIMD16<Float>(repeating: 0), a1 = a0, a2 = a0, a3 = a0
+            for k in stride(from: 0, to: n, by: 4) {
+              a0 += x[k] * rows[k * lanes + half]
+              a1 += x[k + 1] * rows[(k + 1) * lanes + half]
+              a2 += x[k + 2] * rows[(k + 2) * lanes + half]
+              a3 += x[k + 3] * rows[(k + 3) * lanes + half]
+            }
+            if half == 0 { out.0 = (a0 + a1) + (a2 + a3) } else { out.1 = (a0 + a1) + (a2 + a3) }
+          }
+          UnsafeMutableRawPointer(x).storeBytes(of: out.0, as: SIMD16<Float>.self)
+          if lanes == 2 { UnsafeMutableRawPointer(x + 16).storeBytes(of: out.1, as: SIMD16<Float>.self) }
+        }
+        return
+      }
+      var y = [Float](repeating: 0, count: n)
+      for g in stride(from: 0, to: count, by: n) {
+        let x = p + g
+        for j in 0..<n {
+          var s: Float = 0
+          for k in 0..<n { s += x[k] * rm[k * n + j] }
+          y[j] = s
+        }
+        for j in 0..<n { x[j] = y[j] }
+      }
     }
   }
 

@@ -20,6 +20,9 @@ struct BenchQuantize: ParsableCommand {
   @Option(help: "Timed repetitions; the median is reported.")
   var repeats: Int = 7
 
+  @Option(help: "Apply a random Hadamard transform of this size before quantizing (timed with it).")
+  var hadamard: Int?
+
   @Option(help: "Also time a peer in this run: ml_dtypes (python3 with ml_dtypes installed).")
   var peer: String?
 
@@ -36,6 +39,8 @@ struct BenchQuantize: ParsableCommand {
   func run() throws {
     let quantizer = try options.quantizer()
     let format = try options.resolvedFormat()
+    let transform = try hadamard.map { try RandomHadamard(size: $0, seed: options.seed) }
+    if let h = hadamard, n % h != 0 { throw CLIError("--n \(n) must be a multiple of the Hadamard size \(h)") }
     // Inputs: standard normal values (Box-Muller on the counter-based generator), the distribution
     // of weights and activations and the one the ml_dtypes peer is timed on.
     let rng = CounterRNG(seed: 12345, stream: 1)
@@ -51,7 +56,10 @@ struct BenchQuantize: ParsableCommand {
       work.withUnsafeMutableBufferPointer { w in
         source.withUnsafeBufferPointer { s in
           copyTimes.append(seconds { _ = w.update(fromContentsOf: s) })
-          quantizeTimes.append(seconds { try? quantizer.quantize(w, rows: 1, cols: n, threads: threads) })
+          quantizeTimes.append(seconds {
+            try? transform?.forward(w, rows: n / transform!.size, cols: transform!.size)
+            try? quantizer.quantize(w, rows: 1, cols: n, threads: threads)
+          })
         }
       }
     }
@@ -64,14 +72,16 @@ struct BenchQuantize: ParsableCommand {
       var fields = [
         "\"format\": \"\(format)\"", "\"rounding\": \"\(options.rounding)\"",
         "\"overflow\": \"\(options.overflow.rawValue)\"", "\"n\": \(n)", "\"threads\": \(threads)",
-        "\"repeats\": \(repeats)", "\"elements_per_second\": \(Int(rate))",
+        "\"repeats\": \(repeats)", "\"hadamard\": \(hadamard.map(String.init) ?? "null")",
+        "\"elements_per_second\": \(Int(rate))",
         "\"copy_elements_per_second\": \(Int(copyRate))",
         "\"fraction_of_copy\": \(String(format2: rate / copyRate))",
       ]
       if let p = peerRate { fields.append("\"ml_dtypes_elements_per_second\": \(Int(p))") }
       print("{" + fields.joined(separator: ", ") + "}")
     } else {
-      print("quantize \(format) \(options.rounding) \(options.overflow.rawValue), n=\(n), threads=\(threads), median of \(repeats)")
+      let h = hadamard.map { ", \($0)-point Hadamard" } ?? ""
+      print("quantize \(format) \(options.rounding) \(options.overflow.rawValue)\(h), n=\(n), threads=\(threads), median of \(repeats)")
       print("  fpsim quantize (in place): \(giga(rate)) G elements/s")
       print("  plain copy (baseline):     \(giga(copyRate)) G elements/s  (quantize = \(String(format2: rate / copyRate)) x copy)")
       if let p = peerRate {
