@@ -135,6 +135,26 @@ func scaled(_ spec: String) throws -> BlockQuantizer { BlockQuantizer(format: tr
     #expect(try BlockQuantizer(format: f, rounding: .stochastic, seed: 0).quantize(block) == first)
   }
 
+  /// Stochastic rounding of the scale itself: amax 6.18 gives the unrounded scale 1.03, between the
+  /// UE4M3 neighbours 1 and 1.125 (p = 0.24 of rounding up). The amax element rounds to 6 under either
+  /// scale, so its output is 6 * s and its mean over seeds must approach 6 * 1.03 = 6.18: within 5
+  /// standard deviations of a Bernoulli mean (spread 0.75 between the outcomes).
+  @Test func stochasticScaleRoundingIsUnbiased() throws {
+    let f = try ScaledFormat(parsing: "e2m1/ue4m3/16:scale-rounding=stochastic")
+    let block: [Float] = [6 * 1.03] + [Float](repeating: 0.5, count: 15)
+    let n = 20_000
+    var sum = 0.0
+    var outcomes = Set<Float>()
+    for seed in 0..<UInt64(n) {
+      let out = try BlockQuantizer(format: f, seed: seed).quantize(block)
+      sum += Double(out[0])
+      outcomes.insert(out[0])
+    }
+    #expect(outcomes == [6, 6.75])
+    let exact = Double(Float(6 * 1.03) / 6) * 6
+    #expect(abs(sum / Double(n) - exact) < 5 * 0.75 / (2 * Double(n).squareRoot()))
+  }
+
   @Test(arguments: ["e2m1/ue8m0/0", "e2m1/zz/16", "e2m1/ue8m0/16:rule=amax", "e2m1/ue5m3/16:rule=floor", "e2m1/ue5m3", "e2m1/ue5m3/16:bogus"])
   func badSpecsAreRefused(spec: String) {
     #expect(throws: (any Error).self) { try ScaledFormat(parsing: spec) }
