@@ -17,6 +17,7 @@ let package = Package(
   products: [
     // Public modules, bottom layer first (DESIGN.md "Layers").
     .library(name: "FPFormats", targets: ["FPFormats"]),
+    .library(name: "FPStore", targets: ["FPStore"]),
     .executable(name: "fpsim", targets: ["fpsim"]),
   ],
   dependencies: [
@@ -25,12 +26,17 @@ let package = Package(
   targets: [
     // MARK: Library layers
     .target(name: "FPFormats", swiftSettings: native),
+    .target(name: "FPStore", dependencies: ["CHDF5", "CZstd"], swiftSettings: native),
+    // System libraries with shim headers (PLATFORM.md "HDF5 from Swift"); hdf5_hl is linked by the module map.
+    .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+    .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
 
     // MARK: Command line (thin: parses, builds a library value, calls it)
     .executableTarget(
       name: "fpsim",
       dependencies: [
         "FPFormats",
+        "FPStore",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: native),
@@ -40,5 +46,6 @@ let package = Package(
       name: "FPFormatsTests", dependencies: ["FPFormats"],
       resources: [.copy("Resources/vectors")], swiftSettings: native),
     .testTarget(name: "fpsimTests", dependencies: ["fpsim", "FPFormats"], swiftSettings: native),
+    .testTarget(name: "FPStoreTests", dependencies: ["FPStore"], swiftSettings: native),
   ]
 )
