@@ -18,6 +18,7 @@ let package = Package(
     // Public modules, bottom layer first (DESIGN.md "Layers").
     .library(name: "FPFormats", targets: ["FPFormats"]),
     .library(name: "FPStore", targets: ["FPStore"]),
+    .library(name: "FPStudy", targets: ["FPStudy"]),
     .executable(name: "fpsim", targets: ["fpsim"]),
   ],
   dependencies: [
@@ -27,6 +28,7 @@ let package = Package(
     // MARK: Library layers
     .target(name: "FPFormats", swiftSettings: native),
     .target(name: "FPStore", dependencies: ["CHDF5", "CZstd"], swiftSettings: native),
+    .target(name: "FPStudy", dependencies: ["FPFormats", "FPStore"], swiftSettings: native),
     // System libraries with shim headers (PLATFORM.md "HDF5 from Swift"); hdf5_hl is linked by the module map.
     .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
     .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
@@ -37,6 +39,7 @@ let package = Package(
       dependencies: [
         "FPFormats",
         "FPStore",
+        "FPStudy",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: native),
@@ -47,5 +50,6 @@ let package = Package(
       resources: [.copy("Resources/vectors")], swiftSettings: native),
     .testTarget(name: "fpsimTests", dependencies: ["fpsim", "FPFormats"], swiftSettings: native),
     .testTarget(name: "FPStoreTests", dependencies: ["FPStore"], swiftSettings: native),
+    .testTarget(name: "FPStudyTests", dependencies: ["FPStudy", "FPStore", "FPFormats"], swiftSettings: native),
   ]
 )

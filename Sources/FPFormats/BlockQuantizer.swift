@@ -79,6 +79,49 @@ public struct BlockQuantizer: Sendable {
     return try quantize(values, stats: &s)
   }
 
+  /// In place, blocks along the last axis of a row-major [rows, cols] tensor (vector, `row` and
+  /// `tensor` blocks), with everything needed to store the result as codes: each value's element (the
+  /// rounded value before scaling back) into `elements`, each block's stored scale (a value of the
+  /// scale format; 2^e for UE8M0) into `scales`, block order row-major. A tensor streamed in pieces
+  /// passes each piece's first element and block index (random counters continue across pieces) and
+  /// `tensorAmax`, the whole tensor's max |x|, which NVFP4 and tensor scaling need.
+  public func quantizeLastAxis(
+    _ x: UnsafeMutableBufferPointer<Float>, rows: Int, cols: Int, firstIndex: Int = 0, firstBlock: Int = 0,
+    tensorAmax: Float? = nil, elements: UnsafeMutablePointer<Float>? = nil,
+    scales: UnsafeMutablePointer<Float>? = nil, stats: inout QuantizationStats
+  ) throws {
+    guard rows * cols > 0, let base = x.baseAddress else { return }
+    let block: Int
+    switch format.block {
+    case .vector(let n): block = n
+    case .row: block = cols
+    case .tensor: block = rows * cols
+    case .tile:
+      throw FormatError.invalid("2-D tiles are not blocks along the last axis: quantize the whole matrix")
+    }
+    let a = tensorAmax ?? (format.rule == .nvfp4 || format.tensorScale ? finiteAmax(base, rows * cols) : 0)
+    let (r, c) = format.block == .tensor ? (1, rows * cols) : (rows, cols)
+    quantizeRows(
+      base, rows: r, cols: c, block: block, tensorAmax: a, first: firstIndex, firstBlock: firstBlock,
+      elements: elements, scales: scales, stats: &stats)
+  }
+
+  /// The second-level float32 scale stored with a tensor of max |x| `tensorAmax`: g of the amax rule,
+  /// S_dec = 1 / S_enc of NVFP4; nil for formats without one.
+  public func tensorScale(tensorAmax a: Float) -> Float? {
+    switch format.rule {
+    case .nvfp4: return 1 / (a == 0 ? 1 : min(2688 / a, .greatestFiniteMagnitude))
+    case .amax where format.tensorScale: return globalFactor(a)
+    default: return nil
+    }
+  }
+
+  /// max |x| over the finite values of a tensor.
+  public func amax(_ x: UnsafeBufferPointer<Float>) -> Float {
+    guard let b = x.baseAddress else { return 0 }
+    return finiteAmax(UnsafeMutablePointer(mutating: b), x.count)
+  }
+
   /// In place, a row-major matrix [rows, cols]. Vector blocks run along `axis` (1: along each row, the
   /// last axis; 0: down each column); tiles cover the matrix in RxC pieces (short at the edges).
   public func quantize(
@@ -131,7 +174,8 @@ public struct BlockQuantizer: Sendable {
   /// scale back.
   private func quantizeRows(
     _ p: UnsafeMutablePointer<Float>, rows: Int, cols: Int, block: Int, tensorAmax: Float, first: Int,
-    stats: inout QuantizationStats
+    firstBlock: Int? = nil, elements: UnsafeMutablePointer<Float>? = nil,
+    scales: UnsafeMutablePointer<Float>? = nil, stats: inout QuantizationStats
   ) {
     let blocksPerRow = (cols + block - 1) / block
     let segment = block * max(1, 8192 / block)
@@ -154,13 +198,14 @@ public struct BlockQuantizer: Sendable {
           segmentAmax = max(segmentAmax, down[b])
         }
         stats.amax = max(stats.amax, segmentAmax)
+        let localBlock = r * blocksPerRow + s0 / block
         blockFactors(
-          amaxToDown: down, up: up, count: nb, firstBlock: r * blocksPerRow + s0 / block, tensorAmax: tensorAmax,
-          global: g, stats: &stats)
+          amaxToDown: down, up: up, count: nb, firstBlock: (firstBlock ?? first / max(cols, 1) * blocksPerRow) + localBlock,
+          tensorAmax: tensorAmax, global: g, stored: scales.map { $0 + localBlock }, stats: &stats)
         // A zero scale (amax rule) has up = 0: q * 0 gives the block's zeros with their signs kept.
         let (s, f) = element.quantizeBlocks(
           seg, count: len, blockSize: block, down: down, up: up, saturationLimit: saturationLimit,
-          firstIndex: first + r * cols + s0)
+          firstIndex: first + r * cols + s0, elements: elements.map { $0 + r * cols + s0 })
         saturated += s
         flushed += f
       }
@@ -195,7 +240,8 @@ public struct BlockQuantizer: Sendable {
   /// are rounded all at once, block b drawing counter `firstBlock + b` when stochastic.
   private func blockFactors(
     amaxToDown down: UnsafeMutablePointer<Float>, up: UnsafeMutablePointer<Float>, count nb: Int,
-    firstBlock: Int, tensorAmax a: Float, global g: Float, stats: inout QuantizationStats
+    firstBlock: Int, tensorAmax a: Float, global g: Float, stored: UnsafeMutablePointer<Float>?,
+    stats: inout QuantizationStats
   ) {
     let scales = UnsafeMutableBufferPointer(start: up, count: nb)
     switch format.rule {
@@ -217,6 +263,7 @@ public struct BlockQuantizer: Sendable {
         if e > 127 { stats.scaleSaturated += 1; e = 127 }
         down[b] = pow2(-e)
         up[b] = pow2(e)
+        stored?[b] = pow2(e)
       }
     case .amax:
       for b in 0..<nb { up[b] = (down[b] / maxElem) / g }  // the unrounded scale
@@ -225,6 +272,7 @@ public struct BlockQuantizer: Sendable {
       scaleQuantizer.quantize(scales, firstIndex: firstBlock)
       for b in 0..<nb {
         if raw[b] > 0 && up[b] == 0 { stats.scaleUnderflow += 1 }
+        stored?[b] = up[b]
         let d = up[b] * g
         let usable = d != 0 && d.isFinite
         down[b] = usable ? 1 / d : 0
@@ -243,6 +291,7 @@ public struct BlockQuantizer: Sendable {
       for b in 0..<nb {
         let s = up[b]
         if raw[b] > 0 && s == 0 { stats.scaleUnderflow += 1 }
+        stored?[b] = s
         down[b] = min(1 / (s * sDec), fltMax)
         up[b] = (s * a) * (1 / Float(2688))
       }

@@ -108,13 +108,15 @@ public struct Quantizer: Sendable {
   /// (blocks of `blockSize` values, the last one possibly short), in one fused, vectorized pass.
   /// Returns how many scaled values were above `saturationLimit` and how many non-zero, non-NaN
   /// inputs came out as zero.
+  /// With `elements`, also stores each value's element (the rounded value before scaling back).
   public func quantizeBlocks(
     _ x: UnsafeMutablePointer<Float>, count: Int, blockSize: Int, down: UnsafePointer<Float>,
-    up: UnsafePointer<Float>, saturationLimit: Float, firstIndex: Int = 0
+    up: UnsafePointer<Float>, saturationLimit: Float, firstIndex: Int = 0,
+    elements: UnsafeMutablePointer<Float>? = nil
   ) -> (saturated: Int, flushed: Int) {
     var run = BlockRun(
       k: constants, rng: rng, x: x, n: count, block: blockSize, down: down, up: up,
-      limit: saturationLimit.bitPattern, first: UInt64(firstIndex))
+      limit: saturationLimit.bitPattern, first: UInt64(firstIndex), elements: elements)
     withKernel(constants, &run)
     return (Int(run.saturated), Int(run.flushed))
   }
@@ -174,22 +176,34 @@ struct BlockRun: KernelVisitor {
   let x: UnsafeMutablePointer<Float>, n: Int, block: Int
   let down: UnsafePointer<Float>, up: UnsafePointer<Float>
   let limit: UInt32, first: UInt64
+  let elements: UnsafeMutablePointer<Float>?
   var saturated: UInt32 = 0, flushed: UInt32 = 0
 
   /// One value: (result bits, 1 if the scaled value passed `limit`, 1 if a non-zero input became 0).
   @inline(__always)
   static func one<R: Kernel>(
     _ xin: UInt32, _ d: Float, _ u: Float, _ rule: R, _ k: KernelConstants, _ random: UInt32, _ limit: UInt32
-  ) -> (UInt32, UInt32, UInt32) {
+  ) -> (UInt32, UInt32, UInt32, UInt32) {
     let y = (Float(bitPattern: xin) * d).bitPattern
-    let out = (Float(bitPattern: rule.apply(y, k, random)) * u).bitPattern
+    let q = rule.apply(y, k, random)
+    let out = (Float(bitPattern: q) * u).bitPattern
     let ay = y & 0x7FFF_FFFF, ax = xin & 0x7FFF_FFFF, ao = out & 0x7FFF_FFFF
     let s = ((limit &- ay) &>> 31) & (((0x7F80_0000 &- ay) &>> 31) ^ 1)
     let f = ((0 &- ax) &>> 31) & (((0x7F80_0000 &- ax) &>> 31) ^ 1) & (((0 &- ao) &>> 31) ^ 1)
-    return (out, s, f)
+    return (out, s, f, q)
   }
 
   mutating func visit<R: Kernel>(_ rule: R) {
+    // Two specialisations, so the common case has no store (and no branch) for the elements.
+    if let e = elements {
+      run(rule, ElementSink(p: UnsafeMutableRawPointer(e).assumingMemoryBound(to: UInt32.self)))
+    } else {
+      run(rule, NoElementSink())
+    }
+  }
+
+  @inline(__always)
+  mutating func run<R: Kernel, S: ElementStore>(_ rule: R, _ sink: S) {
     let k = KernelConstants.freshCopy(k), rng = rng, limit = limit
     let bits = UnsafeMutableRawPointer(x).assumingMemoryBound(to: UInt32.self)
     let high = rng.highKey(first), low0 = UInt32(truncatingIfNeeded: first)
@@ -210,8 +224,9 @@ struct BlockRun: KernelVisitor {
         for j in 0..<16 {
           let i = lo + j
           let r = R.usesRandom ? rng.bits32(low: low0 &+ UInt32(truncatingIfNeeded: i), high: high) : 0
-          let (out, s, f) = BlockRun.one(bits[i], d, u, rule, k, r, limit)
+          let (out, s, f, q) = BlockRun.one(bits[i], d, u, rule, k, r, limit)
           bits[i] = out
+          sink.store(i, q)
           lanes[j] &+= s
           lanes[16 + j] &+= f
         }
@@ -227,8 +242,9 @@ struct BlockRun: KernelVisitor {
       let d = down[b], u = up[b]
       for i in lo..<hi {
         let r = R.usesRandom ? rng.bits32(low: low0 &+ UInt32(truncatingIfNeeded: i), high: high) : 0
-        let (out, s, f) = BlockRun.one(bits[i], d, u, rule, k, r, limit)
+        let (out, s, f, q) = BlockRun.one(bits[i], d, u, rule, k, r, limit)
         bits[i] = out
+        sink.store(i, q)
         sat &+= s
         flush &+= f
       }
@@ -237,4 +253,18 @@ struct BlockRun: KernelVisitor {
     saturated = sat
     flushed = flush
   }
+}
+
+/// Where `BlockRun` puts each value's element (bits), if anywhere.
+protocol ElementStore {
+  func store(_ i: Int, _ bits: UInt32)
+}
+
+struct NoElementSink: ElementStore {
+  @inline(__always) func store(_ i: Int, _ bits: UInt32) {}
+}
+
+struct ElementSink: ElementStore {
+  let p: UnsafeMutablePointer<UInt32>
+  @inline(__always) func store(_ i: Int, _ bits: UInt32) { p[i] = bits }
 }

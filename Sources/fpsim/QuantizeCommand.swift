@@ -1,8 +1,11 @@
 import ArgumentParser
 import FPFormats
+import FPStore
+import FPStudy
 import Foundation
 
-/// `fpsim quantize`: numbers from standard input, rounded to a format, one result a line.
+/// `fpsim quantize`: numbers from standard input, rounded to a format, one result a line; or an HDF5
+/// dataset into an `fpsim/tensors` file (`--in FILE:DATASET --out FILE:PATH`).
 struct Quantize: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Round numbers from standard input to a format; one result a line.")
@@ -23,7 +26,17 @@ struct Quantize: ParsableCommand {
   @Option(help: "Block formats: block along axis 1 (the last, default) or 0 of the matrix.")
   var axis: Int = 1
 
+  @Option(name: .customLong("in"), help: "Quantize an HDF5 float dataset, FILE:DATASET (instead of standard input).")
+  var input: String?
+
+  @Option(name: .customLong("out"), help: "With --in: the fpsim/tensors FILE:PATH to write (a new file, or a new path in one).")
+  var output: String?
+
+  @Option(help: "With --in: none, deflate[:LEVEL] (default, opens everywhere) or zstd[:LEVEL] (needs hdf5plugin in h5py).")
+  var compression: String = "deflate"
+
   func run() throws {
+    if input != nil || output != nil { return try runFile() }
     let quantizer = try options.quantizer()
     let input = try NumberInput.parse(NumberInput.readStandardInput(), as: from)
     let (rows, cols) = try matrixShape(count: input.count)
@@ -48,6 +61,25 @@ struct Quantize: ParsableCommand {
       text += "\n"
     }
     FileHandle.standardOutput.write(Data(text.utf8))
+  }
+
+  private func runFile() throws {
+    guard let input, let output else {
+      throw CLIError("--in and --out go together: fpsim quantize --format F --in weights.h5:/w --out q.h5:/w")
+    }
+    guard let codec = Compression(compression) else {
+      throw CLIError("unknown compression '\(compression)': use none, deflate[:LEVEL] or zstd[:LEVEL]")
+    }
+    if to != .value || from != .value || shape != nil {
+      throw CLIError("--from, --to and --shape apply to standard input; --in/--out take the dataset's shape")
+    }
+    let job = DatasetQuantization(
+      input: try HDF5Location(parsing: input), output: try HDF5Location(parsing: output),
+      format: try options.resolvedFormat(), rounding: try RoundingMode(parsing: options.rounding),
+      overflow: options.overflow, seed: options.seed, compression: codec, axis: axis == 1 ? nil : axis)
+    let s = try job.run()
+    let n = s.stats.count
+    print("\(job.input) \(s.shape) -> \(job.output) as \(job.format): \(n) values, \(s.stats.saturated) saturated, \(s.stats.flushedToZero) flushed to zero")
   }
 
   private func matrixShape(count: Int) throws -> (Int, Int) {
