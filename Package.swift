@@ -18,6 +18,7 @@ let package = Package(
     // Public modules, bottom layer first (DESIGN.md "Layers").
     .library(name: "FPFormats", targets: ["FPFormats"]),
     .library(name: "FPStore", targets: ["FPStore"]),
+    .library(name: "FPEngine", targets: ["FPEngine"]),
     .library(name: "FPStudy", targets: ["FPStudy"]),
     .executable(name: "fpsim", targets: ["fpsim"]),
   ],
@@ -28,10 +29,13 @@ let package = Package(
     // MARK: Library layers
     .target(name: "FPFormats", swiftSettings: native),
     .target(name: "FPStore", dependencies: ["CHDF5", "CZstd"], swiftSettings: native),
-    .target(name: "FPStudy", dependencies: ["FPFormats", "FPStore"], swiftSettings: native),
+    .target(name: "FPEngine", dependencies: ["FPFormats", "CBLAS"], swiftSettings: native),
+    .target(name: "FPStudy", dependencies: ["FPFormats", "FPEngine", "FPStore"], swiftSettings: native),
     // System libraries with shim headers (PLATFORM.md "HDF5 from Swift"); hdf5_hl is linked by the module map.
     .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
     .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+    // CBLAS: cblas.h from /usr/include/x86_64-linux-gnu, no pkg-config entry (PLATFORM.md); links libblas.
+    .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
 
     // MARK: Command line (thin: parses, builds a library value, calls it)
     .executableTarget(
@@ -40,6 +44,7 @@ let package = Package(
         "FPFormats",
         "FPStore",
         "FPStudy",
+        "FPEngine",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: native),
@@ -50,6 +55,7 @@ let package = Package(
       resources: [.copy("Resources/vectors")], swiftSettings: native),
     .testTarget(name: "fpsimTests", dependencies: ["fpsim", "FPFormats"], swiftSettings: native),
     .testTarget(name: "FPStoreTests", dependencies: ["FPStore"], swiftSettings: native),
+    .testTarget(name: "FPEngineTests", dependencies: ["FPEngine"], swiftSettings: native),
     .testTarget(name: "FPStudyTests", dependencies: ["FPStudy", "FPStore", "FPFormats"], swiftSettings: native),
   ]
 )

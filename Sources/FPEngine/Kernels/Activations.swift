@@ -1,0 +1,52 @@
+/// GELU, exact form (PyTorch `nn.GELU()` default, which nanoGPT uses): gelu(x) = x * Phi(x), Phi the
+/// standard normal CDF = (1 + erf(x / sqrt 2)) / 2.  gelu'(x) = Phi(x) + x * phi(x).
+/// inp, out, dinp, dout are flat arrays of `count` values.
+public enum GELU {
+  /// `threads` contiguous chunks run concurrently (elementwise: the result does not depend on it).
+  public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int, threads: Int = 1) {
+    nonisolated(unsafe) let out = out, inp = inp
+    parallelChunks(count, threads) { lo, hi in
+      for i in lo..<hi {
+        let x = inp[i]
+        out[i] = x * FastMath.normalCDF(x)
+      }
+    }
+  }
+
+  /// dinp += dout * gelu'(inp)
+  public static func backward(
+    dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, dout: UnsafePointer<Float>, count: Int,
+    threads: Int = 1
+  ) {
+    nonisolated(unsafe) let dinp = dinp, inp = inp, dout = dout
+    parallelChunks(count, threads) { lo, hi in
+      for i in lo..<hi {
+        let x = inp[i]
+        dinp[i] += dout[i] * (FastMath.normalCDF(x) + x * FastMath.normalPDF(x))
+      }
+    }
+  }
+}
+
+/// ReLU: out = max(x, 0); the derivative is 1 for x > 0 and 0 otherwise (0 at x = 0, as PyTorch).
+public enum ReLU {
+  public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int) {
+    for i in 0..<count { out[i] = inp[i] > 0 ? inp[i] : 0 }
+  }
+
+  /// dinp += dout * [inp > 0]
+  public static func backward(
+    dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, dout: UnsafePointer<Float>, count: Int
+  ) {
+    for i in 0..<count { dinp[i] += inp[i] > 0 ? dout[i] : 0 }
+  }
+}
+
+/// The residual connection out = a + b, whose backward passes dout unchanged to both inputs.
+public enum Residual {
+  public static func forward(
+    out: UnsafeMutablePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>, count: Int
+  ) {
+    for i in 0..<count { out[i] = a[i] + b[i] }
+  }
+}

@@ -1,0 +1,264 @@
+import Dispatch
+
+/// Causal multi-head self-attention on packed projections (GPT-2 / nanoGPT `c_attn` output):
+///
+///     qkv (B,T,3C): for position (b,t) the row is [q | k | v], each C = NH * hs wide, head h in
+///                   columns h*hs ..< (h+1)*hs of its part.
+///     S = q k^T / sqrt(hs)  (T,T) per (b,h);  P = softmax(S) over t2 <= t (causal mask);  y = P v
+///     att (B,NH,T,T): P, entries above the diagonal 0.     out (B,T,C): y with heads side by side.
+///
+/// Work is split over the B*NH (b,h) pairs, `threads` contiguous ranges run concurrently; every pair
+/// writes its own slices and the per-pair arithmetic is the same whatever the split, so results do
+/// not depend on the thread count. The fast kernels (head size a multiple of 16) compute each pair's
+/// products as register-blocked block products (`MicroGEMM`) restricted to the causal triangle; the
+/// reference kernels beside them are plain loops over the same formulas, for any head size.
+public enum Attention {
+  /// Floats of `scratch` the forward and backward need: per thread a transposed K or V (hs, Tp) and a
+  /// score block (T, Tp), Tp = T rounded up to a multiple of 16, and one row of T.
+  public static func scratchCount(T: Int, C: Int, NH: Int, threads: Int) -> Int {
+    max(1, threads) * scratchPerThread(T: T, hs: C / NH)
+  }
+
+  static func scratchPerThread(T: Int, hs: Int) -> Int {
+    let tp = (T + 15) / 16 * 16
+    return hs * tp + T * tp + T
+  }
+
+  /// Forward pass; the blocked kernel when hs is a multiple of 16, else `forwardReference`.
+  public static func forward(
+    out: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>,
+    scratch: UnsafeMutablePointer<Float>, B: Int, T: Int, C: Int, NH: Int, threads: Int = 1
+  ) {
+    precondition(C % NH == 0, "C must be a multiple of NH")
+    let hs = C / NH
+    guard hs % 16 == 0 else {
+      return forwardReference(out: out, att: att, qkv: qkv, scratch: scratch, B: B, T: T, C: C, NH: NH, threads: threads)
+    }
+    let scale = 1 / Float(hs).squareRoot()
+    let tp = (T + 15) / 16 * 16, perThread = scratchPerThread(T: T, hs: hs)
+    nonisolated(unsafe) let out = out, att = att, qkv = qkv, scratch = scratch
+    parallelPairs(B * NH, threads) { pairs, worker in
+      let kt = scratch + worker * perThread  // K^T (hs, Tp), zero-padded columns
+      let s = kt + hs * tp  // scores (T, Tp)
+      for pair in pairs {
+        let b = pair / NH, h = pair % NH
+        let base = qkv + b * T * 3 * C
+        let q = base + h * hs, k = base + C + h * hs, v = base + 2 * C + h * hs
+        let p = att + pair * T * T  // (b, h) block of att, (T, T)
+        for i in 0..<hs {
+          for t2 in 0..<T { kt[i * tp + t2] = k[t2 * 3 * C + i] }
+          for t2 in T..<tp { kt[i * tp + t2] = 0 }
+        }
+        // S = Q K^T on and below the diagonal, four rows at a time (columns up to the block's last row,
+        // rounded up to 16; the extra columns are ignored).
+        var r0 = 0
+        while r0 < T {
+          let R = min(4, T - r0)
+          MicroGEMM.rows4(
+            out: s + r0 * tp, ldo: tp, a: q + r0 * 3 * C, lda: 3 * C, aTransposed: false, b: kt, ldb: tp,
+            R: R, K: hs, W: (r0 + R + 15) / 16 * 16, accumulate: false)
+          r0 += 4
+        }
+        // P = softmax(S / sqrt(hs)) over t2 <= t, zeros above the diagonal.
+        for t in 0..<T {
+          let row = s + t * tp, prow = p + t * T, n = t + 1
+          var m = -Float.infinity
+          for t2 in 0..<n { m = max(m, row[t2]) }
+          for t2 in 0..<n { prow[t2] = FastMath.exp((row[t2] - m) * scale) }
+          let inv = 1 / Reduce.sum(prow, n)
+          for t2 in 0..<n { prow[t2] *= inv }
+          for t2 in n..<T { prow[t2] = 0 }
+        }
+        // Y = P V, reading P only up to the block's last row (zeros beyond the diagonal).
+        r0 = 0
+        while r0 < T {
+          let R = min(4, T - r0)
+          MicroGEMM.rows4(
+            out: out + (b * T + r0) * C + h * hs, ldo: C, a: p + r0 * T, lda: T, aTransposed: false, b: v, ldb: 3 * C,
+            R: R, K: r0 + R, W: hs, accumulate: false)
+          r0 += 4
+        }
+      }
+    }
+  }
+
+  /// Backward pass; the blocked kernel when hs is a multiple of 16, else `backwardReference`.
+  /// Same formulas as `backwardReference`, as block products:
+  ///
+  ///     dP = dY V^T,  dS = P * (dP - rowsum(P * dP)) / sqrt(hs),  dV += P^T dY,  dQ += dS K,  dK += dS^T Q
+  public static func backward(
+    dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
+    att: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>, B: Int, T: Int, C: Int, NH: Int,
+    threads: Int = 1
+  ) {
+    let hs = C / NH
+    guard hs % 16 == 0 else {
+      return backwardReference(dqkv: dqkv, dout: dout, qkv: qkv, att: att, scratch: scratch, B: B, T: T, C: C, NH: NH, threads: threads)
+    }
+    let scale = 1 / Float(hs).squareRoot()
+    let tp = (T + 15) / 16 * 16, perThread = scratchPerThread(T: T, hs: hs)
+    nonisolated(unsafe) let dqkv = dqkv, dout = dout, qkv = qkv, att = att, scratch = scratch
+    parallelPairs(B * NH, threads) { pairs, worker in
+      let vt = scratch + worker * perThread  // V^T (hs, Tp), zero-padded columns
+      let ds = vt + hs * tp  // dP, then dS (T, Tp)
+      for pair in pairs {
+        let b = pair / NH, h = pair % NH
+        let base = qkv + b * T * 3 * C, dbase = dqkv + b * T * 3 * C
+        let q = base + h * hs, k = base + C + h * hs, v = base + 2 * C + h * hs
+        let dq = dbase + h * hs, dk = dbase + C + h * hs, dv = dbase + 2 * C + h * hs
+        let dy = dout + b * T * C + h * hs
+        let p = att + pair * T * T
+        for i in 0..<hs {
+          for t2 in 0..<T { vt[i * tp + t2] = v[t2 * 3 * C + i] }
+          for t2 in T..<tp { vt[i * tp + t2] = 0 }
+        }
+        var r0 = 0
+        while r0 < T {
+          let R = min(4, T - r0)
+          MicroGEMM.rows4(
+            out: ds + r0 * tp, ldo: tp, a: dy + r0 * C, lda: C, aTransposed: false, b: vt, ldb: tp,
+            R: R, K: hs, W: (r0 + R + 15) / 16 * 16, accumulate: false)
+          r0 += 4
+        }
+        for t in 0..<T {
+          let row = ds + t * tp, prow = p + t * T, n = t + 1
+          let sum = Reduce.dot(prow, row, n)
+          for t2 in 0..<n { row[t2] = prow[t2] * (row[t2] - sum) * scale }
+          for t2 in n..<tp { row[t2] = 0 }
+        }
+        r0 = 0
+        while r0 < T {
+          let R = min(4, T - r0)
+          // dV rows r0..<r0+R: sum over t >= r0 of P[t][t2] dY[t] (P is zero above the diagonal).
+          MicroGEMM.rows4(
+            out: dv + (r0) * 3 * C, ldo: 3 * C, a: p + r0 * T + r0, lda: T, aTransposed: true, b: dy + r0 * C, ldb: C,
+            R: R, K: T - r0, W: hs, accumulate: true)
+          // dQ rows: sum over t2 <= t of dS[t][t2] K[t2].
+          MicroGEMM.rows4(
+            out: dq + r0 * 3 * C, ldo: 3 * C, a: ds + r0 * tp, lda: tp, aTransposed: false, b: k, ldb: 3 * C,
+            R: R, K: r0 + R, W: hs, accumulate: true)
+          // dK rows: sum over t >= t2 of dS[t][t2] Q[t].
+          MicroGEMM.rows4(
+            out: dk + r0 * 3 * C, ldo: 3 * C, a: ds + r0 * tp + r0, lda: tp, aTransposed: true, b: q + r0 * 3 * C, ldb: 3 * C,
+            R: R, K: T - r0, W: hs, accumulate: true)
+          r0 += 4
+        }
+      }
+    }
+  }
+
+  /// The plain-loop forward (any head size): scores accumulated across t2 with K transposed.
+  public static func forwardReference(
+    out: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>,
+    scratch: UnsafeMutablePointer<Float>, B: Int, T: Int, C: Int, NH: Int, threads: Int = 1
+  ) {
+    precondition(C % NH == 0, "C must be a multiple of NH")
+    let hs = C / NH
+    let scale = 1 / Float(hs).squareRoot()
+    let perThread = scratchPerThread(T: T, hs: hs)
+    nonisolated(unsafe) let out = out, att = att, qkv = qkv, scratch = scratch
+    parallelPairs(B * NH, threads) { pairs, worker in
+      let kt = scratch + worker * perThread  // K^T (hs,T) for this pair
+      for pair in pairs {
+        let b = pair / NH, h = pair % NH
+        let base = qkv + b * T * 3 * C
+        for t2 in 0..<T {
+          let k = base + t2 * 3 * C + C + h * hs
+          for i in 0..<hs { kt[i * T + t2] = k[i] }
+        }
+        for t in 0..<T {
+          let q = base + t * 3 * C + h * hs
+          let row = att + ((b * NH + h) * T + t) * T
+          let n = t + 1
+          // row[t2] = q . k_t2 for t2 <= t, accumulated over i in a fixed order.
+          for t2 in 0..<n { row[t2] = 0 }
+          for i in 0..<hs {
+            let qi = q[i], k = kt + i * T
+            for t2 in 0..<n { row[t2] += qi * k[t2] }
+          }
+          var m = -Float.infinity
+          for t2 in 0..<n { m = max(m, row[t2]) }
+          for t2 in 0..<n { row[t2] = FastMath.exp((row[t2] - m) * scale) }
+          let inv = 1 / Reduce.sum(row, n)
+          for t2 in 0..<n { row[t2] *= inv }
+          for t2 in n..<T { row[t2] = 0 }
+          let o = out + (b * T + t) * C + h * hs
+          for i in 0..<hs { o[i] = 0 }
+          for t2 in 0..<n {
+            let p = row[t2], v = base + t2 * 3 * C + 2 * C + h * hs
+            for i in 0..<hs { o[i] += p * v[i] }
+          }
+        }
+      }
+    }
+  }
+
+  /// Accumulates into dqkv (B,T,3C) from dout (B,T,C), with P from the forward pass:
+  ///
+  ///     dv_t2 += sum_t P[t,t2] dy_t          dP[t,t2] = dy_t . v_t2
+  ///     dS = P * (dP - sum_t2 P dP) / sqrt(hs)  (softmax backward, scale folded in)
+  ///     dq_t += sum_t2 dS[t,t2] k_t2          dk_t2 += sum_t dS[t,t2] q_t
+  public static func backwardReference(
+    dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
+    att: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>, B: Int, T: Int, C: Int, NH: Int,
+    threads: Int = 1
+  ) {
+    let hs = C / NH
+    let scale = 1 / Float(hs).squareRoot()
+    let perThread = scratchPerThread(T: T, hs: hs)
+    nonisolated(unsafe) let dqkv = dqkv, dout = dout, qkv = qkv, att = att, scratch = scratch
+    parallelPairs(B * NH, threads) { pairs, worker in
+      let vt = scratch + worker * perThread  // V^T (hs,T)
+      let drow = vt + hs * T  // dP then dS for one row (T)
+      for pair in pairs {
+        let b = pair / NH, h = pair % NH
+        let base = qkv + b * T * 3 * C, dbase = dqkv + b * T * 3 * C
+        for t2 in 0..<T {
+          let v = base + t2 * 3 * C + 2 * C + h * hs
+          for i in 0..<hs { vt[i * T + t2] = v[i] }
+        }
+        for t in 0..<T {
+          let row = att + ((b * NH + h) * T + t) * T
+          let dy = dout + (b * T + t) * C + h * hs
+          let n = t + 1
+          for t2 in 0..<n { drow[t2] = 0 }
+          for i in 0..<hs {
+            let d = dy[i], v = vt + i * T
+            for t2 in 0..<n { drow[t2] += d * v[t2] }
+          }
+          for t2 in 0..<n {
+            let p = row[t2], dv = dbase + t2 * 3 * C + 2 * C + h * hs
+            for i in 0..<hs { dv[i] += p * dy[i] }
+          }
+          let s = Reduce.dot(row, drow, n)
+          for t2 in 0..<n { drow[t2] = row[t2] * (drow[t2] - s) * scale }
+          let q = base + t * 3 * C + h * hs, dq = dbase + t * 3 * C + h * hs
+          for t2 in 0..<n {
+            let ds = drow[t2]
+            let k = base + t2 * 3 * C + C + h * hs, dk = dbase + t2 * 3 * C + C + h * hs
+            for i in 0..<hs {
+              dq[i] += ds * k[i]
+              dk[i] += ds * q[i]
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/// Runs `body` over 0..<count split into `threads` contiguous ranges; `body` gets its range and a
+/// worker index in 0..<threads (for per-worker scratch).
+@inline(__always)
+func parallelPairs(_ count: Int, _ threads: Int, _ body: @Sendable (Range<Int>, Int) -> Void) {
+  let t = max(1, min(threads, count))
+  if t == 1 {
+    body(0..<count, 0)
+    return
+  }
+  let per = (count + t - 1) / t
+  DispatchQueue.concurrentPerform(iterations: t) { w in
+    let lo = w * per, hi = min(count, lo + per)
+    if lo < hi { body(lo..<hi, w) }
+  }
+}

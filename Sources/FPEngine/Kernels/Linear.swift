@@ -1,0 +1,65 @@
+/// A fully connected layer, `Y = X W^T + b`, as its three GEMMs (nanoGPT/PyTorch weight layout:
+/// W is (OC, C), out-features by in-features).
+///
+///     forward          out(N,OC)   = inp(N,C) . weight(OC,C)^T + bias(OC)
+///     data gradient    dinp(N,C)  += dout(N,OC) . weight(OC,C)
+///     weight gradient  dweight(OC,C) += dout(N,OC)^T . inp(N,C);  dbias(OC) += sum_n dout(n,:)
+///
+/// The backward halves are separate functions because the precision hook hands each GEMM its own
+/// rounded operands (`LinearGEMMs`). Gradients accumulate (+=): a tied weight or a residual stream
+/// collects from several users; the owner zeroes them.
+public enum Linear {
+  public static func forward(
+    out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+    bias: UnsafePointer<Float>?, N: Int, C: Int, OC: Int
+  ) {
+    GEMM.sgemm(
+      transA: false, transB: true, M: N, N: OC, K: C, A: inp, lda: C, B: weight, ldb: C, beta: 0,
+      C: out, ldc: OC)
+    if let bias {
+      for n in 0..<N {
+        let row = out + n * OC
+        for o in 0..<OC { row[o] += bias[o] }
+      }
+    }
+  }
+
+  /// dinp(N,C) += dout(N,OC) . weight(OC,C)
+  public static func backwardData(
+    dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+    N: Int, C: Int, OC: Int
+  ) {
+    GEMM.sgemm(
+      transA: false, transB: false, M: N, N: C, K: OC, A: dout, lda: OC, B: weight, ldb: C, beta: 1,
+      C: dinp, ldc: C)
+  }
+
+  /// dweight(OC,C) += dout(N,OC)^T . inp(N,C)
+  public static func backwardWeight(
+    dweight: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
+    N: Int, C: Int, OC: Int
+  ) {
+    GEMM.sgemm(
+      transA: true, transB: false, M: OC, N: C, K: N, A: dout, lda: OC, B: inp, ldb: C, beta: 1,
+      C: dweight, ldc: C)
+  }
+
+  /// dbias(OC) += sum over the N rows of dout(N,OC).
+  public static func backwardBias(dbias: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, N: Int, OC: Int) {
+    for n in 0..<N {
+      let row = dout + n * OC
+      for o in 0..<OC { dbias[o] += row[o] }
+    }
+  }
+
+  /// All three gradients with unrounded operands.
+  public static func backward(
+    dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>,
+    dbias: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
+    weight: UnsafePointer<Float>, N: Int, C: Int, OC: Int
+  ) {
+    if let dinp { backwardData(dinp: dinp, dout: dout, weight: weight, N: N, C: C, OC: OC) }
+    backwardWeight(dweight: dweight, dout: dout, inp: inp, N: N, C: C, OC: OC)
+    if let dbias { backwardBias(dbias: dbias, dout: dout, N: N, OC: OC) }
+  }
+}

@@ -1,0 +1,75 @@
+/// A register-blocked block product for the small, causal matrix products of attention (T x T by
+/// T x hs per head), where a BLAS call per head costs more in overhead and wasted upper-triangle work
+/// than the arithmetic itself:
+///
+///     out[r][c] (+)= sum_{j < K} A(r, j) * B[j][c]    for r < R <= 4, c < W, W a multiple of 16
+///
+/// with A(r, j) = a[r * lda + j], or a[j * lda + r] when `aTransposed`, and B's rows at b + j * ldb.
+/// Four rows by 32 columns of accumulators (eight 16-wide vectors) stay in registers over the whole j
+/// loop. The summation order over j is fixed: results do not depend on how callers split their work.
+enum MicroGEMM {
+  typealias V16 = SIMD16<Float>
+
+  @inline(__always)
+  static func load(_ p: UnsafePointer<Float>) -> V16 { UnsafeRawPointer(p).loadUnaligned(as: V16.self) }
+
+  @inline(__always)
+  static func store(_ p: UnsafeMutablePointer<Float>, _ v: V16) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: V16.self)
+  }
+
+  @inline(__always)
+  static func rows4(
+    out: UnsafeMutablePointer<Float>, ldo: Int, a: UnsafePointer<Float>, lda: Int, aTransposed: Bool,
+    b: UnsafePointer<Float>, ldb: Int, R: Int, K: Int, W: Int, accumulate: Bool
+  ) {
+    // Rows beyond R read row R-1 again (in bounds) and are not stored.
+    let r1 = min(1, R - 1), r2 = min(2, R - 1), r3 = min(3, R - 1)
+    // Offsets of A(r, j) = a[j * js + r * rs].
+    let js = aTransposed ? lda : 1, rs = aTransposed ? 1 : lda
+    let o1 = r1 * rs, o2 = r2 * rs, o3 = r3 * rs
+    var c = 0
+    while c + 32 <= W {
+      var x0 = V16(), y0 = V16(), x1 = V16(), y1 = V16(), x2 = V16(), y2 = V16(), x3 = V16(), y3 = V16()
+      for j in 0..<K {
+        let bj = b + j * ldb + c, aj = a + j * js
+        let u = load(bj), v = load(bj + 16)
+        let a0 = V16(repeating: aj[0]), a1 = V16(repeating: aj[o1])
+        let a2 = V16(repeating: aj[o2]), a3 = V16(repeating: aj[o3])
+        x0 = x0.addingProduct(u, a0); y0 = y0.addingProduct(v, a0)
+        x1 = x1.addingProduct(u, a1); y1 = y1.addingProduct(v, a1)
+        x2 = x2.addingProduct(u, a2); y2 = y2.addingProduct(v, a2)
+        x3 = x3.addingProduct(u, a3); y3 = y3.addingProduct(v, a3)
+      }
+      put(out + c, ldo, R, accumulate, x0, x1, x2, x3)
+      put(out + c + 16, ldo, R, accumulate, y0, y1, y2, y3)
+      c += 32
+    }
+    if c < W {
+      var x0 = V16(), x1 = V16(), x2 = V16(), x3 = V16()
+      for j in 0..<K {
+        let u = load(b + j * ldb + c), aj = a + j * js
+        x0 = x0.addingProduct(u, V16(repeating: aj[0])); x1 = x1.addingProduct(u, V16(repeating: aj[o1]))
+        x2 = x2.addingProduct(u, V16(repeating: aj[o2])); x3 = x3.addingProduct(u, V16(repeating: aj[o3]))
+      }
+      put(out + c, ldo, R, accumulate, x0, x1, x2, x3)
+    }
+  }
+
+  @inline(__always)
+  static func put(
+    _ o: UnsafeMutablePointer<Float>, _ ldo: Int, _ R: Int, _ accumulate: Bool, _ x0: V16, _ x1: V16, _ x2: V16, _ x3: V16
+  ) {
+    if accumulate {
+      store(o, load(o) + x0)
+      if R > 1 { store(o + ldo, load(o + ldo) + x1) }
+      if R > 2 { store(o + 2 * ldo, load(o + 2 * ldo) + x2) }
+      if R > 3 { store(o + 3 * ldo, load(o + 3 * ldo) + x3) }
+    } else {
+      store(o, x0)
+      if R > 1 { store(o + ldo, x1) }
+      if R > 2 { store(o + 2 * ldo, x2) }
+      if R > 3 { store(o + 3 * ldo, x3) }
+    }
+  }
+}

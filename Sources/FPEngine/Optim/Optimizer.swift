@@ -1,0 +1,146 @@
+import Foundation  // cos, pow
+
+/// Optimizers over a `ParameterSet`'s flat buffers. Weight decay, where configured, applies to
+/// matrices and embeddings only (`TensorInfo.isMatrix`), as nanoGPT's `configure_optimizers`.
+public enum OptimizerConfig: Hashable, Codable, Sendable, CustomStringConvertible {
+  /// AdamW (Loshchilov & Hutter), PyTorch's update order: p *= 1 - lr wd; m = b1 m + (1-b1) g;
+  /// v = b2 v + (1-b2) g^2; p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+  case adamw(beta1: Float = 0.9, beta2: Float = 0.95, eps: Float = 1e-8, weightDecay: Float = 0.1)
+  /// SGD with heavy-ball momentum, PyTorch's form: g += wd p; b = mu b + g; p -= lr b.
+  case sgd(momentum: Float = 0.9, weightDecay: Float = 0)
+  /// signSGD with momentum (Signum, Bernstein et al. 2018): m = mu m + (1-mu) g; p *= 1 - lr wd;
+  /// p -= lr sign(m).
+  case signSGD(momentum: Float = 0.9, weightDecay: Float = 0)
+
+  public static let adamw = OptimizerConfig.adamw()
+
+  public var description: String {
+    switch self {
+    case .adamw(let b1, let b2, let e, let wd): return "adamw(beta1: \(b1), beta2: \(b2), eps: \(e), weight_decay: \(wd))"
+    case .sgd(let m, let wd): return "sgd(momentum: \(m), weight_decay: \(wd))"
+    case .signSGD(let m, let wd): return "signsgd(momentum: \(m), weight_decay: \(wd))"
+    }
+  }
+}
+
+/// Optimizer state (moments) and the update rule.
+public final class Optimizer {
+  public let config: OptimizerConfig
+  public let parameters: ParameterSet
+  /// First moment (AdamW, SGD momentum buffer, Signum momentum); second moment (AdamW only).
+  public let m: FloatBuffer, v: FloatBuffer
+  /// Updates applied so far (AdamW's bias-correction t).
+  public internal(set) var updates: Int = 0
+
+  public init(_ config: OptimizerConfig, parameters: ParameterSet) {
+    self.config = config
+    self.parameters = parameters
+    m = FloatBuffer(count: parameters.count)
+    if case .adamw = config { v = FloatBuffer(count: parameters.count) } else { v = FloatBuffer(count: 0) }
+  }
+
+  /// Names of the state arrays a checkpoint must hold (`m`, and `v` for AdamW).
+  public var stateNames: [String] { v.count > 0 ? ["m", "v"] : ["m"] }
+
+  public func update(lr: Float) {
+    updates += 1
+    let p = parameters.values.pointer, g = parameters.grads.pointer
+    switch config {
+    case .adamw(let b1, let b2, let eps, let wd):
+      let bc1 = 1 - pow(Double(b1), Double(updates)), bc2 = 1 - pow(Double(b2), Double(updates))
+      let step = Float(Double(lr) / bc1), rbc2 = Float(1 / bc2.squareRoot())
+      for t in parameters.tensors {
+        let decay = t.isMatrix ? 1 - lr * wd : 1
+        Self.adamw(p + t.offset, g + t.offset, m.pointer + t.offset, v.pointer + t.offset, t.count, b1, b2, eps, decay, step, rbc2)
+      }
+    case .sgd(let mu, let wd):
+      for t in parameters.tensors {
+        let w = t.isMatrix ? wd : 0
+        let pp = p + t.offset, gg = g + t.offset, mm = m.pointer + t.offset
+        for i in 0..<t.count {
+          let grad = gg[i] + w * pp[i]
+          mm[i] = mu * mm[i] + grad
+          pp[i] -= lr * mm[i]
+        }
+      }
+    case .signSGD(let mu, let wd):
+      for t in parameters.tensors {
+        let decay = t.isMatrix ? 1 - lr * wd : 1
+        let pp = p + t.offset, gg = g + t.offset, mm = m.pointer + t.offset
+        for i in 0..<t.count {
+          mm[i] = mu * mm[i] + (1 - mu) * gg[i]
+          let s: Float = mm[i] > 0 ? 1 : (mm[i] < 0 ? -1 : 0)
+          pp[i] = pp[i] * decay - lr * s
+        }
+      }
+    }
+  }
+
+  @inline(__always)
+  static func adamw(
+    _ p: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>,
+    _ v: UnsafeMutablePointer<Float>, _ n: Int, _ b1: Float, _ b2: Float, _ eps: Float, _ decay: Float,
+    _ step: Float, _ rbc2: Float
+  ) {
+    for i in 0..<n {
+      let gi = g[i]
+      let mi = b1 * m[i] + (1 - b1) * gi
+      let vi = b2 * v[i] + (1 - b2) * gi * gi
+      m[i] = mi
+      v[i] = vi
+      p[i] = p[i] * decay - step * mi / (vi.squareRoot() * rbc2 + eps)
+    }
+  }
+}
+
+/// Linear warmup then cosine decay (nanoGPT's `get_lr`):
+///
+///     step < warmup:          lr = peak * (step + 1) / (warmup + 1)
+///     warmup <= step <= decay: lr = min + (peak - min) * (1 + cos(pi * (step - warmup) / (decay - warmup))) / 2
+///     step > decay:           lr = min
+public struct LRSchedule: Hashable, Codable, Sendable {
+  public var peak: Float
+  public var minimum: Float
+  public var warmupSteps: Int
+  public var decaySteps: Int
+
+  public init(peak: Float, minimum: Float, warmupSteps: Int, decaySteps: Int) {
+    self.peak = peak
+    self.minimum = minimum
+    self.warmupSteps = warmupSteps
+    self.decaySteps = decaySteps
+  }
+
+  public func lr(at step: Int) -> Float {
+    if step < warmupSteps { return Float(Double(peak) * Double(step + 1) / Double(warmupSteps + 1)) }
+    if step > decaySteps || decaySteps <= warmupSteps { return minimum }
+    let ratio = Double(step - warmupSteps) / Double(decaySteps - warmupSteps)
+    let coeff = 0.5 * (1 + cos(Double.pi * ratio))
+    return Float(Double(minimum) + coeff * Double(peak - minimum))
+  }
+}
+
+/// Global gradient-norm clipping (as `torch.nn.utils.clip_grad_norm_`): the norm is sqrt(sum g^2) over
+/// every parameter, accumulated in double; when it exceeds `maxNorm` every gradient is multiplied by
+/// maxNorm / (norm + 1e-6). Returns the norm before clipping.
+public enum GradientClipping {
+  @discardableResult
+  public static func clip(_ grads: FloatBuffer, maxNorm: Float?) -> Float {
+    let g = grads.pointer, n = grads.count
+    var acc = SIMD8<Double>()
+    var i = 0
+    while i + 8 <= n {
+      let x = SIMD8<Double>(UnsafeRawPointer(g + i).loadUnaligned(as: SIMD8<Float>.self))
+      acc += x * x
+      i += 8
+    }
+    var s = acc.sum()
+    while i < n { s += Double(g[i]) * Double(g[i]); i += 1 }
+    let norm = Float(s.squareRoot())
+    if let maxNorm, norm > maxNorm {
+      let k = Float(Double(maxNorm) / (Double(norm) + 1e-6))
+      for j in 0..<n { g[j] *= k }
+    }
+    return norm
+  }
+}

@@ -1,0 +1,173 @@
+/// A model's precision state at run time: the recipe resolved per linear layer, the scratch buffers
+/// that hold rounded operands, the step counter that keys stochastic-rounding streams, and telemetry.
+///
+/// The model registers its linear layers in forward order (`addLinear`), then calls `finish()`, which
+/// allocates every buffer once; nothing is allocated per step.
+public final class PrecisionRuntime {
+  public let recipe: Recipe
+  /// Run seed of every stochastic rounding.
+  public let seed: UInt64
+  /// Threads for rounding large operands (results do not depend on it).
+  public let threads: Int
+  /// Training step whose streams the next GEMMs use; set by the trainer.
+  public var step: Int = 0
+  public var pass: RoundingStreams.Pass = .train
+  /// Count saturations and flushes (training passes); evaluation passes skip it.
+  public var collectTelemetry = true
+  public private(set) var layers: [LinearGEMMs] = []
+
+  // Transient scratch shared by all layers (used only inside one layer's backward).
+  var dyData = FloatBuffer(count: 0)
+  var dyWeight = FloatBuffer(count: 0)
+  var xWeight = FloatBuffer(count: 0)
+
+  public init(recipe: Recipe, seed: UInt64, threads: Int = 1) {
+    self.recipe = recipe
+    self.seed = seed
+    self.threads = max(1, threads)
+  }
+
+  /// Registers a linear layer whose input has at most `N` rows, `C` in-features, `OC` out-features.
+  public func addLinear(name: String, N: Int, C: Int, OC: Int) -> LinearGEMMs {
+    let info = LinearLayerInfo(name: name, index: layers.count, inFeatures: C, outFeatures: OC)
+    let l = LinearGEMMs(info: info, precision: recipe.precision(for: info), N: N, runtime: self)
+    layers.append(l)
+    return l
+  }
+
+  /// Allocates the shared scratch for the registered layers.
+  public func finish() {
+    var dy = 0, x = 0
+    for l in layers {
+      let p = l.precision
+      if p[.dataGradDY] != nil { dy = max(dy, l.N * l.info.outFeatures) }
+      if p[.weightGradX] != nil && !l.reuseWeightGradX { x = max(x, l.N * l.info.inFeatures) }
+    }
+    dyData = FloatBuffer(count: dy)
+    dyWeight = FloatBuffer(count: layers.contains { $0.precision[.weightGradDY] != nil } ? maxDY() : 0)
+    xWeight = FloatBuffer(count: x)
+  }
+
+  private func maxDY() -> Int { layers.map { $0.N * $0.info.outFeatures }.max() ?? 0 }
+
+  /// `<layer>.<operand>` for every rounded operand, in the order `telemetry` fills.
+  public var telemetryNames: [String] {
+    layers.flatMap { l in GEMMOperand.allCases.filter { l.precision[$0] != nil }.map { "\(l.info.name).\($0)" } }
+  }
+
+  /// Fractions saturated and flushed to zero per rounded operand at the last training pass, in the
+  /// order of `telemetryNames`; `saturated` and `flushed` must have that many elements.
+  public func telemetry(saturated: UnsafeMutablePointer<Float>, flushed: UnsafeMutablePointer<Float>) {
+    var k = 0
+    for l in layers {
+      for op in GEMMOperand.allCases where l.precision[op] != nil {
+        let c = l.counts[op.rawValue]
+        saturated[k] = c.total > 0 ? Float(Double(c.saturated) / Double(c.total)) : 0
+        flushed[k] = c.total > 0 ? Float(Double(c.flushed) / Double(c.total)) : 0
+        k += 1
+      }
+    }
+  }
+}
+
+/// The three GEMMs of one linear layer `Y = X W^T + b` with the recipe's rounding applied to their
+/// operands (see `GEMMOperand`). Straight-through: gradients are computed from the rounded operands
+/// and passed on as if the rounding were the identity. An operand the recipe leaves alone is used in
+/// place, so `GEMMPrecision.fp32` runs exactly `Linear`'s float32 code.
+///
+/// Deterministic roundings are done once per step and reused: the weight-gradient GEMM reuses the
+/// forward GEMM's rounded X, and the data-gradient GEMM its rounded W, when their rounders are equal;
+/// the two backward GEMMs share one rounded dY. Stochastic ones draw fresh streams per operand.
+public final class LinearGEMMs {
+  public let info: LinearLayerInfo
+  public let precision: GEMMPrecision
+  /// Largest number of input rows (B*T).
+  public let N: Int
+  unowned let runtime: PrecisionRuntime
+  let reuseWeightGradX: Bool, reuseDataGradW: Bool, reuseWeightGradDY: Bool
+  let xq: FloatBuffer, wq: FloatBuffer, wqData: FloatBuffer
+  /// Counts of the last training pass, indexed by `GEMMOperand.rawValue`.
+  public internal(set) var counts = [RoundingCounts](repeating: RoundingCounts(), count: 6)
+
+  init(info: LinearLayerInfo, precision: GEMMPrecision, N: Int, runtime: PrecisionRuntime) {
+    self.info = info
+    self.precision = precision
+    self.N = N
+    self.runtime = runtime
+    func same(_ a: GEMMOperand, _ b: GEMMOperand) -> Bool {
+      guard let x = precision[a], let y = precision[b] else { return false }
+      return !x.isStochastic && !y.isStochastic && x.description == y.description
+    }
+    reuseWeightGradX = same(.forwardX, .weightGradX)
+    reuseDataGradW = same(.forwardW, .dataGradW)
+    reuseWeightGradDY = same(.dataGradDY, .weightGradDY)
+    let C = info.inFeatures, OC = info.outFeatures
+    xq = FloatBuffer(count: precision[.forwardX] != nil ? N * C : 0)
+    wq = FloatBuffer(count: precision[.forwardW] != nil ? OC * C : 0)
+    wqData = FloatBuffer(count: precision[.dataGradW] != nil && !reuseDataGradW ? OC * C : 0)
+  }
+
+  /// Rounds `src` as operand `op` into `dst` (or returns `src` when the recipe leaves it alone).
+  @inline(__always)
+  func operand(
+    _ op: GEMMOperand, _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ layout: OperandLayout
+  ) -> UnsafePointer<Float> {
+    guard let r = precision[op] else { return src }
+    let stream = RoundingStreams.stream(step: runtime.step, pass: runtime.pass, layer: info.index, operand: op)
+    let c = r.round(
+      src, into: dst, layout: layout, seed: runtime.seed, stream: stream, threads: runtime.threads,
+      countEvents: runtime.collectTelemetry)
+    if runtime.collectTelemetry { counts[op.rawValue] = c }
+    return UnsafePointer(dst)
+  }
+
+  /// out(n,OC) = inp(n,C) . weight(OC,C)^T + bias, n <= N rows.
+  public func forward(
+    out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+    bias: UnsafePointer<Float>?, n: Int
+  ) {
+    let C = info.inFeatures, OC = info.outFeatures
+    let x = operand(.forwardX, inp, xq.pointer, OperandLayout(rows: n, cols: C, reducesAlongRows: false))
+    let w = operand(.forwardW, weight, wq.pointer, OperandLayout(rows: OC, cols: C, reducesAlongRows: false))
+    Linear.forward(out: out, inp: x, weight: w, bias: bias, N: n, C: C, OC: OC)
+  }
+
+  /// dinp += dout . W (skipped when `dinp` is nil), dweight += dout^T . inp, dbias += column sums of
+  /// dout (from the unrounded dout: the bias gradient is no GEMM). Must follow this layer's `forward`
+  /// on the same `inp` and `weight` in the same step.
+  public func backward(
+    dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>?,
+    dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>, n: Int
+  ) {
+    let C = info.inFeatures, OC = info.outFeatures
+    var dyForData: UnsafePointer<Float>? = nil
+    if let dinp {
+      let dy = operand(.dataGradDY, dout, runtime.dyData.pointer, OperandLayout(rows: n, cols: OC, reducesAlongRows: false))
+      let w: UnsafePointer<Float>
+      if reuseDataGradW {
+        w = UnsafePointer(wq.pointer)
+        counts[GEMMOperand.dataGradW.rawValue] = counts[GEMMOperand.forwardW.rawValue]
+      } else {
+        w = operand(.dataGradW, weight, wqData.pointer, OperandLayout(rows: OC, cols: C, reducesAlongRows: true))
+      }
+      Linear.backwardData(dinp: dinp, dout: dy, weight: w, N: n, C: C, OC: OC)
+      dyForData = dy
+    }
+    let dy: UnsafePointer<Float>
+    if reuseWeightGradDY, let shared = dyForData {
+      dy = shared
+      counts[GEMMOperand.weightGradDY.rawValue] = counts[GEMMOperand.dataGradDY.rawValue]
+    } else {
+      dy = operand(.weightGradDY, dout, runtime.dyWeight.pointer, OperandLayout(rows: n, cols: OC, reducesAlongRows: true))
+    }
+    let x: UnsafePointer<Float>
+    if reuseWeightGradX {
+      x = UnsafePointer(xq.pointer)
+      counts[GEMMOperand.weightGradX.rawValue] = counts[GEMMOperand.forwardX.rawValue]
+    } else {
+      x = operand(.weightGradX, inp, runtime.xWeight.pointer, OperandLayout(rows: n, cols: C, reducesAlongRows: true))
+    }
+    Linear.backwardWeight(dweight: dweight, dout: dy, inp: x, N: n, C: C, OC: OC)
+    if let dbias { Linear.backwardBias(dbias: dbias, dout: dout, N: n, OC: OC) }
+  }
+}

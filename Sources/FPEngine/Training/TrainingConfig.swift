@@ -1,0 +1,163 @@
+/// Everything a training run needs besides the model and the recipe, with nanoGPT-like defaults.
+public struct TrainingConfig: Hashable, Codable, Sendable {
+  /// Total optimizer steps.
+  public var steps: Int
+  /// Peak learning rate.
+  public var learningRate: Float
+  /// Floor of the cosine decay (default: learningRate / 10, as nanoGPT's min_lr).
+  public var minLearningRate: Float?
+  /// Linear warmup steps (default: min(100, steps / 10)).
+  public var warmupSteps: Int?
+  /// Step at which the cosine reaches the floor (default: `steps`).
+  public var decaySteps: Int?
+  public var optimizer: OptimizerConfig
+  /// Global gradient-norm clip; nil disables clipping.
+  public var gradClip: Float?
+  /// Evaluate every this many steps (and after the last); 0 evaluates only after the last.
+  public var evalEvery: Int
+  /// Hand the sink a checkpoint every this many steps (and after the last); 0: never.
+  public var checkpointEvery: Int
+  /// Hand the sink a snapshot every this many steps; 0: never.
+  public var snapshotEvery: Int
+  /// What a snapshot holds: parameter names, `grad/<name>` for gradients; nil: every parameter.
+  public var snapshotTensors: [String]?
+  /// Seed of initialization, data order and stochastic rounding.
+  public var seed: UInt64
+  public var divergence: DivergenceRule
+
+  public init(
+    steps: Int, learningRate: Float, minLearningRate: Float? = nil, warmupSteps: Int? = nil,
+    decaySteps: Int? = nil, optimizer: OptimizerConfig = .adamw, gradClip: Float? = 1.0, evalEvery: Int = 100,
+    checkpointEvery: Int = 0, snapshotEvery: Int = 0, snapshotTensors: [String]? = nil, seed: UInt64 = 0,
+    divergence: DivergenceRule = DivergenceRule()
+  ) {
+    self.steps = steps
+    self.learningRate = learningRate
+    self.minLearningRate = minLearningRate
+    self.warmupSteps = warmupSteps
+    self.decaySteps = decaySteps
+    self.optimizer = optimizer
+    self.gradClip = gradClip
+    self.evalEvery = evalEvery
+    self.checkpointEvery = checkpointEvery
+    self.snapshotEvery = snapshotEvery
+    self.snapshotTensors = snapshotTensors
+    self.seed = seed
+    self.divergence = divergence
+  }
+
+  public var resolvedWarmupSteps: Int { warmupSteps ?? min(100, steps / 10) }
+
+  public var schedule: LRSchedule {
+    LRSchedule(
+      peak: learningRate, minimum: minLearningRate ?? learningRate / 10, warmupSteps: resolvedWarmupSteps,
+      decaySteps: decaySteps ?? steps)
+  }
+
+  /// Checks values a user can get wrong; the message names the option and a valid range.
+  public func validate() throws {
+    guard steps > 0 else { throw TrainingError.invalidConfig("steps must be positive, got \(steps)") }
+    guard learningRate > 0, learningRate.isFinite else {
+      throw TrainingError.invalidConfig("learning rate must be a positive number, got \(learningRate)")
+    }
+    if let m = minLearningRate, !(m >= 0 && m <= learningRate) {
+      throw TrainingError.invalidConfig("min learning rate must be in 0...\(learningRate), got \(m)")
+    }
+    if let c = gradClip, !(c > 0) { throw TrainingError.invalidConfig("gradient clip must be positive, got \(c)") }
+    guard evalEvery >= 0, checkpointEvery >= 0, snapshotEvery >= 0 else {
+      throw TrainingError.invalidConfig("eval/checkpoint/snapshot intervals must be 0 or positive")
+    }
+    try divergence.validate()
+  }
+}
+
+/// When a run counts as diverged, and what counts as a loss spike (DESIGN.md "Stability, measured
+/// honestly"). The reference is the running minimum of the smoothed training loss over the steps after
+/// `warmupSteps`; smoothing is an exponential moving average s = a s + (1 - a) loss.
+///
+/// - diverged: the loss is not finite, or the smoothed loss stays more than `margin` above the reference
+///   for `patience` consecutive steps; `divergedStep` is the first step of that stretch (or the
+///   non-finite step).
+/// - spike: the raw loss rises more than `spikeMargin` above the reference (counted once per excursion).
+public struct DivergenceRule: Hashable, Codable, Sendable {
+  public var smoothing: Float
+  /// nil: the learning-rate warmup.
+  public var warmupSteps: Int?
+  public var margin: Float
+  public var patience: Int
+  public var spikeMargin: Float
+  /// Stop the run when it diverges (keeping everything up to that step).
+  public var stop: Bool
+
+  public init(
+    smoothing: Float = 0.9, warmupSteps: Int? = nil, margin: Float = 1.0, patience: Int = 50,
+    spikeMargin: Float = 0.5, stop: Bool = true
+  ) {
+    self.smoothing = smoothing
+    self.warmupSteps = warmupSteps
+    self.margin = margin
+    self.patience = patience
+    self.spikeMargin = spikeMargin
+    self.stop = stop
+  }
+
+  public func validate() throws {
+    guard (0..<1).contains(smoothing) else { throw TrainingError.invalidConfig("divergence smoothing must be in [0, 1), got \(smoothing)") }
+    guard margin > 0, spikeMargin > 0 else { throw TrainingError.invalidConfig("divergence margins must be positive") }
+    guard patience >= 1 else { throw TrainingError.invalidConfig("divergence patience must be at least 1 step") }
+  }
+}
+
+/// The state of the divergence rule as the run goes (checkpointed with the run).
+public struct DivergenceMonitor: Hashable, Sendable {
+  public let rule: DivergenceRule
+  public let warmupSteps: Int
+  public internal(set) var smoothed: Float = .nan
+  public internal(set) var reference: Float = .infinity
+  public internal(set) var stepsAbove = 0
+  public internal(set) var spikes = 0
+  var inSpike = false
+  public internal(set) var divergedStep: Int? = nil
+
+  public init(rule: DivergenceRule, warmupSteps: Int) {
+    self.rule = rule
+    self.warmupSteps = warmupSteps
+  }
+
+  /// Feeds the training loss of `step`; returns true when the run has diverged.
+  public mutating func observe(step: Int, loss: Float) -> Bool {
+    if divergedStep != nil { return true }
+    guard loss.isFinite else {
+      divergedStep = step
+      return true
+    }
+    let a = rule.smoothing
+    smoothed = smoothed.isNaN ? loss : a * smoothed + (1 - a) * loss
+    guard step >= warmupSteps else { return false }
+    reference = min(reference, smoothed)
+    stepsAbove = smoothed > reference + rule.margin ? stepsAbove + 1 : 0
+    if loss > reference + rule.spikeMargin {
+      if !inSpike { spikes += 1 }
+      inSpike = true
+    } else {
+      inSpike = false
+    }
+    if stepsAbove >= rule.patience {
+      divergedStep = step - rule.patience + 1
+      return true
+    }
+    return false
+  }
+}
+
+public enum TrainingError: Error, CustomStringConvertible, Equatable {
+  case invalidConfig(String)
+  case badCheckpoint(String)
+
+  public var description: String {
+    switch self {
+    case .invalidConfig(let why): return "invalid training configuration: \(why)"
+    case .badCheckpoint(let why): return "cannot restore checkpoint: \(why)"
+    }
+  }
+}

@@ -1,0 +1,115 @@
+/// A float32 tensor by name, for snapshots and checkpoints.
+public struct NamedArray: Hashable, Sendable {
+  public var name: String
+  public var shape: [Int]
+  public var values: [Float]
+  public init(name: String, shape: [Int], values: [Float]) {
+    precondition(shape.reduce(1, *) == values.count, "\(name): shape \(shape) does not hold \(values.count) values")
+    self.name = name
+    self.shape = shape
+    self.values = values
+  }
+}
+
+/// Everything needed to continue a run bit-exactly: parameters, optimizer moments, divergence-monitor
+/// state as named float arrays, and integer state (step, optimizer updates, data position ...).
+/// Batches and rounding streams are functions of (seed, step), so the step is the data position.
+public struct Checkpoint: Hashable, Sendable {
+  /// Bumped whenever the contents change meaning; `Trainer.restore` refuses other versions.
+  public static let formatVersion = 1
+  public var version: Int
+  public var step: Int
+  public var arrays: [NamedArray]
+  public var integers: [String: Int64]
+
+  public init(version: Int = Checkpoint.formatVersion, step: Int, arrays: [NamedArray], integers: [String: Int64]) {
+    self.version = version
+    self.step = step
+    self.arrays = arrays
+    self.integers = integers
+  }
+
+  public func array(_ name: String) -> NamedArray? { arrays.first { $0.name == name } }
+}
+
+/// What a run is, handed to the sink before the first step.
+public struct RunDescription: Sendable {
+  public var model: ModelSpec
+  public var recipe: Recipe
+  public var config: TrainingConfig
+  public var parameterCount: Int
+  public var parameters: [TensorInfo]
+  /// `<layer>.<operand>` of every rounded GEMM operand, the order of `StepMetrics.saturated`/`flushed`.
+  public var telemetryNames: [String]
+  public var itemsPerStep: Int
+  /// The step the run starts from (non-zero after a restore).
+  public var startStep: Int
+}
+
+/// Measurements of one training step (`step` counts from 0).
+public struct StepMetrics: Sendable {
+  public var step: Int
+  public var trainLoss: Float
+  /// Validation loss when this step evaluated, else nil.
+  public var evalLoss: Float?
+  /// Global gradient norm before clipping.
+  public var gradNorm: Float
+  public var learningRate: Float
+  /// Per rounded operand (see `RunDescription.telemetryNames`): fraction of values that saturated and
+  /// that flushed to zero in this step's training pass.
+  public var saturated: [Float]
+  public var flushed: [Float]
+  /// Wall time of the step's forward, backward and update (not of evaluation), seconds. The only
+  /// field that is not reproducible.
+  public var seconds: Double
+}
+
+public enum RunStatus: String, Codable, Sendable {
+  case completed, diverged, interrupted
+}
+
+public struct RunSummary: Sendable {
+  public var status: RunStatus
+  /// Steps completed in total (including those before a restore).
+  public var steps: Int
+  public var divergedStep: Int?
+  public var spikes: Int
+  public var finalTrainLoss: Float
+  public var finalEvalLoss: Float?
+  public var wallSeconds: Double
+}
+
+/// Where the trainer reports. Every method has an empty default; `shouldStop` lets a sink interrupt the
+/// run between steps (the run then ends `interrupted` after its current step).
+public protocol TrainingSink: AnyObject {
+  func begin(_ run: RunDescription)
+  func record(_ metrics: StepMetrics)
+  func snapshot(step: Int, tensors: [NamedArray])
+  func checkpoint(_ checkpoint: Checkpoint)
+  func end(_ summary: RunSummary)
+  var shouldStop: Bool { get }
+}
+
+extension TrainingSink {
+  public func begin(_ run: RunDescription) {}
+  public func record(_ metrics: StepMetrics) {}
+  public func snapshot(step: Int, tensors: [NamedArray]) {}
+  public func checkpoint(_ checkpoint: Checkpoint) {}
+  public func end(_ summary: RunSummary) {}
+  public var shouldStop: Bool { false }
+}
+
+/// A sink that keeps everything in memory (tests, small runs).
+public final class MemorySink: TrainingSink {
+  public var description: RunDescription?
+  public var metrics: [StepMetrics] = []
+  public var snapshots: [(step: Int, tensors: [NamedArray])] = []
+  public var checkpoints: [Checkpoint] = []
+  public var summary: RunSummary?
+  public init() {}
+  public func begin(_ run: RunDescription) { description = run }
+  public func record(_ m: StepMetrics) { metrics.append(m) }
+  public func snapshot(step: Int, tensors: [NamedArray]) { snapshots.append((step, tensors)) }
+  public func checkpoint(_ c: Checkpoint) { checkpoints.append(c) }
+  public func end(_ s: RunSummary) { summary = s }
+}
