@@ -1,0 +1,141 @@
+import ArgumentParser
+import FPEngine
+import FPStudy
+import Foundation
+
+/// `fpsim train`: one training run into an `fpsim/run` file, or `--resume FILE` to finish one.
+struct Train: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Train a model with every GEMM operand rounded by a precision recipe; write an fpsim/run file.",
+    discussion: """
+      Models: gpt-tiny (nanoGPT, 4 layers, 4 heads, width 128, context 128, batch 16, on data/shakespeare.txt), \
+      gpt-micro, mlp (digits), linreg (diabetes). Recipes: fp32, bf16, uniform:FORMAT[:ROUNDING] \
+      (e.g. uniform:e8m4:rtz, the bit reduction of "To FP8 and Back").
+      """)
+
+  @Option(help: "Model preset.") var model: String = "gpt-tiny"
+  @Option(help: "Precision recipe: fp32, bf16, uniform:FORMAT[:ROUNDING].") var recipe: String = "fp32"
+  @Option(help: "Peak learning rate.") var lr: Float = 1e-3
+  @Option(help: "Floor of the cosine decay (default lr / 10).") var minLr: Float?
+  @Option(help: "Linear warmup steps (default min(100, steps / 10)).") var warmup: Int?
+  @Option(help: "Optimizer steps.") var steps: Int = 2000
+  @Option(help: "Seed of initialization, data order and stochastic rounding.") var seed: UInt64 = 0
+  @Option(help: "adamw (betas 0.9, 0.95, weight decay 0.1 on matrices), sgd or signsgd (momentum 0.9).")
+  var optimizer: String = "adamw"
+  @Option(help: "Weight decay (default 0.1 for adamw, 0 otherwise).") var weightDecay: Float?
+  @Option(help: "Gradient-norm clipping threshold, or 0 for none.") var gradClip: Float = 1.0
+  @Option(help: "Evaluate on the validation split every N steps (and at the end).") var evalEvery: Int = 100
+  @Option(help: "Write a checkpoint every N steps (and at the end); 0: only at the end.") var checkpointEvery: Int = 250
+  @Option(help: "Write a snapshot of tensors every N steps; 0: never.") var snapshotEvery: Int = 0
+  @Option(help: "Comma-separated tensors to snapshot (parameter names, grad/NAME); default all parameters.")
+  var snapshotTensors: String?
+  @Option(help: "Divergence: loss margin (nats) above the running minimum of the smoothed loss.") var divergenceMargin: Float = 1.0
+  @Option(help: "Divergence: steps the loss must stay above the margin.") var divergencePatience: Int = 50
+  @Option(help: "Directory of the data sets.") var data: String = "data"
+  @Option(help: "Threads for GEMMs and kernels (results do not depend on it).") var threads: Int = 1
+  @Option(help: "The run file to write (must not exist).") var out: String?
+  @Option(help: "Finish the unfinished run in this file from its last checkpoint.") var resume: String?
+
+  func validate() throws {
+    if resume == nil && out == nil { throw ValidationError("give --out FILE for a new run, or --resume FILE") }
+    if resume != nil && out != nil { throw ValidationError("--resume continues a file in place: drop --out") }
+    guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+  }
+
+  func run() throws {
+    let progress = Progress()
+    let interrupt = InterruptFlag()
+    if let path = resume {
+      let (spec, summary) = try TrainingRuns.resume(path: path, threads: threads) { w, spec in
+        interrupt.watch(w)
+        progress.total = spec.training.steps
+        w.onStep = { progress.update($0, items: w.itemsPerStep) }
+      }
+      progress.finish()
+      report(summary, spec: spec, path: path)
+      return
+    }
+    let path = out!
+    if FileManager.default.fileExists(atPath: path) {
+      throw CLIError("\(path) exists: choose another --out, or continue it with --resume \(path)")
+    }
+    let opt: OptimizerConfig
+    switch optimizer.lowercased() {
+    case "adamw": opt = .adamw(weightDecay: weightDecay ?? 0.1)
+    case "sgd": opt = .sgd(weightDecay: weightDecay ?? 0)
+    case "signsgd": opt = .signSGD(weightDecay: weightDecay ?? 0)
+    default: throw CLIError("unknown optimizer '\(optimizer)': use adamw, sgd or signsgd")
+    }
+    let training = TrainingConfig(
+      steps: steps, learningRate: lr, minLearningRate: minLr, warmupSteps: warmup, optimizer: opt,
+      gradClip: gradClip > 0 ? gradClip : nil, evalEvery: evalEvery, checkpointEvery: checkpointEvery,
+      snapshotEvery: snapshotEvery, snapshotTensors: snapshotTensors.map { $0.split(separator: ",").map(String.init) },
+      seed: seed, divergence: DivergenceRule(margin: divergenceMargin, patience: divergencePatience))
+    let spec = RunSpec(
+      model: try ModelSpec(parsing: model), recipe: try Recipe(parsing: recipe), training: training,
+      dataDirectory: data)
+    progress.total = steps
+    let summary = try TrainingRuns.start(spec, path: path, threads: threads) { w, _ in
+      interrupt.watch(w)
+      w.onStep = { progress.update($0, items: w.itemsPerStep) }
+    }
+    progress.finish()
+    report(summary, spec: spec, path: path)
+  }
+
+  private func report(_ s: RunSummary, spec: RunSpec, path: String) {
+    let eval = s.finalEvalLoss.map { " eval loss \(String(format: "%.4f", $0))," } ?? ""
+    var line = "\(path): \(s.status.rawValue) after \(s.steps) steps, train loss \(String(format: "%.4f", s.finalTrainLoss)),\(eval) \(String(format: "%.1f", s.wallSeconds)) s"
+    if let d = s.divergedStep { line += ", diverged at step \(d)" }
+    print(line)
+    if s.status == .interrupted {
+      FileHandle.standardError.write(Data("fpsim: interrupted; continue with: fpsim train --resume \(path)\n".utf8))
+      Foundation.exit(130)
+    }
+  }
+}
+
+/// SIGINT asks the run to stop after its current step (the run stays resumable).
+final class InterruptFlag: @unchecked Sendable {
+  private var source: DispatchSourceSignal?
+  func watch(_ writer: RunFileWriter) {
+    signal(SIGINT, SIG_IGN)
+    let s = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+    nonisolated(unsafe) let w = writer
+    s.setEventHandler { w.stopRequested = true }
+    s.resume()
+    source = s
+  }
+}
+
+/// One progress line: redrawn in place on a terminal, a plain line every 5% otherwise.
+final class Progress {
+  var total: Int?
+  private let terminal = isatty(STDERR_FILENO) == 1
+  private var started = DispatchTime.now().uptimeNanoseconds
+  private var stepsSeen = 0.0
+  private var lastPrinted = -1
+  private var drew = false
+
+  func update(_ m: StepMetrics, items: Int) {
+    let done = m.step + 1
+    let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+    stepsSeen += 1
+    let perSecond = stepsSeen / max(elapsed, 1e-9)
+    var text = "step \(done)" + (self.total.map { "/\($0)" } ?? "") + "  loss \(String(format: "%.4f", m.trainLoss))"
+    if let e = m.evalLoss { text += "  eval \(String(format: "%.4f", e))" }
+    text += "  \(String(format: "%.0f", perSecond * Double(items))) items/s"
+    if let t = self.total, perSecond > 0 { text += "  ETA \(Int(Double(t - done) / perSecond)) s" }
+    if terminal {
+      FileHandle.standardError.write(Data("\r\(text)   ".utf8))
+      drew = true
+    } else if let t = self.total, done * 20 / max(t, 1) != lastPrinted {
+      lastPrinted = done * 20 / max(t, 1)
+      FileHandle.standardError.write(Data("\(text)\n".utf8))
+    }
+  }
+
+  func finish() {
+    if drew { FileHandle.standardError.write(Data("\n".utf8)) }
+  }
+}
