@@ -22,6 +22,8 @@ public final class RunFileWriter: TrainingSink {
   public var stopRequested = false
   /// Called after every step with its metrics (progress display).
   public var onStep: ((StepMetrics) -> Void)?
+  /// Extra string attributes of the run (the environment: BLAS kernel, threads), written at begin.
+  public var environment: [String: String] = [:]
   /// Items (tokens, examples) per step, known once the run begins.
   public private(set) var itemsPerStep = 0
   /// The first error writing the file; training stops at the next step when set.
@@ -140,6 +142,7 @@ public final class RunFileWriter: TrainingSink {
       try unit.setAttribute("parameter_count", run.parameterCount)
       try unit.setAttribute("items_per_step", run.itemsPerStep)
       try unit.setAttribute("status", "running")
+      for (k, v) in environment.sorted(by: { $0.key < $1.key }) { try unit.setAttribute(k, v) }
       let rule = run.config.divergence
       try unit.setAttribute("divergence_smoothing", Double(rule.smoothing))
       try unit.setAttribute("divergence_margin", Double(rule.margin))

@@ -14,6 +14,7 @@ struct FPSim: ParsableCommand {
     subcommands: [Formats.self, Quantize.self, ErrorCommand.self, Train.self, Bench.self, Inspect.self, StoreSelfTest.self])
 
   static func main() {
+    BLASKernel.ensureTuned()  // re-executes once with an OpenBLAS kernel for this CPU (BLASKernel.swift)
     do {
       var command = try parseAsRoot()
       try command.run()

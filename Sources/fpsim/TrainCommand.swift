@@ -43,11 +43,14 @@ struct Train: ParsableCommand {
   }
 
   func run() throws {
+    BLASKernel.setThreads(threads)
+    let environment = ["blas_kernel": BLASKernel.describe(), "threads": "\(threads)"]
     let progress = Progress()
     let interrupt = InterruptFlag()
     if let path = resume {
       let (spec, summary) = try TrainingRuns.resume(path: path, threads: threads) { w, spec in
         interrupt.watch(w)
+        w.environment = environment
         progress.total = spec.training.steps
         w.onStep = { progress.update($0, items: w.itemsPerStep) }
       }
@@ -77,6 +80,7 @@ struct Train: ParsableCommand {
     progress.total = steps
     let summary = try TrainingRuns.start(spec, path: path, threads: threads) { w, _ in
       interrupt.watch(w)
+      w.environment = environment
       w.onStep = { progress.update($0, items: w.itemsPerStep) }
     }
     progress.finish()

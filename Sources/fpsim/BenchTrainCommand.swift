@@ -1,0 +1,125 @@
+import ArgumentParser
+import FPEngine
+import Foundation
+
+/// `fpsim bench train`: wall time of whole training steps (forward, backward, clipping, optimizer
+/// update) of one model under one recipe, after warm-up steps, with the BLAS kernel that ran them.
+struct BenchTrain: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "train",
+    abstract: "Milliseconds per training step and tokens per second of a model under a precision recipe.",
+    discussion: """
+      Runs --warmup untimed steps, then --steps timed ones, and reports the median step time. No \
+      evaluation and no files. OpenBLAS uses --threads threads too. experiments/bench/train_vs_pytorch.sh \
+      compares fp32 and uniform:e4m3fn with PyTorch on the same model.
+      """)
+
+  @Option(help: "Model preset: gpt-tiny, gpt-micro, mlp, linreg.") var model: String = "gpt-tiny"
+  @Option(help: "Precision recipe: fp32, bf16, uniform:FORMAT[:ROUNDING].") var recipe: String = "fp32"
+  @Option(help: "Timed steps; the median is reported.") var steps: Int = 20
+  @Option(help: "Untimed steps first (buffers, caches, branch predictors).") var warmup: Int = 3
+  @Option(help: "Threads for kernels and for OpenBLAS.") var threads: Int = 1
+  @Option(help: "Seed of initialization, data order and stochastic rounding.") var seed: UInt64 = 0
+  @Option(help: "Directory of the data sets.") var data: String = "data"
+  @Flag(help: "Print JSON.") var json = false
+
+  func validate() throws {
+    guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
+    guard warmup >= 0 else { throw ValidationError("--warmup must be 0 or more") }
+    guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+  }
+
+  func run() throws {
+    BLASKernel.setThreads(threads)
+    let spec = try ModelSpec(parsing: model)
+    let task = try spec.makeTask(
+      dataDirectory: URL(fileURLWithPath: data), recipe: try Recipe(parsing: recipe), seed: seed, threads: threads)
+    // One step more than run, so that the trainer's end-of-run evaluation never falls in the loop.
+    let trainer = try Trainer(task: task, config: TrainingConfig(steps: warmup + steps + 1, learningRate: 1e-3, evalEvery: 0, seed: seed))
+    var times: [Double] = []
+    var cpuStart = 0.0
+    for s in 0..<(warmup + steps) {
+      if s == warmup { cpuStart = Self.cpuSeconds() }
+      let t0 = DispatchTime.now().uptimeNanoseconds
+      _ = trainer.trainStep()
+      if s >= warmup { times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9) }
+    }
+    let cpuPerStep = (Self.cpuSeconds() - cpuStart) / Double(steps)
+    times.sort()
+    func round3(_ x: Double) -> Double { (x * 1e3).rounded() / 1e3 }
+    let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+    let result = BenchTrainResult(
+      model: spec.description, recipe: try Recipe(parsing: recipe).description, seed: seed, warmup: warmup,
+      steps: steps, threads: threads, itemsPerStep: task.itemsPerStep, msPerStep: round3(median * 1e3), msPerStepMin: round3(times[0] * 1e3),
+      cpuMsPerStep: round3(cpuPerStep * 1e3),
+      tokensPerSecond: round3(Double(task.itemsPerStep) / median), peakRSSBytes: Self.peakRSSBytes(),
+      blasKernel: BLASKernel.describe())
+    if json {
+      let encoder = JSONEncoder()
+      encoder.outputFormatting = [.sortedKeys]
+      print(String(decoding: try encoder.encode(result), as: UTF8.self))
+    } else {
+      print(result.table)
+    }
+  }
+
+  /// CPU time of the whole process (all threads), seconds.
+  static func cpuSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+  }
+
+  /// The process's peak resident set (Linux reports ru_maxrss in KiB).
+  static func peakRSSBytes() -> Int {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return usage.ru_maxrss * 1024
+  }
+}
+
+/// What `fpsim bench train` measures; JSON names are snake_case.
+struct BenchTrainResult: Codable {
+  var model: String
+  var recipe: String
+  var seed: UInt64
+  var warmup: Int
+  var steps: Int
+  var threads: Int
+  /// Tokens (language models) or examples per step.
+  var itemsPerStep: Int
+  /// Median wall time of a timed step, milliseconds.
+  var msPerStep: Double
+  var msPerStepMin: Double
+  /// Mean CPU time of a timed step over all threads, milliseconds: with one thread, what the wall time
+  /// would be on an idle machine (a shared machine's waits for a core are not in it).
+  var cpuMsPerStep: Double
+  /// itemsPerStep / median step seconds.
+  var tokensPerSecond: Double
+  var peakRSSBytes: Int
+  var blasKernel: String
+
+  enum CodingKeys: String, CodingKey {
+    case model, recipe, seed, warmup, steps, threads
+    case itemsPerStep = "items_per_step"
+    case msPerStep = "ms_per_step"
+    case msPerStepMin = "ms_per_step_min"
+    case cpuMsPerStep = "cpu_ms_per_step"
+    case tokensPerSecond = "tokens_per_second"
+    case peakRSSBytes = "peak_rss_bytes"
+    case blasKernel = "blas_kernel"
+  }
+
+  var table: String {
+    let rows: [(String, String)] = [
+      ("model", model), ("recipe", recipe), ("seed", "\(seed)"),
+      ("steps", "\(steps) timed after \(warmup) warm-up"), ("ms_per_step", String(format: "%.2f (median; min %.2f)", msPerStep, msPerStepMin)),
+      ("cpu_ms_per_step", String(format: "%.2f (mean, all threads)", cpuMsPerStep)),
+      ("tokens_per_second", String(format: "%.0f (%d per step)", tokensPerSecond, itemsPerStep)),
+      ("peak_rss_bytes", String(format: "%d (%.1f MiB)", peakRSSBytes, Double(peakRSSBytes) / 1_048_576)),
+      ("blas_kernel", blasKernel), ("threads", "\(threads)"),
+    ]
+    let width = rows.map(\.0.count).max()!
+    return rows.map { $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }.joined(separator: "\n")
+  }
+}
