@@ -1,5 +1,6 @@
 import ArgumentParser
 import FPStore
+import FPStudy
 
 /// `fpsim inspect FILE`: the tree of any HDF5 file, with the fpsim header when it has one.
 struct Inspect: ParsableCommand {
@@ -23,5 +24,12 @@ struct Inspect: ParsableCommand {
   func run() throws {
     let report = try Inspector.inspect(file, showHidden: showHidden)
     print(json ? try report.json() : report.text())
+    // Grid files end with their summary (per format: divergence, failures to learn, best lr, ...).
+    if !json, let f = try? H5File.open(file), (try? FileHeader.read(from: f))??.schema == Schema.grid.name,
+      (try? f.root.contains("/results")) == true
+    {
+      print("")
+      try Grid.printSummary(file, json: false)
+    }
   }
 }

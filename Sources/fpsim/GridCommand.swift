@@ -1,0 +1,179 @@
+import ArgumentParser
+import FPStore
+import FPStudy
+import Foundation
+
+/// `fpsim grid`: a sweep over formats (or recipes), learning rates and seeds.
+struct Grid: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Run a sweep of training runs in parallel, resumably, into one HDF5 grid file.",
+    discussion: """
+      fpsim grid SPEC.toml --out results/study.h5       (a spec file, TOML or JSON; see experiments/)
+      fpsim grid --model gpt-tiny --formats e8m7..e8m3 --rounding rtz --lrs 1e-3,3e-3 --seeds 0..4 --steps 1000 --out sweep.h5
+      Rerunning the same command resumes: finished runs are kept, unfinished ones continue.
+      """,
+    subcommands: [GridRun.self, GridMerge.self], defaultSubcommand: GridRun.self)
+}
+
+/// What both `grid` and `grid merge` take to know the sweep: a spec file or the same keys as flags.
+struct GridSpecOptions: ParsableArguments {
+  @Argument(help: "The grid spec (TOML or JSON). Or give --model, --formats/--recipes, --lrs, --seeds, --steps.")
+  var spec: String?
+
+  @Option(help: "Model preset.") var model: String?
+  @Option(help: "Comma-separated formats and ranges (e8m7..e8m3).") var formats: String?
+  @Option(help: "Comma-separated recipes (instead of --formats).") var recipes: String?
+  @Option(help: "Rounding of the formats (rne, rtz, stochastic, ...).") var rounding: String = "rne"
+  @Option(help: "Comma-separated learning rates.") var lrs: String?
+  @Option(help: "Seeds: a range A..B or a comma-separated list.") var seeds: String?
+  @Option(help: "Steps per run.") var steps: Int?
+  @Option(help: "Evaluate every N steps.") var evalEvery: Int = 100
+  @Option(help: "Checkpoint every N steps (0: only at the end).") var checkpointEvery: Int = 0
+  @Option(help: "Directory of the data sets.") var data: String = "data"
+  @Option(help: "The grid file.") var out: String
+  @Option(help: "Where the workers' run files go (default: the grid file's name + .runs).") var runsDir: String?
+
+  func resolve() throws -> GridSpec {
+    if let spec {
+      if model != nil || formats != nil || recipes != nil || lrs != nil || seeds != nil || steps != nil {
+        throw CLIError("give either a spec file or --model/--formats/--lrs/--seeds/--steps flags, not both")
+      }
+      return try GridSpec(file: spec)
+    }
+    guard let model, let lrs, let seeds, let steps, formats != nil || recipes != nil else {
+      throw CLIError("give a spec file, or --model, --formats (or --recipes), --lrs, --seeds and --steps")
+    }
+    var labels: [String] = [], recipeList: [String] = [], kind = "format"
+    if let formats {
+      for f in formats.split(separator: ",") { labels += try GridSpec.expandFormats(String(f)) }
+      recipeList = labels.map { "uniform:\($0):\(rounding)" }
+    } else if let recipes {
+      labels = recipes.split(separator: ",").map(String.init)
+      recipeList = labels
+      kind = "recipe"
+    }
+    let lrValues = try lrs.split(separator: ",").map { s -> Double in
+      guard let d = Double(s) else { throw CLIError("--lrs: '\(s)' is not a number") }
+      return d
+    }
+    var seedValues: [Int] = []
+    for s in seeds.split(separator: ",") { seedValues += try GridSpec.expandSeeds(String(s)) }
+    return try GridSpec(
+      name: URL(fileURLWithPath: out).deletingPathExtension().lastPathComponent, model: model, labels: labels,
+      recipes: recipeList, labelKind: kind, lrs: lrValues, seeds: seedValues, steps: steps, evalEvery: evalEvery,
+      checkpointEvery: checkpointEvery, data: data)
+  }
+
+  var runDirectory: String { runsDir ?? GridRunner.defaultRunDirectory(for: out) }
+}
+
+struct GridRun: ParsableCommand {
+  static let configuration = CommandConfiguration(commandName: "run", abstract: "Run (or resume) a grid.")
+
+  @OptionGroup var options: GridSpecOptions
+  @Option(help: "Worker processes (default: the number of cores).") var jobs: Int?
+  @Option(help: "Run only slice I of N (I/N, from 0); defaults to SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT. Shards write run files only: assemble them with `fpsim grid merge`.")
+  var shard: String?
+  @Flag(help: "Print the summary as JSON.") var json = false
+
+  func run() throws {
+    let spec = try options.resolve()
+    let shard = try parseShard()
+    let jobs = self.jobs ?? ProcessInfo.processInfo.activeProcessorCount
+    guard jobs >= 1 else { throw CLIError("--jobs must be at least 1") }
+    let runner = GridRunner(
+      spec: spec, gridPath: shard == nil ? options.out : nil, runDirectory: options.runDirectory, jobs: jobs,
+      shard: shard, executable: Grid.executablePath)
+    let stop = StopFlag()
+    let terminal = isatty(STDERR_FILENO) == 1
+    let failed: [String]
+    do {
+      failed = try runner.run(shouldStop: { stop.requested }) { p in
+        var line = "runs \(p.done)/\(p.total), running \(p.running), diverged \(p.diverged)"
+        if p.failed > 0 { line += ", failed \(p.failed)" }
+        line += ", elapsed \(Int(p.elapsed)) s"
+        if let eta = p.eta { line += ", ETA \(Int(eta)) s" }
+        FileHandle.standardError.write(Data((terminal ? "\r\(line)   " : "\(line)\n").utf8))
+      }
+    } catch let e as GridInterrupted {
+      FileHandle.standardError.write(Data("\nfpsim: \(e); finished runs are kept. Resume with the same command.\n".utf8))
+      Foundation.exit(130)
+    }
+    if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+    if !failed.isEmpty {
+      throw CLIError("\(failed.count) runs failed (\(failed.prefix(3).joined(separator: ", "))...): see their .log files in \(options.runDirectory), then rerun to retry them")
+    }
+    if shard != nil {
+      print("shard done: run files in \(options.runDirectory); assemble with fpsim grid merge")
+      return
+    }
+    try Grid.printSummary(options.out, json: json)
+  }
+
+  func parseShard() throws -> (Int, Int)? {
+    let env = ProcessInfo.processInfo.environment
+    let text = shard ?? env["SLURM_ARRAY_TASK_ID"].flatMap { id in env["SLURM_ARRAY_TASK_COUNT"].map { "\(id)/\($0)" } }
+    guard let text else { return nil }
+    let parts = text.split(separator: "/").compactMap { Int($0) }
+    guard parts.count == 2, parts[1] >= 1, (0..<parts[1]).contains(parts[0]) else {
+      throw CLIError("--shard '\(text)': write I/N with 0 <= I < N, as 0/4")
+    }
+    return (parts[0], parts[1])
+  }
+}
+
+struct GridMerge: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "merge", abstract: "Assemble the run files that shards wrote into the grid file.")
+
+  @OptionGroup var options: GridSpecOptions
+  @Flag(help: "Print the summary as JSON.") var json = false
+
+  func run() throws {
+    let spec = try options.resolve()
+    let missing = spec.runs.filter { !FileManager.default.fileExists(atPath: options.runDirectory + "/" + $0.id + ".h5") }
+    if !missing.isEmpty {
+      throw CLIError("\(missing.count) runs have no run file in \(options.runDirectory) (first: \(missing[0].id)): run the missing shards first")
+    }
+    let runner = GridRunner(spec: spec, gridPath: options.out, runDirectory: options.runDirectory, jobs: 1, executable: Grid.executablePath)
+    let failed = try runner.run(shouldStop: { false }) { _ in }
+    if !failed.isEmpty { throw CLIError("\(failed.count) runs failed while merging; see their .log files") }
+    try Grid.printSummary(options.out, json: json)
+  }
+}
+
+extension Grid {
+  /// The running binary, which the workers run too.
+  static var executablePath: String {
+    (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+  }
+
+  static func printSummary(_ path: String, json: Bool) throws {
+    let file = try H5File.open(path)
+    defer { try? file.close() }
+    let (spec, rows) = try GridResults.summary(of: file)
+    if json {
+      let e = JSONEncoder()
+      e.keyEncodingStrategy = .convertToSnakeCase
+      e.outputFormatting = [.prettyPrinted, .sortedKeys]
+      print(String(decoding: try e.encode(rows), as: UTF8.self))
+    } else {
+      print("\(path): \(spec.runs.count) runs of \(spec.model), \(spec.steps) steps each")
+      print(GridResults.table(rows, kind: spec.labelKind), terminator: "")
+    }
+  }
+}
+
+/// SIGINT sets the flag; the grid stops launching, interrupts its workers (they keep their
+/// checkpoints) and exits, saying how to resume.
+final class StopFlag: @unchecked Sendable {
+  private(set) var requested = false
+  private var source: DispatchSourceSignal?
+  init() {
+    signal(SIGINT, SIG_IGN)
+    let s = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+    s.setEventHandler { [weak self] in self?.requested = true }
+    s.resume()
+    source = s
+  }
+}
