@@ -141,7 +141,7 @@ public final class GridRunner {
 
   /// Copies the finished run of `run`'s file into the grid as `/runs/<id>`, in one atomic unit.
   func collect(_ run: GridSpec.Run, into grid: H5File) throws {
-    let (source, _) = try Store.open(runFile(run), expecting: .run)
+    let (source, header) = try Store.open(runFile(run), expecting: .run)
     defer { try? source.close() }
     let from = try source.group("/runs/run")
     let runs = try grid.root.requireGroup("runs")
@@ -152,6 +152,7 @@ public final class GridRunner {
       try unit.setAttribute(spec.labelKind, spec.labels[run.labelIndex])
       try unit.setAttribute("grid_lr", run.lr)
       try unit.setAttribute("grid_seed", run.seed)
+      try unit.setAttribute("config", header.config)  // the run's own specification, for sharpness
     }
   }
 

@@ -80,7 +80,7 @@ public final class RunFileWriter: TrainingSink {
     try RunFileWriter.readCheckpoint(try unit.group("checkpoints/step_\(step)"))
   }
 
-  static func readCheckpoint(_ g: H5Group) throws -> Checkpoint {
+  public static func readCheckpoint(_ g: H5Group) throws -> Checkpoint {
     var arrays: [NamedArray] = []
     func walk(_ group: H5Group, _ prefix: String) throws {
       for child in try group.children() {

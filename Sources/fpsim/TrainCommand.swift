@@ -25,7 +25,7 @@ struct Train: ParsableCommand {
   @Option(help: "Weight decay (default 0.1 for adamw, 0 otherwise).") var weightDecay: Float?
   @Option(help: "Gradient-norm clipping threshold, or 0 for none.") var gradClip: Float = 1.0
   @Option(help: "Evaluate on the validation split every N steps (and at the end).") var evalEvery: Int = 100
-  @Option(help: "Write a checkpoint every N steps (and at the end); 0: only at the end.") var checkpointEvery: Int = 250
+  @Option(help: "Write a checkpoint every N steps (and at the end); 0: never (no resume, no sharpness).") var checkpointEvery: Int = 250
   @Option(help: "Write a snapshot of tensors every N steps; 0: never.") var snapshotEvery: Int = 0
   @Option(help: "Comma-separated tensors to snapshot (parameter names, grad/NAME); default all parameters.")
   var snapshotTensors: String?

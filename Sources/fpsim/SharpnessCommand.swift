@@ -1,0 +1,65 @@
+import ArgumentParser
+import FPStudy
+import Foundation
+
+/// `fpsim sharpness FILE`: sharpness on the checkpoints of a run or grid file, written back into it.
+struct SharpnessCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "sharpness",
+    abstract: "Measure loss-landscape sharpness on the checkpoints of a run or grid file; store it beside the runs.")
+
+  @Argument(help: "An fpsim/run or fpsim/grid file.") var file: String
+  @Option(help: "keskar-logits, hessian-top, sam, or all.") var metric: String = "keskar-logits"
+  @Option(help: "Checkpoints: last, all, or comma-separated steps.") var steps: String = "last"
+  @Option(help: "keskar-logits: box half-width factor epsilon.") var epsilon: Double = 1e-3
+  @Option(help: "keskar-logits: projected gradient ascent steps.") var ascentSteps: Int = 20
+  @Option(help: "hessian-top: power iterations at most.") var iterations: Int = 100
+  @Option(help: "hessian-top: relative tolerance of the eigenvalue.") var tolerance: Double = 1e-4
+  @Option(help: "sam: ascent radius rho.") var rho: Double = 0.05
+  @Flag(help: "Evaluate under the run's own precision recipe instead of float32.") var underRecipe = false
+  @Flag(help: "Print JSON.") var json = false
+
+  func run() throws {
+    let metrics: [SharpnessMetric]
+    if metric == "all" {
+      metrics = SharpnessMetric.allCases
+    } else {
+      metrics = try metric.split(separator: ",").map { m in
+        guard let v = SharpnessMetric(rawValue: String(m)) else {
+          throw CLIError("unknown metric '\(m)': use keskar-logits, hessian-top, sam or all")
+        }
+        return v
+      }
+    }
+    guard epsilon >= 0 else { throw CLIError("--epsilon must be non-negative, got \(epsilon)") }
+    guard rho > 0, iterations > 0, ascentSteps >= 0, tolerance > 0 else {
+      throw CLIError("--rho, --iterations and --tolerance must be positive")
+    }
+    let chosen: SharpnessJob.Steps
+    switch steps {
+    case "last": chosen = .last
+    case "all": chosen = .all
+    default:
+      chosen = .chosen(try steps.split(separator: ",").map {
+        guard let s = Int($0) else { throw CLIError("--steps: '\($0)' is not a step; use last, all or 250,500") }
+        return s
+      })
+    }
+    var p = SharpnessParameters()
+    p.epsilon = epsilon
+    p.ascentSteps = ascentSteps
+    p.powerIterations = iterations
+    p.tolerance = tolerance
+    p.rho = rho
+    let job = SharpnessJob(path: file, metrics: metrics, steps: chosen, parameters: p, underRecipe: underRecipe)
+    let results = try job.run { FileHandle.standardError.write(Data("\($0)\n".utf8)) }
+    if json {
+      let e = JSONEncoder()
+      e.outputFormatting = [.prettyPrinted, .sortedKeys]
+      print(String(decoding: try e.encode(results), as: UTF8.self))
+      return
+    }
+    print("run  metric  step  value")
+    for r in results { print("\(r.run)  \(r.metric)  \(r.step)  \(String(format: "%.6g", r.value))") }
+  }
+}

@@ -1,0 +1,67 @@
+import Foundation
+import Testing
+
+@Suite(.serialized) struct SharpnessCommandTests {
+  /// hessian-top on a linreg checkpoint against the largest eigenvalue of 2/n [X 1]^T [X 1], computed
+  /// by numpy from the data files (features standardized with the population standard deviation):
+  /// relative error at most 1e-3.
+  @Test func hessianTopOnLinregEqualsTheClosedForm() throws {
+    let dir = try scratchDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let run = dir.appendingPathComponent("lr.h5").path
+    #expect(try CLI.run(["train", "--model", "linreg", "--steps", "60", "--lr", "0.05", "--checkpoint-every", "30",
+                         "--data", dataDirectory, "--out", run]).status == 0)
+    let r = try CLI.run(["sharpness", run, "--metric", "hessian-top", "--steps", "all", "--json"])
+    #expect(r.status == 0, "\(r.stderr)")
+    let results = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [[String: Any]]
+    #expect(results.count == 2)
+    let expected = Double(try python("""
+      import numpy as np, gzip
+      X = np.loadtxt(gzip.open('\(dataDirectory)/diabetes_data_raw.csv.gz'))
+      X = (X - X.mean(0)) / X.std(0)
+      A = np.hstack([X, np.ones((len(X), 1))])
+      print(np.linalg.eigvalsh(2 / len(X) * A.T @ A).max())
+      """).trimmingCharacters(in: .whitespacesAndNewlines))!
+    for result in results {
+      let v = result["value"] as! Double
+      #expect(abs(v - expected) / expected < 1e-3, "\(v) vs \(expected)")
+    }
+  }
+
+  /// Same checkpoint and seed: identical values; computing again replaces the stored result.
+  @Test func resultsAreReproducibleAndStoredOnce() throws {
+    let dir = try scratchDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let run = dir.appendingPathComponent("g.h5").path
+    #expect(try CLI.run(["train", "--model", "gpt-micro", "--steps", "40", "--checkpoint-every", "20",
+                         "--data", dataDirectory, "--out", run]).status == 0)
+    let a = try CLI.run(["sharpness", run, "--metric", "all", "--steps", "all", "--json"])
+    let b = try CLI.run(["sharpness", run, "--metric", "all", "--steps", "all", "--json"])
+    #expect(a.status == 0 && b.status == 0, "\(a.stderr)")
+    #expect(a.stdout == b.stdout)
+    let stored = try python("""
+      import h5py
+      g = h5py.File('\(run)', 'r')['runs/run/sharpness']
+      print(sorted(g), [int(s) for s in g['keskar-logits/step'][:]], len(g['sam/value']), g['keskar-logits'].attrs['epsilon'])
+      """)
+    #expect(stored.trimmingCharacters(in: .whitespacesAndNewlines) == "['hessian-top', 'keskar-logits', 'sam'] [20, 40] 2 0.001")
+  }
+
+  @Test func badSharpnessInputGivesOneLineErrorAndExit2() throws {
+    let dir = try scratchDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let run = dir.appendingPathComponent("nock.h5").path
+    #expect(try CLI.run(["train", "--model", "linreg", "--steps", "10", "--checkpoint-every", "0",
+                         "--data", dataDirectory, "--out", run]).status == 0)
+    for (args, message) in [
+      (["sharpness", run], "no checkpoints"),
+      (["sharpness", run, "--metric", "curvature"], "unknown metric"),
+      (["sharpness", run, "--epsilon", "-1"], "epsilon"),
+    ] {
+      let r = try CLI.run(args)
+      #expect(r.status == 2)
+      #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+      #expect(r.stderr.contains(message), "\(r.stderr)")
+    }
+  }
+}
