@@ -31,6 +31,20 @@ public final class RunFileWriter: TrainingSink {
 
   static func stagingKey(_ runID: String) -> String { "runs%2F" + runID }
 
+  /// Per rounded operand, every step: fractions saturated and flushed to zero, max |x|, and for block
+  /// formats the fractions of blocks whose scale saturated or underflowed.
+  static let telemetryKinds = ["saturated", "flushed", "amax", "scale_saturated", "scale_underflow"]
+
+  static func telemetry(_ kind: String, _ m: StepMetrics) -> [Float] {
+    switch kind {
+    case "saturated": return m.saturated
+    case "flushed": return m.flushed
+    case "amax": return m.amax
+    case "scale_saturated": return m.scaleSaturated
+    default: return m.scaleUnderflow
+    }
+  }
+
   /// Starts a new run file at `path` (refusing an existing one), staged until the run ends.
   public static func create(path: String, runID: String = "run", config: String, flushEvery: Int = 25) throws -> RunFileWriter {
     let file = try Store.create(path, schema: .run, config: config)
@@ -136,6 +150,7 @@ public final class RunFileWriter: TrainingSink {
     attempt {
       try unit.setAttribute("model", run.model.description)
       try unit.setAttribute("recipe", run.recipe.description)
+      try unit.setAttribute("recipe_json", run.recipe.json)  // fully resolved, per operand
       try unit.setAttribute("lr", Double(run.config.learningRate))
       try unit.setAttribute("seed", Int(bitPattern: UInt(run.config.seed)))
       try unit.setAttribute("steps", run.config.steps)
@@ -152,13 +167,14 @@ public final class RunFileWriter: TrainingSink {
       if metricsGroup == nil {
         let m = try unit.createGroup("metrics")
         for (name, type) in [("step", ElementType.int64), ("train_loss", .float32), ("eval_loss", .float32),
-                             ("grad_norm", .float32), ("lr", .float32), ("step_seconds", .float64)] {
+                             ("grad_norm", .float32), ("lr", .float32), ("loss_scale", .float32), ("skipped", .uint8),
+                             ("step_seconds", .float64)] {
           try m.createDataset(name, type: type, shape: [0], growable: true, chunk: [1024])
         }
         try m.dataset("train_loss").setAttribute("units", "nats per item")
         try m.dataset("eval_loss").setAttribute("units", "nats per item; NaN where not evaluated")
         try m.dataset("step_seconds").setAttribute("units", "seconds (wall time, not reproducible)")
-        for kind in ["saturated", "flushed"] {
+        for kind in RunFileWriter.telemetryKinds {
           let g = try m.createGroup(kind)
           for name in run.telemetryNames { try g.createDataset(name, type: .float32, shape: [0], growable: true, chunk: [1024]) }
         }
@@ -181,13 +197,16 @@ public final class RunFileWriter: TrainingSink {
     try m.dataset("eval_loss").append(pending.map { $0.evalLoss ?? .nan })
     try m.dataset("grad_norm").append(pending.map(\.gradNorm))
     try m.dataset("lr").append(pending.map(\.learningRate))
+    try m.dataset("loss_scale").append(pending.map(\.lossScale))
+    try m.dataset("skipped").append(pending.map { UInt8($0.skipped ? 1 : 0) })
     try m.dataset("step_seconds").append(pending.map(\.seconds))
-    let order = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
-    for kind in ["saturated", "flushed"] {
+    for kind in RunFileWriter.telemetryKinds {
       let g = try m.group(kind)
-      for name in names {
-        let i = order[name]!
-        try g.dataset(name).append(pending.map { kind == "saturated" ? $0.saturated[i] : $0.flushed[i] })
+      for (i, name) in names.enumerated() {
+        try g.dataset(name).append(pending.map { m in
+          let v = RunFileWriter.telemetry(kind, m)
+          return i < v.count ? v[i] : .nan
+        })
       }
     }
     pending.removeAll(keepingCapacity: true)

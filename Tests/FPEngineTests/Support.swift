@@ -22,6 +22,7 @@ func makeTrainer(
 func fingerprint(_ metrics: [StepMetrics]) -> [[UInt32]] {
   metrics.map { m in
     [UInt32(m.step), m.trainLoss.bitPattern, (m.evalLoss ?? .nan).bitPattern, m.gradNorm.bitPattern, m.learningRate.bitPattern]
-      + m.saturated.map(\.bitPattern) + m.flushed.map(\.bitPattern)
+      + m.saturated.map(\.bitPattern) + m.flushed.map(\.bitPattern) + m.amax.map(\.bitPattern)
+      + m.scaleSaturated.map(\.bitPattern) + m.scaleUnderflow.map(\.bitPattern) + [m.lossScale.bitPattern, m.skipped ? 1 : 0]
   }
 }

@@ -142,7 +142,7 @@ import Testing
     #expect(fingerprint(other.metrics) != a)
   }
 
-  @Test(arguments: ["uniform:e5m2:stochastic", "fp32"])
+  @Test(arguments: ["uniform:e5m2:stochastic", "fp32", "nvfp4:loss-scale=dynamic:1024:2,master-weights=bf16:stochastic"])
   func resumingFromACheckpointEqualsTheUninterruptedRun(recipe: String) throws {
     let full = MemorySink()
     let whole = try makeTrainer(gptMicro, recipe: recipe, config: Self.micro)
@@ -306,7 +306,10 @@ import Testing
   @Test(.enabled(if: ProcessInfo.processInfo.environment["FPSIM_BENCH"] != nil))
   func gptTinyMillisecondsPerStep() throws {
     let threads = Int(ProcessInfo.processInfo.environment["FPSIM_BENCH_THREADS"] ?? "") ?? ProcessInfo.processInfo.activeProcessorCount
-    for recipe in ["fp32", "bf16", "uniform:e4m3fn", "uniform:e4m3fn:stochastic"] {
+    // FPSIM_BENCH_RECIPES=a;b;c picks the recipes (separated by ';', as recipes contain commas).
+    let recipes = ProcessInfo.processInfo.environment["FPSIM_BENCH_RECIPES"].map { $0.split(separator: ";").map(String.init) }
+      ?? ["fp32", "bf16", "uniform:e4m3fn", "uniform:e4m3fn:stochastic", "mxfp8", "mxfp4", "nvfp4"]
+    for recipe in recipes {
       let c = TrainingConfig(steps: 25, learningRate: 1e-3, evalEvery: 0)
       let t = try makeTrainer(.gptTiny, recipe: recipe, threads: threads, config: c)
       var times: [Double] = []
@@ -362,6 +365,20 @@ extension EngineBenchmarks {
       let r = ElementRounding(format: try FloatFormat(parsing: spec))
       for count in [false, true] {
         time("round \(spec) 1M (telemetry \(count))") { _ = r.round(x.pointer, into: y.pointer, layout: OperandLayout(rows: N, cols: 4 * C, reducesAlongRows: false), seed: 0, stream: 0, threads: threads, countEvents: count) }
+      }
+    }
+    let ta = FloatBuffer(count: N * 4 * C), tb = FloatBuffer(count: N * 4 * C)
+    for spec in ["mxfp4", "nvfp4"] {
+      let r = ScaledRounding(format: try ScaledFormat(parsing: spec))
+      for rows in [false, true] {
+        let layout = OperandLayout(rows: N, cols: 4 * C, reducesAlongRows: rows)
+        time("round \(spec) 1M (along rows \(rows))") {
+          _ = r.round(x.pointer, into: y.pointer, layout: layout, context: RoundingContext(seed: 0, stream: 0, threads: threads, scratch: (ta.pointer, tb.pointer)))
+        }
+      }
+      let h = try RandomHadamard(size: 16)
+      time("round \(spec) 1M hadamard 16 along rows") {
+        _ = r.round(x.pointer, into: y.pointer, layout: OperandLayout(rows: N, cols: 4 * C, reducesAlongRows: true), context: RoundingContext(seed: 0, stream: 0, threads: threads, hadamard: h, scratch: (ta.pointer, tb.pointer)))
       }
     }
     time("memset 1M") { y.zero() }

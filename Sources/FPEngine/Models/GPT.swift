@@ -98,12 +98,12 @@ public final class GPT {
     var a: [LinearGEMMs] = [], p: [LinearGEMMs] = [], f: [LinearGEMMs] = [], m: [LinearGEMMs] = []
     for l in 0..<L {
       let h = "transformer.h.\(l)."
-      a.append(precision.addLinear(name: h + "attn.c_attn", N: N, C: C, OC: 3 * C))
-      p.append(precision.addLinear(name: h + "attn.c_proj", N: N, C: C, OC: C))
-      f.append(precision.addLinear(name: h + "mlp.c_fc", N: N, C: C, OC: 4 * C))
-      m.append(precision.addLinear(name: h + "mlp.c_proj", N: N, C: 4 * C, OC: C))
+      a.append(precision.addLinear(name: h + "attn.c_attn", N: N, C: C, OC: 3 * C, block: l, blocks: L))
+      p.append(precision.addLinear(name: h + "attn.c_proj", N: N, C: C, OC: C, block: l, blocks: L))
+      f.append(precision.addLinear(name: h + "mlp.c_fc", N: N, C: C, OC: 4 * C, block: l, blocks: L))
+      m.append(precision.addLinear(name: h + "mlp.c_proj", N: N, C: 4 * C, OC: C, block: l, blocks: L))
     }
-    lmHead = precision.addLinear(name: "lm_head", N: N, C: C, OC: V)
+    lmHead = precision.addLinear(name: "lm_head", N: N, C: C, OC: V, isHead: true)
     precision.finish()
     cAttn = a
     attnProj = p
@@ -220,7 +220,7 @@ public final class GPT {
     let P = parameters
     P.grads.zero()
     dlogits.zero()
-    CrossEntropy.backward(dlogits: dlogits.pointer, probs: probs.pointer, targets: targets, dloss: 1 / Float(N), N: N, V: V)
+    CrossEntropy.backward(dlogits: dlogits.pointer, probs: probs.pointer, targets: targets, dloss: precision.lossScale / Float(N), N: N, V: V)
     dln.zero()
     lmHead.backward(
       dinp: dln.pointer, dweight: P.grad("transformer.wte.weight"), dbias: nil, dout: dlogits.pointer,

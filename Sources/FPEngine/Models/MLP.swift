@@ -24,8 +24,8 @@ public final class MLP {
       ("fc2.weight", [classes, hidden]), ("fc2.bias", [classes]),
     ])
     precision = PrecisionRuntime(recipe: recipe, seed: seed, threads: threads)
-    fc1 = precision.addLinear(name: "fc1", N: maxRows, C: inFeatures, OC: hidden)
-    fc2 = precision.addLinear(name: "fc2", N: maxRows, C: hidden, OC: classes)
+    fc1 = precision.addLinear(name: "fc1", N: maxRows, C: inFeatures, OC: hidden, block: 0, blocks: 1)
+    fc2 = precision.addLinear(name: "fc2", N: maxRows, C: hidden, OC: classes, isHead: true)
     precision.finish()
     x = FloatBuffer(count: maxRows * inFeatures)
     h = FloatBuffer(count: maxRows * hidden)
@@ -86,7 +86,7 @@ public final class MLP {
     let n = rows, P = parameters
     P.grads.zero()
     dlogits.zero()
-    CrossEntropy.backward(dlogits: dlogits.pointer, probs: probs.pointer, targets: labels, dloss: 1 / Float(n), N: n, V: classes)
+    CrossEntropy.backward(dlogits: dlogits.pointer, probs: probs.pointer, targets: labels, dloss: precision.lossScale / Float(n), N: n, V: classes)
     da.zero()
     fc2.backward(
       dinp: da.pointer, dweight: P.grad("fc2.weight"), dbias: P.grad("fc2.bias"), dout: dlogits.pointer,
@@ -140,7 +140,7 @@ public final class LinearRegression {
     let P = parameters
     P.grads.zero()
     dpred.zero()
-    MeanSquaredError.backward(dpred: dpred.pointer, pred: pred.pointer, target: y.pointer, dloss: 1, N: rows)
+    MeanSquaredError.backward(dpred: dpred.pointer, pred: pred.pointer, target: y.pointer, dloss: precision.lossScale, N: rows)
     layer.backward(
       dinp: nil, dweight: P.grad("weight"), dbias: P.grad("bias"), dout: dpred.pointer, inp: x.pointer,
       weight: P.value("weight"), n: rows)

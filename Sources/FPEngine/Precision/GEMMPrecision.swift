@@ -24,16 +24,50 @@ public enum GEMMOperand: Int, CaseIterable, Codable, Sendable, CustomStringConve
   }
 }
 
+extension GEMMOperand {
+  /// The GEMM this operand belongs to.
+  public var gemm: GEMMKind {
+    switch self {
+    case .forwardX, .forwardW: return .forward
+    case .dataGradDY, .dataGradW: return .dataGrad
+    case .weightGradDY, .weightGradX: return .weightGrad
+    }
+  }
+}
+
+/// The three GEMMs of a linear layer (see `GEMMOperand`); names as recipes spell them.
+public enum GEMMKind: Int, CaseIterable, Codable, Sendable, CustomStringConvertible {
+  case forward, dataGrad, weightGrad
+
+  public var description: String {
+    switch self {
+    case .forward: return "forward"
+    case .dataGrad: return "dgrad"
+    case .weightGrad: return "wgrad"
+    }
+  }
+
+  public var operands: (GEMMOperand, GEMMOperand) {
+    switch self {
+    case .forward: return (.forwardX, .forwardW)
+    case .dataGrad: return (.dataGradDY, .dataGradW)
+    case .weightGrad: return (.weightGradDY, .weightGradX)
+    }
+  }
+}
+
 /// The shape of a GEMM operand as stored (row-major `rows x cols`) and the direction its GEMM reduces
-/// along. Element-wise rounding ignores it; block scaling (the next recipe issue) needs it, because
-/// blocks run along the reduction dimension: along rows of X and W in the forward GEMM, down the
-/// columns of W in the data gradient, down the columns of dY and X in the weight gradient.
+/// along. Blocks of a scaled format and Hadamard groups run along the reduction dimension: along rows
+/// of X and W in the forward GEMM (the last axis), down the columns of W in the data gradient, down the
+/// columns of dY and X in the weight gradient (`reducesAlongRows`: the reduction index is the row index).
 public struct OperandLayout: Hashable, Sendable {
   public var rows: Int
   public var cols: Int
   /// True when the GEMM sums down each column (the reduction index is the row index).
   public var reducesAlongRows: Bool
   public var count: Int { rows * cols }
+  /// Length of the reduction dimension.
+  public var reductionLength: Int { reducesAlongRows ? rows : cols }
 
   public init(rows: Int, cols: Int, reducesAlongRows: Bool) {
     self.rows = rows
@@ -42,31 +76,273 @@ public struct OperandLayout: Hashable, Sendable {
   }
 }
 
-/// How many values one rounding saturated and flushed to zero, out of how many.
+/// What one rounding of an operand did (telemetry cheap enough to leave on).
 public struct RoundingCounts: Hashable, Sendable {
-  /// Values with |x| > the format's largest finite value before rounding (Inf included, NaN not).
+  /// Values that saturated: for element formats |x| > max finite before rounding (Inf included, NaN
+  /// not); for scaled formats, scaled values at or beyond the element format's overflow threshold
+  /// (`QuantizationStats.saturated`).
   public var saturated: Int = 0
   /// Non-zero values that rounded to zero.
   public var flushed: Int = 0
   public var total: Int = 0
-  public init(saturated: Int = 0, flushed: Int = 0, total: Int = 0) {
+  /// Largest finite |x| of the tensor that was rounded (after the Hadamard transform, if any).
+  public var amax: Float = 0
+  /// Scale blocks (0 for element formats), and how many of them had their scale clamped at the scale
+  /// format's max or rounded to zero.
+  public var blocks: Int = 0
+  public var scaleSaturated: Int = 0
+  public var scaleUnderflow: Int = 0
+
+  public init(
+    saturated: Int = 0, flushed: Int = 0, total: Int = 0, amax: Float = 0, blocks: Int = 0,
+    scaleSaturated: Int = 0, scaleUnderflow: Int = 0
+  ) {
     self.saturated = saturated
     self.flushed = flushed
     self.total = total
+    self.amax = amax
+    self.blocks = blocks
+    self.scaleSaturated = scaleSaturated
+    self.scaleUnderflow = scaleUnderflow
+  }
+
+  public init(_ s: QuantizationStats) {
+    self.init(
+      saturated: s.saturated, flushed: s.flushedToZero, total: s.count, amax: s.amax, blocks: s.blocks,
+      scaleSaturated: s.scaleSaturated, scaleUnderflow: s.scaleUnderflow)
+  }
+
+  public mutating func add(_ o: RoundingCounts) {
+    saturated += o.saturated; flushed += o.flushed; total += o.total; amax = max(amax, o.amax)
+    blocks += o.blocks; scaleSaturated += o.scaleSaturated; scaleUnderflow += o.scaleUnderflow
+  }
+}
+
+/// Everything a rounding call needs besides the tensor: random-number coordinates, threads, whether to
+/// count events, the GEMM's Hadamard transform (nil: none) and two scratch buffers of at least
+/// `layout.count` values for the transposed / transformed copies (nil when neither is needed).
+public struct RoundingContext {
+  public var seed: UInt64
+  public var stream: UInt64
+  public var threads: Int
+  public var countEvents: Bool
+  public var hadamard: RandomHadamard?
+  public var scratch: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)?
+
+  public init(
+    seed: UInt64, stream: UInt64, threads: Int = 1, countEvents: Bool = true, hadamard: RandomHadamard? = nil,
+    scratch: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)? = nil
+  ) {
+    self.seed = seed
+    self.stream = stream
+    self.threads = threads
+    self.countEvents = countEvents
+    self.hadamard = hadamard
+    self.scratch = scratch
   }
 }
 
 /// Something that rounds a GEMM operand into a scratch buffer. Implementations must be pure functions
 /// of (input, layout, seed, stream): never of thread count or call order.
+///
+/// A rounder implements one primitive, `roundLastAxis` (a row-major matrix whose GEMM reduces along its
+/// last axis); `round` builds every layout from it (see the extension): when the GEMM reduces along
+/// rows it transposes first, and with a Hadamard transform it applies R along the reduction axis before
+/// rounding, so both operands of a GEMM see the same R and the product is unchanged in exact arithmetic:
+/// (A R)(B R)^T = A B^T.
 public protocol OperandRounder: Sendable, CustomStringConvertible {
   /// True when results depend on random numbers (then every operand draws from its own stream).
   var isStochastic: Bool { get }
-  /// Rounds `src` (laid out as `layout`) into `dst`; with `countEvents` also counts saturations
-  /// and flushes to zero (else returns zero counts and `total`).
-  func round(
-    _ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, layout: OperandLayout,
+  /// True when the result does not depend on the reduction axis (element formats, 2-D tiles, one scale
+  /// per tensor): such an operand needs no transposition, and forward and backward can share it.
+  var isAxisFree: Bool { get }
+  /// True when the rounding of any part needs the whole tensor's max |x| (NVFP4, tensor scaling).
+  var needsTensorAmax: Bool { get }
+  /// Rounds `src` (row-major rows x cols, blocks along the last axis) into `dst` (not overlapping).
+  /// The rows may be a piece of a larger tensor of the same row length: the piece's element i is the
+  /// tensor's element `firstIndex + i` (random counter), its block b the tensor's block
+  /// `firstBlock + b`, and `tensorAmax` the tensor's max |x| (nil: this piece is the whole tensor).
+  /// With `countEvents` also counts saturations and flushes (else only `total` and what is free).
+  func roundLastAxis(
+    _ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, rows: Int, cols: Int,
+    firstIndex: Int, firstBlock: Int, tensorAmax: Float?,
     seed: UInt64, stream: UInt64, threads: Int, countEvents: Bool
   ) -> RoundingCounts
+}
+
+extension OperandRounder {
+  /// Rounds operand `src` laid out as `layout` into `dst`:
+  /// - no Hadamard, and the reduction along the last axis or a rounder that ignores the axis: directly;
+  /// - else, with A = src (or src^T when the GEMM reduces along rows, so that the reduction axis is
+  ///   last): A' = A R (when a Hadamard transform is given, groups of n along the last axis), rounded,
+  ///   and transposed back. Stochastic counters then index A's layout.
+  public func round(
+    _ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, layout: OperandLayout,
+    context c: RoundingContext
+  ) -> RoundingCounts {
+    let transpose = layout.reducesAlongRows && !(isAxisFree && c.hadamard == nil)
+    guard transpose || c.hadamard != nil else {
+      return roundLastAxis(
+        src, into: dst, rows: layout.rows, cols: layout.cols, firstIndex: 0, firstBlock: 0, tensorAmax: nil,
+        seed: c.seed, stream: c.stream, threads: c.threads, countEvents: c.countEvents)
+    }
+    guard let (a, b) = c.scratch else { preconditionFailure("operand transform without scratch buffers") }
+    if transpose && !isAxisFree {
+      return roundByStrips(src, into: dst, layout: layout, context: c, scratch: (a, b))
+    }
+    let (r, k) = transpose ? (layout.cols, layout.rows) : (layout.rows, layout.cols)
+    if transpose {
+      Transpose.apply(src, into: a, rows: layout.rows, cols: layout.cols)
+    } else {
+      a.update(from: src, count: layout.count)
+    }
+    if let h = c.hadamard {
+      // The caller checks that the reduction length is a multiple of the size.
+      try! h.forward(UnsafeMutableBufferPointer(start: a, count: layout.count), rows: r, cols: k)
+    }
+    let counts = roundLastAxis(
+      a, into: transpose ? b : dst, rows: r, cols: k, firstIndex: 0, firstBlock: 0, tensorAmax: nil,
+      seed: c.seed, stream: c.stream, threads: c.threads, countEvents: c.countEvents)
+    if transpose { Transpose.apply(b, into: dst, rows: r, cols: k) }
+    return counts
+  }
+
+  /// The transposed path in strips that stay in cache: strip j holds original columns
+  /// [j S, (j+1) S), i.e. rows of A = src^T; it is transposed into scratch, transformed, rounded as
+  /// rows j S ..< (j+1) S of A (element and block counters continue across strips) and transposed back
+  /// into its columns of `dst`. Threads take whole strips, so the result is that of one pass over A.
+  /// A tensor amax, where the format needs one, is taken first (over A R when there is a Hadamard
+  /// transform, a strip at a time).
+  func roundByStrips(
+    _ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, layout: OperandLayout,
+    context c: RoundingContext, scratch: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)
+  ) -> RoundingCounts {
+    let rows = layout.rows, cols = layout.cols
+    let S = min(cols, 32)
+    let strips = (cols + S - 1) / S
+    // Each thread owns S * rows values of B (threads * S <= cols keeps them inside).
+    let t = max(1, min(c.threads, cols / S, strips, layout.count / 32_768))
+    let blocksPerRow = blocksAlong(rows)
+    nonisolated(unsafe) let src = src, dst = dst, a = scratch.0, b = scratch.1
+    let hadamard = c.hadamard, seed = c.seed, stream = c.stream, countEvents = c.countEvents
+    /// Transposed (and transformed) columns j0 ..< j1 into `p` as (j1 - j0) rows of length `rows`.
+    let load: @Sendable (Int, Int, UnsafeMutablePointer<Float>) -> Void = { j0, j1, p in
+      Transpose.apply(src + j0, into: p, rows: rows, cols: j1 - j0, ldIn: cols)
+      if let h = hadamard { try! h.forward(UnsafeMutableBufferPointer(start: p, count: (j1 - j0) * rows), rows: j1 - j0, cols: rows) }
+    }
+    // Strip j lives at a + j0 * rows (A = src^T R in place, so a strip loaded for the amax is not
+    // loaded again); its rounded copy goes to the thread's part of B.
+    let preload = needsTensorAmax && hadamard != nil
+    var amax: Float? = needsTensorAmax && hadamard == nil ? RoundingCounts.finiteAmax(src, layout.count) : nil
+    if preload {
+      amax = withUnsafeTemporaryAllocation(of: Float.self, capacity: t) { parts in
+        nonisolated(unsafe) let parts = parts
+        DispatchQueueShim.concurrentPerform(t) { i in
+          var m: Float = 0
+          for j in stride(from: i, to: strips, by: t) {
+            let j0 = j * S, j1 = min(cols, j0 + S)
+            load(j0, j1, a + j0 * rows)
+            m = max(m, RoundingCounts.finiteAmax(a + j0 * rows, (j1 - j0) * rows))
+          }
+          parts[i] = m
+        }
+        return parts.max()!
+      }
+    }
+    let tensorAmax = amax
+    return withUnsafeTemporaryAllocation(of: RoundingCounts.self, capacity: t) { parts in
+      nonisolated(unsafe) let parts = parts
+      parts.initialize(repeating: RoundingCounts())
+      DispatchQueueShim.concurrentPerform(t) { i in
+        let pb = b + i * S * rows
+        var total = RoundingCounts()
+        for j in stride(from: i, to: strips, by: t) {
+          let j0 = j * S, j1 = min(cols, j0 + S)
+          let pa = a + j0 * rows
+          if !preload { load(j0, j1, pa) }
+          total.add(
+            roundLastAxis(
+              pa, into: pb, rows: j1 - j0, cols: rows, firstIndex: j0 * rows, firstBlock: j0 * blocksPerRow,
+              tensorAmax: tensorAmax, seed: seed, stream: stream, threads: 1, countEvents: countEvents))
+          Transpose.apply(pb, into: dst + j0, rows: j1 - j0, cols: rows, ldOut: cols)
+        }
+        parts[i] = total
+      }
+      var total = RoundingCounts()
+      for p in parts { total.add(p) }
+      return total
+    }
+  }
+
+  /// Blocks per row of length `n` (for counters of pieces); 1 for formats without blocks.
+  func blocksAlong(_ n: Int) -> Int {
+    guard let s = self as? ScaledRounding else { return 1 }
+    switch s.format.block {
+    case .vector(let b): return (n + b - 1) / b
+    default: return 1
+    }
+  }
+
+  /// The pre-context spelling (no Hadamard, no scratch: the layout must not need a transposition).
+  public func round(
+    _ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, layout: OperandLayout,
+    seed: UInt64, stream: UInt64, threads: Int, countEvents: Bool
+  ) -> RoundingCounts {
+    round(src, into: dst, layout: layout, context: RoundingContext(seed: seed, stream: stream, threads: threads, countEvents: countEvents))
+  }
+}
+
+extension RoundingCounts {
+  /// max |x| over the finite values, on bit patterns with an arithmetic mask (vectorizes).
+  static func finiteAmax(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+    let bits = UnsafeRawPointer(x).assumingMemoryBound(to: UInt32.self)
+    var m: UInt32 = 0
+    for i in 0..<n {
+      let a = bits[i] & 0x7FFF_FFFF
+      m = max(m, a & (0 &- ((a &- 0x7F80_0000) &>> 31)))
+    }
+    return Float(bitPattern: m)
+  }
+}
+
+/// out (cols, rows) = inp (rows, cols)^T, in 8 x 8 tiles held in eight 8-lane vectors. Small tiles
+/// matter: with power-of-two row lengths (2048 tokens) the 8 output rows of a tile lie 8 KB apart and
+/// share one L1 set; 8 of them fit in its ways, 32 (a 32 x 32 tile) thrash it.
+///
+/// An 8 x 8 tile read as 64 values in row-major order has index bits (r2 r1 r0 c2 c1 c0); its transpose
+/// has (c2 c1 c0 r2 r1 r0), a rotation by three bits. One perfect unshuffle (all even-indexed values,
+/// then all odd ones) rotates the index right by one bit, so three unshuffles transpose the tile; each
+/// is eight even/odd halves of vector pairs, which compile to two-source permutes. Edges are scalar.
+/// `ldIn` / `ldOut` are the row strides of `inp` / `out` when they are pieces of wider matrices.
+enum Transpose {
+  static func apply(
+    _ inp: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, rows: Int, cols: Int,
+    ldIn: Int? = nil, ldOut: Int? = nil
+  ) {
+    let li = ldIn ?? cols, lo = ldOut ?? rows
+    let r8 = rows & ~7, c8 = cols & ~7
+    let src = UnsafeRawPointer(inp), dst = UnsafeMutableRawPointer(out)
+    typealias V = SIMD8<Float>
+    for r0 in stride(from: 0, to: r8, by: 8) {
+      for c0 in stride(from: 0, to: c8, by: 8) {
+        @inline(__always) func load(_ i: Int) -> V { src.loadUnaligned(fromByteOffset: ((r0 + i) * li + c0) * 4, as: V.self) }
+        var t0 = load(0), t1 = load(1), t2 = load(2), t3 = load(3), t4 = load(4), t5 = load(5), t6 = load(6), t7 = load(7)
+        for _ in 0..<3 {
+          let p0 = SIMD16(lowHalf: t0, highHalf: t1), p1 = SIMD16(lowHalf: t2, highHalf: t3)
+          let p2 = SIMD16(lowHalf: t4, highHalf: t5), p3 = SIMD16(lowHalf: t6, highHalf: t7)
+          t0 = p0.evenHalf; t1 = p1.evenHalf; t2 = p2.evenHalf; t3 = p3.evenHalf
+          t4 = p0.oddHalf; t5 = p1.oddHalf; t6 = p2.oddHalf; t7 = p3.oddHalf
+        }
+        @inline(__always) func store(_ i: Int, _ t: V) { dst.storeBytes(of: t, toByteOffset: ((c0 + i) * lo + r0) * 4, as: V.self) }
+        store(0, t0); store(1, t1); store(2, t2); store(3, t3); store(4, t4); store(5, t5); store(6, t6); store(7, t7)
+      }
+    }
+    // Edges: the last cols % 8 columns of every row, and the last rows % 8 rows.
+    for r in 0..<rows {
+      let cStart = r < r8 ? c8 : 0
+      for c in cStart..<cols { out[c * lo + r] = inp[r * li + c] }
+    }
+  }
 }
 
 /// Element-wise rounding to one `FloatFormat` with an FPFormats `Quantizer` (no scaling): the setting
@@ -83,13 +359,16 @@ public struct ElementRounding: OperandRounder, Hashable, Codable {
   }
 
   public var isStochastic: Bool { rounding.isStochastic }
+  public var isAxisFree: Bool { true }
+  public var needsTensorAmax: Bool { false }
   public var description: String { "\(format.name):\(rounding):\(overflow.rawValue)" }
 
-  public func round(
-    _ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, layout: OperandLayout,
+  public func roundLastAxis(
+    _ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, rows: Int, cols: Int,
+    firstIndex: Int, firstBlock: Int, tensorAmax: Float?,
     seed: UInt64, stream: UInt64, threads: Int, countEvents: Bool
   ) -> RoundingCounts {
-    let n = layout.count
+    let n = rows * cols
     let q = Quantizer(format: format, rounding: rounding, overflow: overflow, seed: seed, stream: stream)
     let limit = format.maxFinite
     // Chunks of at least 64 Ki values per thread (below that a thread costs more than it saves).
@@ -97,7 +376,7 @@ public struct ElementRounding: OperandRounder, Hashable, Codable {
     // result is independent of the split.
     let t = max(1, min(threads, n / 65_536))
     if t == 1 {
-      q.quantize(UnsafeBufferPointer(start: src, count: n), into: UnsafeMutableBufferPointer(start: dst, count: n))
+      q.quantize(UnsafeBufferPointer(start: src, count: n), into: UnsafeMutableBufferPointer(start: dst, count: n), firstIndex: firstIndex)
       return countEvents ? Self.count(src, dst, n, limit) : RoundingCounts(total: n)
     }
     let per = (n + t - 1) / t
@@ -109,25 +388,28 @@ public struct ElementRounding: OperandRounder, Hashable, Codable {
         guard lo < hi else { return }
         q.quantize(
           UnsafeBufferPointer(start: src + lo, count: hi - lo),
-          into: UnsafeMutableBufferPointer(start: dst + lo, count: hi - lo), firstIndex: lo)
+          into: UnsafeMutableBufferPointer(start: dst + lo, count: hi - lo), firstIndex: firstIndex + lo)
         if countEvents { parts[i] = Self.count(src + lo, dst + lo, hi - lo, limit) }
       }
       var c = RoundingCounts(total: n)
       for p in parts {
         c.saturated += p.saturated
         c.flushed += p.flushed
+        c.amax = max(c.amax, p.amax)
       }
       return c
     }
   }
 
-  /// One vectorizable pass: integer sums of comparison results.
+  /// One vectorizable pass: integer sums of comparison results, and the finite amax on bit patterns.
   @inline(__always)
   static func count(
     _ src: UnsafePointer<Float>, _ dst: UnsafePointer<Float>, _ n: Int, _ limit: Float
   ) -> RoundingCounts {
     var sat: Int32 = 0, flush: Int32 = 0
     var c = RoundingCounts(total: n)
+    let bits = UnsafeRawPointer(src).assumingMemoryBound(to: UInt32.self)
+    var m: UInt32 = 0
     var i = 0
     // Int32 lanes (twice the width of Int64 ones), emptied every 2^30 values so they cannot overflow.
     while i < n {
@@ -138,6 +420,9 @@ public struct ElementRounding: OperandRounder, Hashable, Codable {
         let nonzero: Int32 = a != 0 ? 1 : 0, zero: Int32 = dst[j] == 0 ? 1 : 0
         sat &+= abs(a) > limit ? 1 : 0
         flush &+= nonzero & zero
+        let mag = bits[j] & 0x7FFF_FFFF
+        let finite = 0 &- ((mag &- 0x7F80_0000) &>> 31)  // all ones when mag < Inf's bits
+        m = max(m, mag & finite)
       }
       c.saturated += Int(sat)
       c.flushed += Int(flush)
@@ -145,14 +430,96 @@ public struct ElementRounding: OperandRounder, Hashable, Codable {
       flush = 0
       i = end
     }
+    c.amax = Float(bitPattern: m)
     return c
   }
 }
 
-/// For each of the six operands of one linear layer, how it is rounded (nil: left in float32).
-/// `GEMMPrecision.fp32` rounds nothing and takes exactly the code path of a model without the hook.
+/// Rounding to a block-scaled format with an FPFormats `BlockQuantizer`: vector blocks run along the
+/// reduction dimension (the last axis of what `roundLastAxis` sees); 2-D tiles cover the matrix as
+/// stored, so a weight W (OC, C) tiled 16 x 16 is the same quantized matrix whichever GEMM reads it.
+/// Elements are rounded with `rounding`; the scale with the format's own scale rounding.
+public struct ScaledRounding: OperandRounder, Hashable, Codable {
+  public var format: ScaledFormat
+  public var rounding: RoundingMode
+
+  public init(format: ScaledFormat, rounding: RoundingMode = .rne) {
+    self.format = format
+    self.rounding = rounding
+  }
+
+  public var isStochastic: Bool { rounding.isStochastic || format.scaleRounding.isStochastic }
+  public var isAxisFree: Bool {
+    switch format.block {
+    case .tile, .tensor: return true
+    case .vector, .row: return false
+    }
+  }
+  public var description: String { "\(format.name):\(rounding)" }
+  public var needsTensorAmax: Bool { format.rule == .nvfp4 || format.tensorScale }
+
+  public func roundLastAxis(
+    _ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, rows: Int, cols: Int,
+    firstIndex: Int, firstBlock: Int, tensorAmax: Float?,
+    seed: UInt64, stream: UInt64, threads: Int, countEvents: Bool
+  ) -> RoundingCounts {
+    let n = rows * cols
+    guard n > 0 else { return RoundingCounts() }
+    dst.update(from: src, count: n)
+    let q = BlockQuantizer(format: format, rounding: rounding, seed: seed, stream: stream)
+    let whole = UnsafeMutableBufferPointer(start: dst, count: n)
+    var stats = QuantizationStats()
+    let blocksPerRow: Int
+    switch format.block {
+    case .tile, .tensor:
+      // One call over the whole matrix (tiles and a tensor scale do not split by rows).
+      precondition(firstIndex == 0 && tensorAmax == nil, "tiled formats round whole matrices")
+      try! q.quantize(whole, rows: rows, cols: cols, axis: 1, stats: &stats)
+      return RoundingCounts(stats)
+    case .vector(let b): blocksPerRow = (cols + b - 1) / b
+    case .row: blocksPerRow = 1
+    }
+    // Rows cut into at most `threads` chunks of >= 64 Ki values; chunk [r0, r1) passes its first
+    // element and block index (random counters) and the whole tensor's amax (NVFP4 and tensor scaling),
+    // so the result is that of one call over the whole matrix.
+    let t = max(1, min(threads, n / 65_536, rows))
+    let a: Float? = tensorAmax ?? (needsTensorAmax ? q.amax(UnsafeBufferPointer(whole)) : nil)
+    if t == 1 {
+      try! q.quantizeLastAxis(
+        whole, rows: rows, cols: cols, firstIndex: firstIndex, firstBlock: firstBlock, tensorAmax: a, stats: &stats)
+      return RoundingCounts(stats)
+    }
+    let per = (rows + t - 1) / t
+    return withUnsafeTemporaryAllocation(of: QuantizationStats.self, capacity: t) { parts in
+      nonisolated(unsafe) let dst = dst, parts = parts
+      parts.initialize(repeating: QuantizationStats())
+      DispatchQueueShim.concurrentPerform(t) { i in
+        let r0 = i * per, r1 = min(rows, r0 + per)
+        guard r0 < r1 else { return }
+        var s = QuantizationStats()
+        try! q.quantizeLastAxis(
+          UnsafeMutableBufferPointer(start: dst + r0 * cols, count: (r1 - r0) * cols), rows: r1 - r0, cols: cols,
+          firstIndex: firstIndex + r0 * cols, firstBlock: firstBlock + r0 * blocksPerRow, tensorAmax: a, stats: &s)
+        parts[i] = s
+      }
+      var total = QuantizationStats()
+      for p in parts { total.add(p) }
+      return RoundingCounts(total)
+    }
+  }
+}
+
+/// For each of the six operands of one linear layer, how it is rounded (nil: left in float32), and
+/// for each of its three GEMMs the size of the random Hadamard transform applied to both operands along
+/// the reduction dimension (nil: none). `GEMMPrecision.fp32` rounds nothing and takes exactly the code
+/// path of a model without the hook.
 public struct GEMMPrecision: Sendable {
   public var rounders: [(any OperandRounder)?]
+  /// Indexed by `GEMM.rawValue`. Applied only where both operands are rounded and the reduction length
+  /// is a multiple of the size (else that GEMM runs without it).
+  public var hadamard: [Int?] = [nil, nil, nil]
+  /// Clipped straight-through estimator: the gradient of a forward operand value that saturated is zero.
+  public var clipSaturated = false
 
   public init(_ rounders: [GEMMOperand: any OperandRounder] = [:]) {
     self.rounders = GEMMOperand.allCases.map { rounders[$0] }
@@ -184,5 +551,81 @@ public enum RoundingStreams {
     var h = CounterRNG.mix(UInt64(bitPattern: Int64(step)) &+ 0x6A09_E667_F3BC_C909)
     h = CounterRNG.mix(h ^ (pass.rawValue &<< 32 | UInt64(layer)))
     return CounterRNG.mix(h ^ UInt64(operand.rawValue))
+  }
+
+  /// The Hadamard signs of GEMM `gemm` of linear layer `layer`: fixed for the whole run (one random
+  /// sign vector per layer and GEMM, as the NVFP4 recipe's fixed random Hadamard), drawn from the run's
+  /// seed through the counter-based generator.
+  public static func hadamardStream(layer: Int, gemm: GEMMKind) -> UInt64 {
+    CounterRNG.mix(0x4841_4441_4D41_5244 ^ (UInt64(layer) &<< 8 | UInt64(gemm.rawValue)))
+  }
+}
+
+// MARK: Saturation masks (clipped straight-through estimator)
+
+extension ElementRounding {
+  /// Indices i of a tensor whose |x_i| exceeds the format's largest finite value (the clamp's flat part).
+  func saturatedIndices(_ src: UnsafePointer<Float>, count n: Int, into indices: UnsafeMutablePointer<Int32>) -> Int {
+    let limit = format.maxFinite
+    var k = 0
+    for i in 0..<n where abs(src[i]) > limit {
+      indices[k] = Int32(i)
+      k += 1
+    }
+    return k
+  }
+}
+
+extension ScaledRounding {
+  /// Indices i of a row-major rows x cols tensor (blocks along the last axis, or tiles) whose value lies
+  /// beyond the largest magnitude its block can represent: its element came out at the element format's
+  /// max and |x_i| > |q_i|. The elements are recomputed with the same quantizer, counters and streams as
+  /// `roundLastAxis`, so they are the ones the GEMM used. `scratch` and `elements` hold rows * cols values.
+  func saturatedIndices(
+    _ src: UnsafePointer<Float>, rows: Int, cols: Int, seed: UInt64, stream: UInt64,
+    scratch: UnsafeMutablePointer<Float>, elements: UnsafeMutablePointer<Float>, into indices: UnsafeMutablePointer<Int32>
+  ) -> Int {
+    let n = rows * cols
+    let maxElem = format.elementMax
+    var stats = QuantizationStats()
+    scratch.update(from: src, count: n)
+    let a: Float? = needsTensorAmax ? RoundingCounts.finiteAmax(src, n) : nil
+    var k = 0
+    switch format.block {
+    case .tile(let tr, let tc):
+      // BlockQuantizer's tile order: tile by tile, each a single block of h * w values whose random
+      // counters continue from the previous tiles (block index = first counter / (h * w)).
+      var f = format
+      f.block = .tensor
+      let q = BlockQuantizer(format: f, rounding: rounding, seed: seed, stream: stream)
+      var index = 0
+      for r0 in stride(from: 0, to: rows, by: tr) {
+        for c0 in stride(from: 0, to: cols, by: tc) {
+          let h = min(tr, rows - r0), w = min(tc, cols - c0)
+          for r in 0..<h { for c in 0..<w { scratch[r * w + c] = src[(r0 + r) * cols + c0 + c] } }
+          try! q.quantizeLastAxis(
+            UnsafeMutableBufferPointer(start: scratch, count: h * w), rows: 1, cols: h * w, firstIndex: index,
+            firstBlock: index / (h * w), tensorAmax: a, elements: elements, stats: &stats)
+          for r in 0..<h {
+            for c in 0..<w where abs(elements[r * w + c]) == maxElem && abs(src[(r0 + r) * cols + c0 + c]) > abs(scratch[r * w + c]) {
+              indices[k] = Int32((r0 + r) * cols + c0 + c)
+              k += 1
+            }
+          }
+          index += h * w
+        }
+      }
+      return k
+    default:
+      let q = BlockQuantizer(format: format, rounding: rounding, seed: seed, stream: stream)
+      try! q.quantizeLastAxis(
+        UnsafeMutableBufferPointer(start: scratch, count: n), rows: rows, cols: cols, tensorAmax: a, elements: elements,
+        stats: &stats)
+      for i in 0..<n where abs(elements[i]) == maxElem && abs(src[i]) > abs(scratch[i]) {
+        indices[k] = Int32(i)
+        k += 1
+      }
+      return k
+    }
   }
 }

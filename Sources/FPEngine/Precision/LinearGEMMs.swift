@@ -1,3 +1,5 @@
+import FPFormats
+
 /// A model's precision state at run time: the recipe resolved per linear layer, the scratch buffers
 /// that hold rounded operands, the step counter that keys stochastic-rounding streams, and telemetry.
 ///
@@ -12,6 +14,8 @@ public final class PrecisionRuntime {
   /// Training step whose streams the next GEMMs use; set by the trainer.
   public var step: Int = 0
   public var pass: RoundingStreams.Pass = .train
+  /// The factor the models multiply the loss gradient by (loss scaling; the trainer sets and undoes it).
+  public var lossScale: Float = 1
   /// Count saturations and flushes (training passes); evaluation passes skip it.
   public var collectTelemetry = true
   public private(set) var layers: [LinearGEMMs] = []
@@ -20,6 +24,12 @@ public final class PrecisionRuntime {
   var dyData = FloatBuffer(count: 0)
   var dyWeight = FloatBuffer(count: 0)
   var xWeight = FloatBuffer(count: 0)
+  // Transposed / Hadamard-transformed copies of one operand at a time (see `OperandRounder.round`).
+  var transformA = FloatBuffer(count: 0)
+  var transformB = FloatBuffer(count: 0)
+
+  /// Test hook: called with every operand a GEMM reads (rounded or not), as the GEMM reads it.
+  public var operandObserver: ((LinearLayerInfo, GEMMOperand, UnsafeBufferPointer<Float>, OperandLayout) -> Void)?
 
   public init(recipe: Recipe, seed: UInt64, threads: Int = 1) {
     self.recipe = recipe
@@ -27,9 +37,13 @@ public final class PrecisionRuntime {
     self.threads = max(1, threads)
   }
 
-  /// Registers a linear layer whose input has at most `N` rows, `C` in-features, `OC` out-features.
-  public func addLinear(name: String, N: Int, C: Int, OC: Int) -> LinearGEMMs {
-    let info = LinearLayerInfo(name: name, index: layers.count, inFeatures: C, outFeatures: OC)
+  /// Registers a linear layer whose input has at most `N` rows, `C` in-features, `OC` out-features;
+  /// `block` of `blocks` and `isHead` are what recipes select kept layers by.
+  public func addLinear(
+    name: String, N: Int, C: Int, OC: Int, block: Int? = nil, blocks: Int = 0, isHead: Bool = false
+  ) -> LinearGEMMs {
+    let info = LinearLayerInfo(
+      name: name, index: layers.count, inFeatures: C, outFeatures: OC, block: block, blockCount: blocks, isHead: isHead)
     let l = LinearGEMMs(info: info, precision: recipe.precision(for: info), N: N, runtime: self)
     layers.append(l)
     return l
@@ -46,6 +60,18 @@ public final class PrecisionRuntime {
     dyData = FloatBuffer(count: dy)
     dyWeight = FloatBuffer(count: layers.contains { $0.precision[.weightGradDY] != nil } ? maxDY() : 0)
     xWeight = FloatBuffer(count: x)
+    var t = 0
+    for l in layers {
+      let p = l.precision
+      let transforms = p.hadamard.contains { $0 != nil } || p.rounders.contains { $0.map { !$0.isAxisFree } ?? false }
+        || p.clipSaturated
+      if transforms {
+        let C = l.info.inFeatures, OC = l.info.outFeatures
+        t = max(t, l.N * C, l.N * OC, OC * C)
+      }
+    }
+    transformA = FloatBuffer(count: t)
+    transformB = FloatBuffer(count: t)
   }
 
   private func maxDY() -> Int { layers.map { $0.N * $0.info.outFeatures }.max() ?? 0 }
@@ -53,6 +79,11 @@ public final class PrecisionRuntime {
   /// `<layer>.<operand>` for every rounded operand, in the order `telemetry` fills.
   public var telemetryNames: [String] {
     layers.flatMap { l in GEMMOperand.allCases.filter { l.precision[$0] != nil }.map { "\(l.info.name).\($0)" } }
+  }
+
+  /// The counts of every rounded operand at the last training pass, in the order of `telemetryNames`.
+  public var operandCounts: [RoundingCounts] {
+    layers.flatMap { l in GEMMOperand.allCases.filter { l.precision[$0] != nil }.map { l.counts[$0.rawValue] } }
   }
 
   /// Fractions saturated and flushed to zero per rounded operand at the last training pass, in the
@@ -89,19 +120,40 @@ public final class LinearGEMMs {
   /// Counts of the last training pass, indexed by `GEMMOperand.rawValue`.
   public internal(set) var counts = [RoundingCounts](repeating: RoundingCounts(), count: 6)
 
+  /// The random Hadamard transform of each GEMM (by `GEMMKind.rawValue`), nil where the recipe has none.
+  let hadamards: [RandomHadamard?]
+  /// Clipped straight-through estimator: indices of the forward X and W values that saturated in this
+  /// step's training forward, and room to save the gradient entries there (see `backward`).
+  let clipX: SaturationList?, clipW: SaturationList?
+
   init(info: LinearLayerInfo, precision: GEMMPrecision, N: Int, runtime: PrecisionRuntime) {
     self.info = info
     self.precision = precision
     self.N = N
     self.runtime = runtime
+    hadamards = GEMMKind.allCases.map { g in
+      guard let n = precision.hadamard[g.rawValue] else { return nil }
+      return try? RandomHadamard(
+        size: n, seed: runtime.seed, stream: RoundingStreams.hadamardStream(layer: info.index, gemm: g))
+    }
+    // A rounded operand can be reused by a second GEMM when the second would compute exactly the same
+    // values: equal rounders, independent of the reduction axis, no Hadamard on either GEMM, and no
+    // fresh random draws, except that a 2-D-tiled weight is shared by the forward and data-gradient
+    // GEMMs even when stochastic (the point of tiles: both GEMMs see the same quantized weight).
     func same(_ a: GEMMOperand, _ b: GEMMOperand) -> Bool {
-      guard let x = precision[a], let y = precision[b] else { return false }
-      return !x.isStochastic && !y.isStochastic && x.description == y.description
+      guard let x = precision[a], let y = precision[b], x.description == y.description, x.isAxisFree,
+        precision.hadamard[a.gemm.rawValue] == nil, precision.hadamard[b.gemm.rawValue] == nil
+      else { return false }
+      if !x.isStochastic && !y.isStochastic { return true }
+      if let t = x as? ScaledRounding, case .tile = t.format.block, a == .forwardW { return true }
+      return false
     }
     reuseWeightGradX = same(.forwardX, .weightGradX)
     reuseDataGradW = same(.forwardW, .dataGradW)
     reuseWeightGradDY = same(.dataGradDY, .weightGradDY)
     let C = info.inFeatures, OC = info.outFeatures
+    clipX = precision.clipSaturated && precision[.forwardX] != nil ? SaturationList(capacity: N * C) : nil
+    clipW = precision.clipSaturated && precision[.forwardW] != nil ? SaturationList(capacity: OC * C) : nil
     xq = FloatBuffer(count: precision[.forwardX] != nil ? N * C : 0)
     wq = FloatBuffer(count: precision[.forwardW] != nil ? OC * C : 0)
     wqData = FloatBuffer(count: precision[.dataGradW] != nil && !reuseDataGradW ? OC * C : 0)
@@ -112,13 +164,42 @@ public final class LinearGEMMs {
   func operand(
     _ op: GEMMOperand, _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ layout: OperandLayout
   ) -> UnsafePointer<Float> {
-    guard let r = precision[op] else { return src }
+    guard let r = precision[op] else {
+      observe(op, src, layout)
+      return src
+    }
     let stream = RoundingStreams.stream(step: runtime.step, pass: runtime.pass, layer: info.index, operand: op)
+    var h = hadamards[op.gemm.rawValue]
+    if let size = h?.size, layout.reductionLength % size != 0 { h = nil }
+    let scratch = runtime.transformA.count >= layout.count ? (runtime.transformA.pointer, runtime.transformB.pointer) : nil
     let c = r.round(
-      src, into: dst, layout: layout, seed: runtime.seed, stream: stream, threads: runtime.threads,
-      countEvents: runtime.collectTelemetry)
+      src, into: dst, layout: layout,
+      context: RoundingContext(
+        seed: runtime.seed, stream: stream, threads: runtime.threads, countEvents: runtime.collectTelemetry,
+        hadamard: h, scratch: scratch))
     if runtime.collectTelemetry { counts[op.rawValue] = c }
+    observe(op, dst, layout)
     return UnsafePointer(dst)
+  }
+
+  /// The saturated values of forward operand `op` (rows x cols, reducing along its last axis), as its
+  /// rounder rounded them this step.
+  func saturated(_ op: GEMMOperand, _ src: UnsafePointer<Float>, rows: Int, cols: Int, into l: SaturationList) -> Int {
+    switch precision[op] {
+    case let r as ElementRounding:
+      return r.saturatedIndices(src, count: rows * cols, into: l.indices)
+    case let r as ScaledRounding:
+      let stream = RoundingStreams.stream(step: runtime.step, pass: runtime.pass, layer: info.index, operand: op)
+      return r.saturatedIndices(
+        src, rows: rows, cols: cols, seed: runtime.seed, stream: stream, scratch: runtime.transformA.pointer,
+        elements: runtime.transformB.pointer, into: l.indices)
+    default: return 0
+    }
+  }
+
+  @inline(__always)
+  func observe(_ op: GEMMOperand, _ p: UnsafePointer<Float>, _ layout: OperandLayout) {
+    if let f = runtime.operandObserver { f(info, op, UnsafeBufferPointer(start: p, count: layout.count), layout) }
   }
 
   /// out(n,OC) = inp(n,C) . weight(OC,C)^T + bias, n <= N rows.
@@ -129,6 +210,10 @@ public final class LinearGEMMs {
     let C = info.inFeatures, OC = info.outFeatures
     let x = operand(.forwardX, inp, xq.pointer, OperandLayout(rows: n, cols: C, reducesAlongRows: false))
     let w = operand(.forwardW, weight, wq.pointer, OperandLayout(rows: OC, cols: C, reducesAlongRows: false))
+    if runtime.pass == .train {
+      if let l = clipX { l.count = saturated(.forwardX, inp, rows: n, cols: C, into: l) }
+      if let l = clipW { l.count = saturated(.forwardW, weight, rows: OC, cols: C, into: l) }
+    }
     Linear.forward(out: out, inp: x, weight: w, bias: bias, N: n, C: C, OC: OC)
   }
 
@@ -147,16 +232,20 @@ public final class LinearGEMMs {
       if reuseDataGradW {
         w = UnsafePointer(wq.pointer)
         counts[GEMMOperand.dataGradW.rawValue] = counts[GEMMOperand.forwardW.rawValue]
+        observe(.dataGradW, w, OperandLayout(rows: OC, cols: C, reducesAlongRows: true))
       } else {
         w = operand(.dataGradW, weight, wqData.pointer, OperandLayout(rows: OC, cols: C, reducesAlongRows: true))
       }
+      clipX?.save(dinp)
       Linear.backwardData(dinp: dinp, dout: dy, weight: w, N: n, C: C, OC: OC)
+      clipX?.restore(dinp)
       dyForData = dy
     }
     let dy: UnsafePointer<Float>
     if reuseWeightGradDY, let shared = dyForData {
       dy = shared
       counts[GEMMOperand.weightGradDY.rawValue] = counts[GEMMOperand.dataGradDY.rawValue]
+      observe(.weightGradDY, dy, OperandLayout(rows: n, cols: OC, reducesAlongRows: true))
     } else {
       dy = operand(.weightGradDY, dout, runtime.dyWeight.pointer, OperandLayout(rows: n, cols: OC, reducesAlongRows: true))
     }
@@ -164,10 +253,35 @@ public final class LinearGEMMs {
     if reuseWeightGradX {
       x = UnsafePointer(xq.pointer)
       counts[GEMMOperand.weightGradX.rawValue] = counts[GEMMOperand.forwardX.rawValue]
+      observe(.weightGradX, x, OperandLayout(rows: n, cols: C, reducesAlongRows: true))
     } else {
       x = operand(.weightGradX, inp, runtime.xWeight.pointer, OperandLayout(rows: n, cols: C, reducesAlongRows: true))
     }
+    clipW?.save(dweight)
     Linear.backwardWeight(dweight: dweight, dout: dy, inp: x, N: n, C: C, OC: OC)
+    clipW?.restore(dweight)
     if let dbias { Linear.backwardBias(dbias: dbias, dout: dout, N: n, OC: OC) }
   }
+}
+
+/// Positions of saturated values, and the gradient entries saved there around one GEMM: the
+/// clipped straight-through estimator keeps what the gradient buffer held before the GEMM at these
+/// positions, i.e. zeroes exactly this GEMM's contribution to them (gradients accumulate with +=).
+final class SaturationList {
+  let indices: UnsafeMutablePointer<Int32>
+  let saved: UnsafeMutablePointer<Float>
+  var count = 0
+
+  init(capacity: Int) {
+    indices = .allocate(capacity: max(capacity, 1))
+    saved = .allocate(capacity: max(capacity, 1))
+  }
+
+  deinit {
+    indices.deallocate()
+    saved.deallocate()
+  }
+
+  func save(_ g: UnsafeMutablePointer<Float>) { for k in 0..<count { saved[k] = g[Int(indices[k])] } }
+  func restore(_ g: UnsafeMutablePointer<Float>) { for k in 0..<count { g[Int(indices[k])] = saved[k] } }
 }

@@ -1,4 +1,5 @@
 import Dispatch
+import FPFormats
 
 /// Runs training steps on a task and reports through a `TrainingSink`. No printing, no files.
 ///
@@ -18,6 +19,11 @@ public final class Trainer {
   public private(set) var lastEvalLoss: Float? = nil
   private var lastTrainLoss: Float = .nan
   private var saturated: [Float], flushed: [Float]
+  /// Loss scaling state: the current scale and the good steps since it last changed.
+  public private(set) var lossScale: Float
+  private var goodSteps = 0
+  /// Steps skipped because their (scaled) gradients were not finite.
+  public private(set) var skippedSteps = 0
 
   public init(task: any TrainingTask, config: TrainingConfig) throws {
     try config.validate()
@@ -29,6 +35,7 @@ public final class Trainer {
     let k = task.precision.telemetryNames.count
     saturated = [Float](repeating: 0, count: k)
     flushed = [Float](repeating: 0, count: k)
+    lossScale = task.precision.recipe.lossScaling.initialScale
   }
 
   public var isDiverged: Bool { monitor.divergedStep != nil }
@@ -49,15 +56,43 @@ public final class Trainer {
     precision.pass = .train
     precision.collectTelemetry = true
     let start = DispatchTime.now().uptimeNanoseconds
+    let scaling = precision.recipe.lossScaling
+    precision.lossScale = lossScale
     let loss = task.trainStep(s)
+    let stepScale = lossScale
+    if scaling != .none {
+      // Unscale: exact, as the scale is a power of two (gradients that overflowed stay non-finite).
+      let g = task.parameters.grads, r = 1 / lossScale
+      for i in 0..<g.count { g.pointer[i] *= r }
+    }
     let norm = GradientClipping.clip(task.parameters.grads, maxNorm: config.gradClip)
-    optimizer.update(lr: lr)
+    let skipped = scaling != .none && !norm.isFinite
+    if !skipped {
+      optimizer.update(lr: lr)
+      roundStates(step: s)
+    } else {
+      skippedSteps += 1
+    }
+    if case .dynamic(_, let interval) = scaling {
+      if skipped {
+        lossScale = max(lossScale / 2, .leastNormalMagnitude)
+        goodSteps = 0
+      } else {
+        goodSteps += 1
+        if goodSteps >= interval, lossScale * 2 < .infinity {
+          lossScale *= 2
+          goodSteps = 0
+        }
+      }
+    }
     let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
     saturated.withUnsafeMutableBufferPointer { sp in
       flushed.withUnsafeMutableBufferPointer { fp in
         precision.telemetry(saturated: sp.baseAddress!, flushed: fp.baseAddress!)
       }
     }
+    let counts = precision.operandCounts
+    func fraction(_ k: Int, _ n: Int) -> Float { n > 0 ? Float(Double(k) / Double(n)) : 0 }
     step = s + 1
     var evalLoss: Float? = nil
     if step == config.steps || (config.evalEvery > 0 && step % config.evalEvery == 0) {
@@ -68,7 +103,24 @@ public final class Trainer {
     lastTrainLoss = loss
     return StepMetrics(
       step: s, trainLoss: loss, evalLoss: evalLoss, gradNorm: norm, learningRate: lr, saturated: saturated,
-      flushed: flushed, seconds: seconds)
+      flushed: flushed, amax: counts.map(\.amax), scaleSaturated: counts.map { fraction($0.scaleSaturated, $0.blocks) },
+      scaleUnderflow: counts.map { fraction($0.scaleUnderflow, $0.blocks) }, lossScale: stepScale, skipped: skipped,
+      seconds: seconds)
+  }
+
+  /// The recipe's master-weight and optimizer-state formats: every parameter and moment is rounded
+  /// after the update, stochastic rounding drawing from streams of (seed, step, tensor kind).
+  private func roundStates(step: Int) {
+    let recipe = task.precision.recipe
+    func round(_ s: OperandSetting, _ b: FloatBuffer, kind: UInt64) {
+      guard case .element(let f)? = s.format, b.count > 0 else { return }
+      let stream = CounterRNG.mix(0x4D41_5354_4552 ^ (UInt64(step) &<< 8) ^ kind)
+      Quantizer(format: f, rounding: s.rounding, overflow: s.overflow, seed: config.seed, stream: stream)
+        .quantize(UnsafeMutableBufferPointer(start: b.pointer, count: b.count), threads: task.precision.threads)
+    }
+    round(recipe.masterWeights, task.parameters.values, kind: 0)
+    round(recipe.optimizerStates, optimizer.m, kind: 1)
+    round(recipe.optimizerStates, optimizer.v, kind: 2)
   }
 
   /// Mean validation loss of the current parameters (rounding streams of the evaluation pass).
@@ -154,6 +206,8 @@ public final class Trainer {
       "parameter_count": Int64(P.count), "seed": Int64(bitPattern: config.seed),
       "monitor_steps_above": Int64(monitor.stepsAbove), "monitor_spikes": Int64(monitor.spikes),
       "monitor_in_spike": monitor.inSpike ? 1 : 0, "monitor_diverged_step": Int64(monitor.divergedStep ?? -1),
+      "loss_scale_bits": Int64(lossScale.bitPattern), "loss_scale_good_steps": Int64(goodSteps),
+      "skipped_steps": Int64(skippedSteps),
     ]
     return Checkpoint(step: step, arrays: arrays, integers: ints)
   }
@@ -191,6 +245,11 @@ public final class Trainer {
     }
     step = stepValue
     optimizer.updates = updates
+    // Absent in checkpoints written before loss scaling existed: the recipe's initial state.
+    lossScale = c.integers["loss_scale_bits"].map { Float(bitPattern: UInt32(truncatingIfNeeded: $0)) }
+      ?? task.precision.recipe.lossScaling.initialScale
+    goodSteps = Int(c.integers["loss_scale_good_steps"] ?? 0)
+    skippedSteps = Int(c.integers["skipped_steps"] ?? 0)
     monitor.smoothed = mon.values[0]
     monitor.reference = mon.values[1]
     monitor.stepsAbove = above

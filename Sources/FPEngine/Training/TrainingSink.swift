@@ -59,6 +59,15 @@ public struct StepMetrics: Sendable {
   /// that flushed to zero in this step's training pass.
   public var saturated: [Float]
   public var flushed: [Float]
+  /// Per rounded operand, in the same order: the largest finite |x| that was rounded, and for block
+  /// formats the fraction of blocks whose scale saturated / underflowed (0 for element formats).
+  public var amax: [Float] = []
+  public var scaleSaturated: [Float] = []
+  public var scaleUnderflow: [Float] = []
+  /// The loss scale this step's backward pass used (1 without loss scaling), and whether the step was
+  /// skipped because its gradients were not finite (no update).
+  public var lossScale: Float = 1
+  public var skipped = false
   /// Wall time of the step's forward, backward and update (not of evaluation), seconds. The only
   /// field that is not reproducible.
   public var seconds: Double

@@ -1,0 +1,420 @@
+import FPFormats
+import Foundation  // trimmingCharacters, file reading, JSON
+
+/// The recipe key grammar shared by inline overrides, files, `description` and the JSON form.
+///
+/// Keys (`-`, `_` and `.` are interchangeable, case is ignored):
+/// - `[TARGET.]format` = a format (`none` for float32, any `FloatFormat` or `ScaledFormat` spelling, and
+///   `FORMAT@RxC` / `FORMAT@N` for the same block format with 2-D tiles / another block size);
+///   `[TARGET.]rounding` = rne, rna, rtz, up, down, odd, stochastic[:BITS];
+///   `[TARGET.]overflow` = saturate or ieee. TARGET (default: all six operands) is a GEMM (`forward`,
+///   `dgrad`, `wgrad`), `backward` (both backward GEMMs), `weights` (forward.w, dgrad.w),
+///   `activations` (forward.x, wgrad.x), `gradients` (dgrad.dy, wgrad.dy) or one operand:
+///   `forward.x`, `forward.w`, `dgrad.dy`, `dgrad.w`, `wgrad.dy`, `wgrad.x`.
+/// - `hadamard` = none, off, on (= wgrad:16), SIZE (every GEMM) or GEMM[+GEMM...]:SIZE;
+///   `GEMM.hadamard` = none or SIZE. SIZE is a power of two from 2 to 256 (16 to 128 in practice).
+/// - `sr` = on (stochastic rounding of the gradients dY) or off (nearest).
+/// - `keep` = none or SELECTOR[+SELECTOR...] (see `LayerSelector`); `keep-format` = a format.
+/// - `estimator` = ste or clipped-ste (not with a forward Hadamard transform).
+/// - `loss-scale` = none, a power of two (static) or dynamic[:INITIAL[:INTERVAL]] (default
+///   dynamic:65536:2000).
+/// - `master-weights`, `optimizer-states` = fp32 or ELEMENT-FORMAT[:ROUNDING] (bf16:stochastic).
+/// - Only after the `fp4` family base: `scale` (ue8m0, ue4m3, ue5m3, fp32, ...), `block` (a size),
+///   `tensor-scale` (on/off): the element format of every operand becomes e2m1/SCALE/BLOCK.
+public enum RecipeKeys {
+  static let properties = ["format", "rounding", "overflow"]
+
+  /// Operand groups a property key may target, by normalized name.
+  static let targets: [(String, [GEMMOperand])] = [
+    ("", GEMMOperand.allCases),
+    ("forward", [.forwardX, .forwardW]), ("dgrad", [.dataGradDY, .dataGradW]),
+    ("wgrad", [.weightGradDY, .weightGradX]),
+    ("backward", [.dataGradDY, .dataGradW, .weightGradDY, .weightGradX]),
+    ("weights", [.forwardW, .dataGradW]), ("activations", [.forwardX, .weightGradX]),
+    ("gradients", [.dataGradDY, .weightGradDY]),
+  ] + GEMMOperand.allCases.map { (operandKey($0), [$0]) }
+
+  /// `forward.x`, `forward.w`, `dgrad.dy`, `dgrad.w`, `wgrad.dy`, `wgrad.x`.
+  public static func operandKey(_ op: GEMMOperand) -> String {
+    switch op {
+    case .forwardX: return "forward.x"
+    case .forwardW: return "forward.w"
+    case .dataGradDY: return "dgrad.dy"
+    case .dataGradW: return "dgrad.w"
+    case .weightGradDY: return "wgrad.dy"
+    case .weightGradX: return "wgrad.x"
+    }
+  }
+
+  static func normalize(_ key: String) -> String {
+    String(key.lowercased().map { $0 == "-" || $0 == "_" ? "." : $0 })
+  }
+
+  static let usage =
+    "use [TARGET.]format, [TARGET.]rounding, [TARGET.]overflow (TARGET: forward, dgrad, wgrad, backward, weights, activations, gradients, forward.x, forward.w, dgrad.dy, dgrad.w, wgrad.dy, wgrad.x), hadamard, GEMM.hadamard, sr, keep, keep-format, estimator, loss-scale, master-weights or optimizer-states"
+
+  // MARK: Values
+
+  /// `none`, a format spelling, or `FORMAT@BLOCK` (a block format with another block: `nvfp4@16x16`).
+  static func format(_ text: String, key: String) throws -> AnyFormat? {
+    let t = text.trimmingCharacters(in: .whitespaces)
+    if ["none", "fp32-none"].contains(t.lowercased()) { return nil }
+    do {
+      let parts = t.split(separator: "@", maxSplits: 1).map(String.init)
+      let f = try AnyFormat(parsing: parts[0])
+      guard parts.count == 2 else { return f }
+      guard case .scaled(var s) = f else {
+        throw RecipeError.badKey(key, "'\(parts[0])' has no blocks: '@BLOCK' follows a block format (nvfp4@16x16)")
+      }
+      let dims = parts[1].lowercased().split(separator: "x", omittingEmptySubsequences: false).map { Int($0) }
+      guard (1...2).contains(dims.count), dims.allSatisfy({ ($0 ?? 0) >= 1 }) else {
+        throw RecipeError.badKey(key, "block '\(parts[1])' in '\(t)': use a size (32) or a tile (16x16)")
+      }
+      s.block = dims.count == 1 ? .vector(dims[0]!) : .tile(rows: dims[0]!, cols: dims[1]!)
+      s.name = t
+      return .scaled(s)
+    } catch let e as FormatError {
+      throw RecipeError.badKey(key, e.description)
+    }
+  }
+
+  static func formatName(_ f: AnyFormat?) -> String { f?.description ?? "none" }
+
+  static func rounding(_ text: String, key: String) throws -> RoundingMode {
+    do { return try RoundingMode(parsing: text.trimmingCharacters(in: .whitespaces)) } catch let e as FormatError {
+      throw RecipeError.badKey(key, e.description)
+    }
+  }
+
+  static func overflow(_ text: String, key: String) throws -> Overflow {
+    guard let o = Overflow(rawValue: text.lowercased()) else {
+      throw RecipeError.badKey(key, "unknown overflow '\(text)': use saturate or ieee")
+    }
+    return o
+  }
+
+  static func hadamardSize(_ text: String, key: String) throws -> Int? {
+    let t = text.lowercased()
+    if t == "none" || t == "off" { return nil }
+    guard let n = Int(t), n >= 2, n <= 256, n & (n - 1) == 0 else {
+      throw RecipeError.badKey(key, "Hadamard size '\(text)' is not a power of two from 2 to 256 (16 to 128 in practice)")
+    }
+    return n
+  }
+
+  static func gemm(_ text: String, key: String) throws -> [GEMMKind] {
+    switch text.lowercased() {
+    case "all": return GEMMKind.allCases
+    case "backward": return [.dataGrad, .weightGrad]
+    default:
+      guard let g = GEMMKind.allCases.first(where: { $0.description == text.lowercased() }) else {
+        throw RecipeError.badKey(key, "unknown GEMM '\(text)': use forward, dgrad, wgrad, backward or all")
+      }
+      return [g]
+    }
+  }
+
+  static func selector(_ text: String, key: String) throws -> LayerSelector {
+    let t = text.trimmingCharacters(in: .whitespaces)
+    let parts = t.split(separator: ":", maxSplits: 1).map(String.init)
+    let count = parts.count == 2 ? Int(parts[1]) : nil
+    switch (parts[0].lowercased(), parts.count) {
+    case ("head", 1): return .head
+    case ("first-block", 1): return .firstBlocks(1)
+    case ("last-block", 1): return .lastBlocks(1)
+    case ("first-blocks", 2) where (count ?? 0) >= 1: return .firstBlocks(count!)
+    case ("last-blocks", 2) where (count ?? 0) >= 1: return .lastBlocks(count!)
+    case ("layer", 2) where !parts[1].isEmpty: return .layer(parts[1])
+    default:
+      throw RecipeError.badKey(
+        key, "unknown layer selector '\(t)': use none, head, first-block, last-block, first-blocks:K, last-blocks:K or layer:NAME, joined by +")
+    }
+  }
+
+  /// `none`, a power of two (static), or `dynamic[:INITIAL[:INTERVAL]]`.
+  static func lossScaling(_ text: String, key: String) throws -> LossScaling {
+    let parts = text.lowercased().split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+    func power(_ t: String) throws -> Float {
+      guard let v = Float(t), v > 0, v.isFinite, v.significandBitPattern == 0 else {
+        throw RecipeError.badKey(key, "loss scale '\(t)' is not a positive power of two (unscaling must be exact)")
+      }
+      return v
+    }
+    switch parts[0] {
+    case "none", "off": return .none
+    case "dynamic":
+      guard parts.count <= 3 else { throw RecipeError.badKey(key, "'\(text)' is not dynamic[:INITIAL[:INTERVAL]]") }
+      let s = parts.count > 1 ? try power(parts[1]) : LossScaling.defaultDynamic.initialScale
+      var n = 2000
+      if parts.count == 3 {
+        guard let i = Int(parts[2]), i >= 1 else { throw RecipeError.badKey(key, "growth interval '\(parts[2])' is not a positive integer") }
+        n = i
+      }
+      return .dynamic(initial: s, interval: n)
+    default:
+      guard parts.count == 1 else { throw RecipeError.badKey(key, "'\(text)' is not none, a power of two or dynamic[:INITIAL[:INTERVAL]]") }
+      return .fixed(try power(parts[0]))
+    }
+  }
+
+  /// `fp32` or an element format with an optional rounding: `bf16`, `bf16:stochastic`, `e5m10:rtz`.
+  static func stateFormat(_ text: String, key: String) throws -> OperandSetting {
+    let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+    if ["fp32", "float32", "none"].contains(parts[0].lowercased()) && parts.count == 1 { return OperandSetting() }
+    guard case .element(let f)? = try format(parts[0], key: key) else {
+      throw RecipeError.badKey(key, "'\(parts[0])' is a block format: master weights and optimizer states take element formats (bf16, e5m10 ...)")
+    }
+    return OperandSetting(format: .element(f), rounding: parts.count == 2 ? try rounding(parts[1], key: key) : .rne)
+  }
+
+  static func stateName(_ s: OperandSetting) -> String {
+    guard let f = s.format else { return "fp32" }
+    return s.rounding == .rne ? f.description : "\(f.description):\(s.rounding)"
+  }
+
+  static func onOff(_ text: String, key: String) throws -> Bool {
+    switch text.lowercased() {
+    case "on", "true", "yes", "1": return true
+    case "off", "false", "no", "0": return false
+    default: throw RecipeError.badKey(key, "'\(text)' is not on or off")
+    }
+  }
+}
+
+extension Recipe {
+  /// Sets one key (see `RecipeKeys`); throws a one-line error naming the key.
+  public mutating func set(_ key: String, _ value: String) throws {
+    let k = RecipeKeys.normalize(key.trimmingCharacters(in: .whitespaces))
+    let v = value.trimmingCharacters(in: .whitespaces)
+    let parts = k.split(separator: ".").map(String.init)
+    if let property = parts.last, RecipeKeys.properties.contains(property) {
+      let target = parts.dropLast().joined(separator: ".")
+      if let ops = RecipeKeys.targets.first(where: { $0.0 == target })?.1 {
+        switch property {
+        case "format":
+          let f = try RecipeKeys.format(v, key: key)
+          for op in ops { operands[op.rawValue].format = f }
+        case "rounding":
+          let r = try RecipeKeys.rounding(v, key: key)
+          for op in ops { operands[op.rawValue].rounding = r }
+        default:
+          let o = try RecipeKeys.overflow(v, key: key)
+          for op in ops { operands[op.rawValue].overflow = o }
+        }
+        return
+      }
+    }
+    switch k {
+    case "hadamard":
+      let t = v.lowercased()
+      if t == "on" { hadamard = [nil, nil, 16]; return }
+      if t == "off" || t == "none" { hadamard = [nil, nil, nil]; return }
+      let parts = t.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+      guard parts.count <= 2 else { throw RecipeError.badKey(key, "'\(v)' is not none, SIZE or GEMM[+GEMM]:SIZE (wgrad:16)") }
+      let size = try RecipeKeys.hadamardSize(parts.last!, key: key)
+      let gemms = parts.count == 2 ? try parts[0].split(separator: "+").flatMap { try RecipeKeys.gemm(String($0), key: key) } : GEMMKind.allCases
+      hadamard = GEMMKind.allCases.map { gemms.contains($0) ? size : nil }
+    case "forward.hadamard", "dgrad.hadamard", "wgrad.hadamard":
+      let g = try RecipeKeys.gemm(String(k.dropLast(".hadamard".count)), key: key)[0]
+      hadamard[g.rawValue] = try RecipeKeys.hadamardSize(v, key: key)
+    case "sr":
+      let on = try RecipeKeys.onOff(v, key: key)
+      for op in [GEMMOperand.dataGradDY, .weightGradDY] { operands[op.rawValue].rounding = on ? .stochastic : .rne }
+    case "keep":
+      keep = v.lowercased() == "none" || v.isEmpty ? [] : try v.split(separator: "+").map { try RecipeKeys.selector(String($0), key: key) }
+    case "keep.format":
+      keepFormat.format = try RecipeKeys.format(v, key: key)
+    case "estimator":
+      switch v.lowercased() {
+      case "ste", "straight-through": estimator = .straightThrough
+      case "clipped-ste", "clipped", "clipped-straight-through": estimator = .clippedStraightThrough
+      default: throw RecipeError.badKey(key, "unknown estimator '\(v)': use ste or clipped-ste")
+      }
+    case "loss.scale":
+      lossScaling = try RecipeKeys.lossScaling(v, key: key)
+    case "master.weights":
+      masterWeights = try RecipeKeys.stateFormat(v, key: key)
+    case "optimizer.states":
+      optimizerStates = try RecipeKeys.stateFormat(v, key: key)
+    case "scale", "block", "tensor.scale":
+      throw RecipeError.badKey(key, "'\(key)' belongs to the fp4 family: write fp4:\(key)=\(v)")
+    default:
+      throw RecipeError.badKey(key, "unknown key: " + RecipeKeys.usage)
+    }
+  }
+
+  /// Every setting as canonical (key, value) pairs, in a fixed order: the full resolved recipe.
+  public var settings: [(key: String, value: String)] {
+    var s: [(key: String, value: String)] = []
+    for op in GEMMOperand.allCases {
+      let o = operands[op.rawValue], k = RecipeKeys.operandKey(op)
+      s += [(k + ".format", RecipeKeys.formatName(o.format)), (k + ".rounding", "\(o.rounding)"), (k + ".overflow", o.overflow.rawValue)]
+    }
+    for g in GEMMKind.allCases { s.append(("\(g).hadamard", hadamard[g.rawValue].map(String.init) ?? "none")) }
+    s.append(("keep", keep.isEmpty ? "none" : keep.map(\.description).joined(separator: "+")))
+    s.append(("keep-format", RecipeKeys.formatName(keepFormat.format)))
+    s.append(("estimator", estimator.rawValue))
+    s.append(("loss-scale", lossScaling.description))
+    s.append(("master-weights", RecipeKeys.stateName(masterWeights)))
+    s.append(("optimizer-states", RecipeKeys.stateName(optimizerStates)))
+    return s
+  }
+
+  /// The canonical spelling: the base, then the settings that differ from it (operand keys merged into
+  /// the widest target whose operands all differ alike).
+  public var description: String {
+    guard let reference = try? Recipe(parsing: base) else { return base }
+    let mine = settings, theirs = Dictionary(uniqueKeysWithValues: reference.settings.map { ($0.key, $0.value) })
+    var diff = mine.filter { theirs[$0.key] != $0.value }
+    guard !diff.isEmpty else { return base }
+    for property in RecipeKeys.properties {
+      // Widest first: all six, backward (four), then the pairs.
+      for (target, ops) in RecipeKeys.targets.sorted(by: { $0.1.count > $1.1.count }) where ops.count > 1 {
+        let keys = ops.map { RecipeKeys.operandKey($0) + "." + property }
+        let values = keys.compactMap { k in diff.first { $0.key == k }?.value }
+        guard values.count == keys.count, Set(values).count == 1 else { continue }
+        let at = diff.firstIndex { $0.key == keys[0] }!
+        diff.removeAll { keys.contains($0.key) }
+        diff.insert((target.isEmpty ? property : target + "." + property, values[0]), at: min(at, diff.count))
+      }
+    }
+    // A family base already carries KEY=VALUE items: continue its list.
+    return base + (base.contains("=") ? "," : ":") + diff.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+  }
+}
+
+// MARK: Parsing
+
+extension Recipe {
+  /// Presets, with what each does (for `fpsim recipes`).
+  public static let presets: [(name: String, summary: String)] = [
+    ("fp32", "nothing rounded: the float32 model, bit for bit"),
+    ("bf16", "every operand of every GEMM rounded to bfloat16 (rne, saturating)"),
+    ("uniform:FORMAT[:ROUNDING]", "every operand rounded to one element format, no scaling (uniform:e8m3:rtz is \"To FP8 and Back\")"),
+    ("mxfp8", "OCP MXFP8 on all three GEMMs: E4M3 weights and activations, E5M2 gradients, blocks of 32 along the reduction, UE8M0 scales"),
+    ("mxfp6", "OCP MXFP6 on all three GEMMs: E2M3 weights and activations, E3M2 gradients, blocks of 32, UE8M0 scales"),
+    ("mxfp4", "OCP MXFP4 (E2M1, blocks of 32, UE8M0 scales) on every operand of all three GEMMs, nearest rounding"),
+    ("nvfp4", "NVFP4 training (NVIDIA 2025): nvfp4 on all three GEMMs, 16x16 weight tiles, stochastic rounding of gradients, 16-point random Hadamard on the weight-gradient GEMM, last block and head in bf16"),
+    ("fp4[:scale=S,block=N,tensor-scale=on|off,sr=on|off,hadamard=on|off]", "FP4 design space (Hu et al. 2025): E2M1 elements with scale S (ue8m0, ue4m3, ue5m3, fp32; default ue5m3), blocks of N (16), optional tensor scale (off), stochastic rounding of gradients (on), 16-point Hadamard on wgrad (on)"),
+  ]
+
+  public static let presetNames = ["fp32", "bf16", "uniform:FORMAT", "mxfp8", "mxfp6", "mxfp4", "nvfp4", "fp4"]
+
+  /// A preset, `uniform:...`, `fp4` or a file, or any of them followed by `:KEY=VALUE,...` overrides.
+  public init(parsing text: String) throws {
+    let t = text.trimmingCharacters(in: .whitespaces)
+    guard let eq = t.firstIndex(of: "=") else {
+      self = try Recipe.base(parsing: t)
+      return
+    }
+    let head = t[..<eq]
+    let baseText = head.lastIndex(of: ":").map { String(t[..<$0]) } ?? "fp32"
+    let rest = head.lastIndex(of: ":").map { String(t[t.index(after: $0)...]) } ?? t
+    var pairs: [(String, String)] = []
+    for item in rest.split(separator: ",", omittingEmptySubsequences: false) {
+      let kv = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+      guard kv.count == 2, !kv[0].trimmingCharacters(in: .whitespaces).isEmpty else {
+        throw RecipeError.badFormat(text, "override '\(item)' is not KEY=VALUE (overrides are separated by commas)")
+      }
+      pairs.append((kv[0], kv[1]))
+    }
+    self = try Recipe.base(parsing: baseText, overrides: pairs)
+  }
+
+  /// A base recipe, then `overrides` in order (the fp4 family's own keys first).
+  static func base(parsing text: String, overrides: [(String, String)] = []) throws -> Recipe {
+    let t = text.trimmingCharacters(in: .whitespaces)
+    let lower = t.lowercased()
+    var pairs = overrides
+    var r: Recipe
+    if lower.hasSuffix(".json") || lower.hasSuffix(".toml") || FileManager.default.fileExists(atPath: t) && t.contains("/") {
+      r = try Recipe(file: t)
+    } else if lower == "fp4" {
+      r = try fp4Family(&pairs)
+    } else {
+      r = try preset(t)
+    }
+    for (k, v) in pairs { try r.set(k, v) }
+    try r.validate()
+    return r
+  }
+
+  /// Combinations that cannot mean what they say.
+  func validate() throws {
+    if estimator == .clippedStraightThrough && hadamard[GEMMKind.forward.rawValue] != nil {
+      throw RecipeError.badKey(
+        "estimator", "clipped-ste zeroes the gradients of saturated values, which a forward Hadamard transform mixes: set forward.hadamard=none")
+    }
+  }
+
+  static func preset(_ t: String) throws -> Recipe {
+    var r = Recipe(base: t.lowercased())
+    switch t.lowercased() {
+    case "fp32", "float32", "none":
+      r.base = "fp32"
+    case "bf16", "bfloat16":
+      r = Recipe(.uniform(bf16Rounding))
+    case "mxfp8":
+      try r.set("format", "mxfp8_e4m3")
+      try r.set("gradients.format", "mxfp8_e5m2")
+    case "mxfp6":
+      try r.set("format", "mxfp6_e2m3")
+      try r.set("gradients.format", "mxfp6_e3m2")
+    case "mxfp4":
+      try r.set("format", "mxfp4_e2m1")
+    case "nvfp4":
+      try r.set("format", "nvfp4")
+      try r.set("weights.format", "nvfp4@16x16")
+      try r.set("gradients.rounding", "stochastic")
+      try r.set("hadamard", "wgrad:16")
+      try r.set("keep", "last-block+head")
+    default:
+      let parts = t.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
+      guard parts.count >= 2, parts[0].lowercased() == "uniform", !parts[1].isEmpty else { throw RecipeError.unknown(t) }
+      let format: FloatFormat
+      do { format = try FloatFormat(parsing: parts[1]) } catch let e as FormatError {
+        throw RecipeError.badFormat(t, e.description)
+      }
+      var rounding = RoundingMode.rne
+      if parts.count == 3 {
+        do { rounding = try RoundingMode(parsing: parts[2]) } catch let e as FormatError {
+          throw RecipeError.badFormat(t, e.description)
+        }
+      }
+      r = Recipe(.uniform(ElementRounding(format: format, rounding: rounding)))
+    }
+    return r
+  }
+
+  /// The FP4 design-space family: consumes `scale`, `block`, `tensor-scale` from `pairs`.
+  static func fp4Family(_ pairs: inout [(String, String)]) throws -> Recipe {
+    var scale = "ue5m3", block = 16, tensorScale = false
+    var base: [String] = []
+    var rest: [(String, String)] = []
+    for (k, v) in pairs {
+      switch RecipeKeys.normalize(k.trimmingCharacters(in: .whitespaces)) {
+      case "scale":
+        scale = v.lowercased()
+        base.append("scale=\(scale)")
+      case "block":
+        guard let n = Int(v), n >= 1 else { throw RecipeError.badKey(k, "block size '\(v)' is not a positive integer") }
+        block = n
+        base.append("block=\(n)")
+      case "tensor.scale":
+        tensorScale = try RecipeKeys.onOff(v, key: k)
+        base.append("tensor-scale=\(tensorScale ? "on" : "off")")
+      default: rest.append((k, v))
+      }
+    }
+    pairs = rest
+    var r = Recipe(base: base.isEmpty ? "fp4" : "fp4:" + base.joined(separator: ","))
+    let spec = "e2m1/\(scale)/\(block)" + (tensorScale ? ":tensor-scale" : "")
+    do { _ = try ScaledFormat(parsing: spec) } catch let e as FormatError {
+      throw RecipeError.badKey("scale", e.description)
+    }
+    try r.set("format", spec)
+    try r.set("sr", "on")
+    try r.set("hadamard", "on")
+    return r
+  }
+}

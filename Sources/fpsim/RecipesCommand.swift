@@ -1,0 +1,38 @@
+import ArgumentParser
+import FPEngine
+import Foundation
+
+/// `fpsim recipes [NAME|FILE|INLINE] [--json]`: the presets, or one recipe fully resolved.
+struct Recipes: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "List the precision-recipe presets, or print one recipe fully resolved.",
+    discussion: """
+      A recipe is a preset, a .json or .toml file, or either followed by inline overrides: \
+      BASE:KEY=VALUE[,KEY=VALUE...], for example mxfp4:backward-rounding=stochastic,hadamard=wgrad:16. \
+      Keys: [TARGET.]format|rounding|overflow (TARGET: forward, dgrad, wgrad, backward, weights, activations, \
+      gradients, forward.x, forward.w, dgrad.dy, dgrad.w, wgrad.dy, wgrad.x), hadamard (none, on, SIZE, \
+      GEMM[+GEMM]:SIZE), GEMM.hadamard, sr (on|off), keep (head, first-block, last-block, first-blocks:K, \
+      last-blocks:K, layer:NAME, joined by +), keep-format, estimator (ste|clipped-ste).
+      """)
+
+  @Argument(help: "A preset name, a recipe file, or an inline recipe.")
+  var recipe: String?
+
+  @Flag(help: "Print the resolved recipe as JSON (a valid recipe file).")
+  var json = false
+
+  func run() throws {
+    guard let recipe else {
+      let rows = Recipe.presets.map { [$0.name, $0.summary] }
+      print(TextTable.render(header: ["recipe", "what it does"], rows: rows), terminator: "")
+      return
+    }
+    let r = try Recipe(parsing: recipe)
+    if json {
+      print(r.json)
+      return
+    }
+    print("recipe: \(r.description)")
+    for s in r.settings { print("\(s.key) = \(s.value)") }
+  }
+}
