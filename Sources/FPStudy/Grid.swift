@@ -141,6 +141,7 @@ public final class GridRunner {
 
   /// Copies the finished run of `run`'s file into the grid as `/runs/<id>`, in one atomic unit.
   func collect(_ run: GridSpec.Run, into grid: H5File) throws {
+    try measureSharpness(run)
     let (source, header) = try Store.open(runFile(run), expecting: .run)
     defer { try? source.close() }
     let from = try source.group("/runs/run")
@@ -154,6 +155,24 @@ public final class GridRunner {
       try unit.setAttribute("grid_seed", run.seed)
       try unit.setAttribute("config", header.config)  // the run's own specification, for sharpness
     }
+  }
+
+  /// With `sharpness_every`, measures the run file's checkpoints at those steps (once: a run file
+  /// that has them already is left as it is), so the sharpness travels with the run into the grid.
+  func measureSharpness(_ run: GridSpec.Run) throws {
+    guard spec.sharpnessEvery > 0 else { return }
+    let path = runFile(run)
+    let metrics = spec.sharpnessMetrics.compactMap(SharpnessMetric.init(rawValue:))
+    let (file, _) = try Store.open(path, expecting: .run)
+    let missing = try metrics.filter { !(try file.root.contains("/runs/run/sharpness/\($0.rawValue)")) }
+    let available = try file.group("/runs/run/checkpoints").children().compactMap { Int($0.name.dropFirst("step_".count)) }
+    try file.close()
+    guard !missing.isEmpty else { return }
+    let steps = spec.sharpnessSteps.filter(available.contains)
+    guard !steps.isEmpty else { return }  // a run that diverged before the first measured step
+    _ = try SharpnessJob(
+      path: path, metrics: missing, steps: .chosen(steps), parameters: SharpnessParameters(), underRecipe: false
+    ).run()
   }
 
   func finishedRunFile(_ path: String) throws -> Bool {

@@ -10,7 +10,8 @@ import Foundation
 /// `e8m7..e8m3` cuts the mantissa, `e8m7..e5m7` the exponent) with `rounding` (default `rne`) and
 /// `recipe` (a template, default `uniform:{format}:{rounding}`), or `recipes` (recipe names); `lrs`;
 /// `seeds` (a list or `"A..B"`); `steps`; optional `eval_every`, `checkpoint_every`, `warmup`,
-/// `optimizer`, `data`, `[divergence]` `margin` and `patience`, `failed_to_learn_margin`, `name`.
+/// `optimizer`, `data`, `[divergence]` `margin` and `patience`, `failed_to_learn_margin`, `name`,
+/// `sharpness_every` (a multiple of `checkpoint_every`) and `sharpness_metrics`.
 public struct GridSpec: Codable, Sendable, Hashable {
   public var name: String
   public var model: String
@@ -32,6 +33,9 @@ public struct GridSpec: Codable, Sendable, Hashable {
   /// A run "failed to learn" when its final validation loss is more than this many nats above the
   /// best learning rate's for the same format and seed.
   public var failedToLearnMargin: Double
+  /// Measure sharpness on the checkpoints every this many steps (0: never), with these metrics.
+  public var sharpnessEvery: Int = 0
+  public var sharpnessMetrics: [String] = ["keskar-logits"]
 
   public struct Run: Hashable, Sendable {
     public var id: String
@@ -64,7 +68,8 @@ public struct GridSpec: Codable, Sendable, Hashable {
     name: String = "grid", model: String, labels: [String], recipes: [String], labelKind: String, lrs: [Double],
     seeds: [Int], steps: Int, evalEvery: Int = 100, checkpointEvery: Int = 0, warmup: Int? = nil,
     optimizer: String = "adamw", data: String = "data", divergenceMargin: Double = 1.0, divergencePatience: Int = 50,
-    failedToLearnMargin: Double = 0.5, file: String = "command line"
+    failedToLearnMargin: Double = 0.5, sharpnessEvery: Int = 0, sharpnessMetrics: [String] = ["keskar-logits"],
+    file: String = "command line"
   ) throws {
     self.name = name
     self.model = model
@@ -82,6 +87,8 @@ public struct GridSpec: Codable, Sendable, Hashable {
     self.divergenceMargin = divergenceMargin
     self.divergencePatience = divergencePatience
     self.failedToLearnMargin = failedToLearnMargin
+    self.sharpnessEvery = sharpnessEvery
+    self.sharpnessMetrics = sharpnessMetrics
     try validate(file: file)
   }
 
@@ -100,6 +107,19 @@ public struct GridSpec: Codable, Sendable, Hashable {
     for r in recipes {
       do { _ = try Recipe(parsing: r) } catch { throw fail("recipe '\(r)': \(error)") }
     }
+    if sharpnessEvery > 0 {
+      guard checkpointEvery > 0, sharpnessEvery % checkpointEvery == 0 else {
+        throw fail("sharpness_every (\(sharpnessEvery)) must be a multiple of checkpoint_every (\(checkpointEvery)): sharpness is measured on checkpoints")
+      }
+      for m in sharpnessMetrics where SharpnessMetric(rawValue: m) == nil {
+        throw fail("unknown sharpness metric '\(m)': use keskar-logits, hessian-top or sam")
+      }
+    }
+  }
+
+  /// The steps at which sharpness is measured: multiples of `sharpnessEvery` up to `steps`.
+  public var sharpnessSteps: [Int] {
+    sharpnessEvery > 0 ? Array(stride(from: sharpnessEvery, through: steps, by: sharpnessEvery)) : []
   }
 
   // MARK: Parsing
@@ -112,7 +132,7 @@ public struct GridSpec: Codable, Sendable, Hashable {
   static let knownKeys: Set<String> = [
     "name", "model", "formats", "rounding", "recipe", "recipes", "lrs", "seeds", "steps", "eval_every",
     "checkpoint_every", "warmup", "optimizer", "data", "divergence.margin", "divergence.patience",
-    "failed_to_learn_margin",
+    "failed_to_learn_margin", "sharpness_every", "sharpness_metrics",
   ]
 
   public init(document doc: SpecDocument) throws {
@@ -172,7 +192,12 @@ public struct GridSpec: Codable, Sendable, Hashable {
         warmup: try doc.integer("warmup"), optimizer: try doc.string("optimizer") ?? "adamw",
         data: try doc.string("data") ?? "data", divergenceMargin: try doc.number("divergence.margin") ?? 1.0,
         divergencePatience: try doc.integer("divergence.patience") ?? 50,
-        failedToLearnMargin: try doc.number("failed_to_learn_margin") ?? 0.5, file: doc.file)
+        failedToLearnMargin: try doc.number("failed_to_learn_margin") ?? 0.5,
+        sharpnessEvery: try doc.integer("sharpness_every") ?? 0,
+        sharpnessMetrics: try (doc.list("sharpness_metrics") ?? [.string("keskar-logits")]).map { v -> String in
+          guard case .string(let m) = v else { throw doc.error("sharpness_metrics", "metric names are quoted strings") }
+          return m
+        }, file: doc.file)
     }
   }
 

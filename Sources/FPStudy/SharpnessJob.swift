@@ -6,7 +6,7 @@ import Foundation
 /// results back beside each run: `/runs/<id>/sharpness/<metric>` with datasets `step` (int64 [K]) and
 /// `value` (float64 [K]) and the metric's parameters as attributes, published as one unit that
 /// replaces any earlier one (computing again replaces, never duplicates). For a grid, the value at
-/// each run's last measured checkpoint also goes to `/results/sharpness_<metric>` [format, lr, seed].
+/// each run's last measured checkpoint also goes to `/results/sharpness_<metric>_last` [format, lr, seed].
 public struct SharpnessJob {
   public enum Steps: Sendable { case last, all, chosen([Int]) }
 
@@ -112,14 +112,14 @@ public struct SharpnessJob {
     return results
   }
 
-  /// `/results/sharpness_<metric>` [format, lr, seed]: each run's value at its last measured step.
+  /// `/results/sharpness_<metric>_last` [format, lr, seed]: each run's value at its last measured step.
   func writeGridResults(_ file: H5File, header: FileHeader) throws {
     guard try file.root.contains("/results"),
       let spec = try? JSONDecoder().decode(GridSpec.self, from: Data(header.config.utf8))
     else { return }
     let results = try file.group("/results")
     for m in metrics {
-      let name = "sharpness_" + m.rawValue.replacingOccurrences(of: "-", with: "_")
+      let name = "sharpness_" + m.rawValue.replacingOccurrences(of: "-", with: "_") + "_last"
       var v = [Double](repeating: .nan, count: spec.runs.count)
       for (i, r) in spec.runs.enumerated() {
         let p = "/runs/\(r.id)/sharpness/\(m.rawValue)/value"

@@ -128,3 +128,34 @@ func resultsDigest(_ path: String) throws -> String {
     #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("g.runs").path), "no run started")
   }
 }
+
+@Suite(.serialized) struct GridSharpnessTests {
+  /// sharpness_every measures each run's checkpoints during the sweep; /results gathers them. On linreg
+  /// the Hessian is constant, so every entry equals the closed-form top eigenvalue (8.0484 here, to 1e-3).
+  @Test func gridSpecSchedulesSharpnessIntoTheResults() throws {
+    let dir = try scratchDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let spec = dir.appendingPathComponent("s.toml").path
+    try """
+      model = "linreg"
+      formats = ["e8m7", "e8m5"]
+      lrs = [0.05]
+      seeds = [0, 1]
+      steps = 40
+      checkpoint_every = 20
+      sharpness_every = 20
+      sharpness_metrics = ["hessian-top"]
+      data = "\(dataDirectory)"
+      """.write(toFile: spec, atomically: true, encoding: .utf8)
+    let out = dir.appendingPathComponent("g.h5").path
+    let r = try CLI.run(["grid", spec, "--out", out, "--jobs", "2"])
+    #expect(r.status == 0, "\(r.stderr)")
+    let check = try python("""
+      import xarray as xr, numpy as np
+      ds = xr.open_dataset('\(out)', group='results', engine='h5netcdf')
+      v = ds['sharpness_hessian_top']
+      print(v.dims, [int(s) for s in ds['sharpness_step'].values], bool(np.all(np.abs(v.values - 8.04842) < 8e-3)))
+      """)
+    #expect(check.trimmingCharacters(in: .whitespacesAndNewlines) == "('format', 'lr', 'seed', 'sharpness_step') [20, 40] True")
+  }
+}
