@@ -47,4 +47,28 @@ enum CLI {
       status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
       stderr: String(decoding: errData, as: UTF8.self))
   }
+
+  /// Starts `fpsim` and SIGKILLs it as soon as its standard error so far satisfies `killWhen`.
+  /// Returns whether it was killed (false: it ended first) and what it had printed.
+  static func runAndKill(_ arguments: [String], when killWhen: (String) -> Bool) throws -> (killed: Bool, stderr: String) {
+    let p = Process()
+    p.executableURL = executable
+    p.arguments = arguments
+    let err = Pipe()
+    p.standardError = err
+    p.standardOutput = FileHandle.nullDevice
+    try p.run()
+    var seen = ""
+    while p.isRunning {
+      let chunk = err.fileHandleForReading.availableData
+      if chunk.isEmpty { break }
+      seen += String(decoding: chunk, as: UTF8.self)
+      if killWhen(seen) {
+        kill(p.processIdentifier, SIGKILL)
+        break
+      }
+    }
+    p.waitUntilExit()
+    return (p.terminationReason == .uncaughtSignal, seen)
+  }
 }

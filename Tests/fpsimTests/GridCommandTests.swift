@@ -80,25 +80,8 @@ func resultsDigest(_ path: String) throws -> String {
     let args = { (out: String) in Self.flags(out, model: "gpt-micro", steps: 300) + ["--checkpoint-every", "100", "--jobs", "2"] }
     #expect(try CLI.run(args(straight)).status == 0)
 
-    let p = Process()
-    p.executableURL = CLI.executable
-    p.arguments = args(killed)
-    let err = Pipe()
-    p.standardError = err
-    p.standardOutput = FileHandle.nullDevice
-    try p.run()
-    var seen = ""
-    while p.isRunning {
-      let chunk = err.fileHandleForReading.availableData
-      if chunk.isEmpty { break }
-      seen += String(decoding: chunk, as: UTF8.self)
-      if seen.contains("runs 3/12") {
-        kill(p.processIdentifier, SIGKILL)
-        break
-      }
-    }
-    p.waitUntilExit()
-    #expect(p.terminationReason == .uncaughtSignal, "the grid finished before it could be killed")
+    let (wasKilled, _) = try CLI.runAndKill(args(killed)) { $0.contains("runs 3/12") }
+    #expect(wasKilled, "the grid finished before it could be killed")
     // Its workers die with it or finish on their own; give them a moment.
     usleep(300_000)
     let resumed = try CLI.run(args(killed))

@@ -25,29 +25,14 @@ func scratchDirectory() throws -> URL {
     #expect(straight.status == 0, "\(straight.stderr)")
 
     // Start the same run and kill it once its progress passes step 250 (two checkpoints written).
-    let p = Process()
-    p.executableURL = CLI.executable
-    p.arguments = ["train"] + Self.common + ["--out", b]
-    let err = Pipe()
-    p.standardError = err
-    p.standardOutput = FileHandle.nullDevice
-    try p.run()
-    var seen = ""
-    while p.isRunning {
-      let chunk = err.fileHandleForReading.availableData
-      if chunk.isEmpty { break }
-      seen += String(decoding: chunk, as: UTF8.self)
-      let steps = seen.split(separator: "\n").compactMap { line -> Int? in
+    let (killed, seen) = try CLI.runAndKill(["train"] + Self.common + ["--out", b]) { text in
+      let steps = text.split(separator: "\n").compactMap { line -> Int? in
         guard let r = line.range(of: "step ") else { return nil }
         return Int(line[r.upperBound...].prefix { $0.isNumber })
       }
-      if let last = steps.last, last >= 250 {
-        kill(p.processIdentifier, SIGKILL)
-        break
-      }
+      return (steps.last ?? 0) >= 250
     }
-    p.waitUntilExit()
-    #expect(p.terminationReason == .uncaughtSignal, "the run finished before it could be killed: \(seen)")
+    #expect(killed, "the run finished before it could be killed: \(seen)")
     // A reader sees no finished run in the killed file.
     let staged = try python("""
       import h5py
