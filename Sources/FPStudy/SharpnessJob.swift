@@ -22,7 +22,13 @@ public struct SharpnessJob {
     public var metric: String
     public var step: Int
     public var value: Double
+    /// For grid runs: the format (or recipe) and learning rate of the run.
+    public var label: String? = nil
+    public var lr: Double? = nil
   }
+
+  /// Only runs whose id contains one of these strings (all runs when empty).
+  public var runFilter: [String] = []
 
   public init(path: String, metrics: [SharpnessMetric], steps: Steps, parameters: SharpnessParameters, underRecipe: Bool) {
     self.path = path
@@ -42,6 +48,10 @@ public struct SharpnessJob {
       throw StoreError(.missingObject, file: path, "has no finished runs (an unfinished run: finish it with fpsim train --resume)")
     }
     let runs = try file.group("/runs").children().filter { $0.kind == .group }.map(\.name).sorted()
+      .filter { id in runFilter.isEmpty || runFilter.contains { id.contains($0) } }
+    guard !runs.isEmpty else {
+      throw StoreError(.missingObject, file: path, "no run matches \(runFilter)")
+    }
     var results: [Result] = []
     for id in runs {
       let unit = try file.group("/runs/" + id)
@@ -82,7 +92,10 @@ public struct SharpnessJob {
           progress("\(id) step \(step) \(m.rawValue)")
           let v = try Sharpness.measure(m, task: task, parameters: p)
           values[m, default: []].append(v)
-          results.append(Result(run: id, metric: m.rawValue, step: step, value: v))
+          let label = try unit.attribute("format")?.stringValue ?? (header.schema == Schema.grid.name ? try unit.attribute("recipe")?.stringValue : nil)
+          results.append(Result(
+            run: id, metric: m.rawValue, step: step, value: v, label: label,
+            lr: try unit.attribute("grid_lr")?.doubleValue))
         }
       }
       let group = try unit.requireGroup("sharpness")

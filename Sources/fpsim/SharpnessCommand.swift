@@ -17,6 +17,8 @@ struct SharpnessCommand: ParsableCommand {
   @Option(help: "hessian-top: relative tolerance of the eigenvalue.") var tolerance: Double = 1e-4
   @Option(help: "sam: ascent radius rho.") var rho: Double = 0.05
   @Flag(help: "Evaluate under the run's own precision recipe instead of float32.") var underRecipe = false
+  @Option(help: "Grids: only runs whose id contains one of these comma-separated strings (e.g. e8m3,_s0).")
+  var runs: String?
   @Flag(help: "Print JSON.") var json = false
 
   func run() throws {
@@ -51,12 +53,31 @@ struct SharpnessCommand: ParsableCommand {
     p.powerIterations = iterations
     p.tolerance = tolerance
     p.rho = rho
-    let job = SharpnessJob(path: file, metrics: metrics, steps: chosen, parameters: p, underRecipe: underRecipe)
+    var job = SharpnessJob(path: file, metrics: metrics, steps: chosen, parameters: p, underRecipe: underRecipe)
+    job.runFilter = runs.map { $0.split(separator: ",").map(String.init) } ?? []
     let results = try job.run { FileHandle.standardError.write(Data("\($0)\n".utf8)) }
     if json {
       let e = JSONEncoder()
       e.outputFormatting = [.prettyPrinted, .sortedKeys]
       print(String(decoding: try e.encode(results), as: UTF8.self))
+      return
+    }
+    if results.contains(where: { $0.label != nil }) {
+      // Grids: per format (or recipe), learning rate, metric and step, the mean and range over seeds.
+      struct Key: Hashable { let label: String, lr: Double, metric: String, step: Int }
+      var groups: [Key: [Double]] = [:]
+      var order: [Key] = []
+      for r in results {
+        let k = Key(label: r.label ?? r.run, lr: r.lr ?? .nan, metric: r.metric, step: r.step)
+        if groups[k] == nil { order.append(k) }
+        groups[k, default: []].append(r.value)
+      }
+      print("format  lr  metric  step  seeds  mean  [min, max]")
+      for k in order {
+        let v = groups[k]!
+        let mean = v.reduce(0, +) / Double(v.count)
+        print("\(k.label)  \(k.lr)  \(k.metric)  \(k.step)  \(v.count)  \(String(format: "%.6g", mean))  [\(String(format: "%.6g", v.min()!)), \(String(format: "%.6g", v.max()!))]")
+      }
       return
     }
     print("run  metric  step  value")

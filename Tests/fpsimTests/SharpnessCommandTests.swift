@@ -47,6 +47,26 @@ import Testing
     #expect(stored.trimmingCharacters(in: .whitespacesAndNewlines) == "['hessian-top', 'keskar-logits', 'sam'] [20, 40] 2 0.001")
   }
 
+  /// On a grid: a selection of runs, a table per format across seeds, results gathered in /results.
+  @Test func gridSharpnessSelectsRunsAndSummarizesPerFormat() throws {
+    let dir = try scratchDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let grid = dir.appendingPathComponent("g.h5").path
+    let made = try CLI.run(["grid", "--model", "linreg", "--formats", "e8m7,e8m5", "--lrs", "0.05", "--seeds", "0..1",
+                            "--steps", "20", "--checkpoint-every", "10", "--data", dataDirectory, "--out", grid])
+    #expect(made.status == 0, "\(made.stderr)")
+    let r = try CLI.run(["sharpness", grid, "--metric", "hessian-top", "--runs", "e8m5"])
+    #expect(r.status == 0, "\(r.stderr)")
+    let rows = r.stdout.split(separator: "\n").dropFirst().map { $0.split(separator: " ", omittingEmptySubsequences: true) }
+    #expect(rows.count == 1 && rows[0][0] == "e8m5" && rows[0][4] == "2", "one row: e8m5 over its 2 seeds: \(r.stdout)")
+    let stored = try python("""
+      import h5py, numpy as np
+      v = h5py.File('\(grid)', 'r')['results/sharpness_hessian_top_last'][:]
+      print(v.shape, int(np.isnan(v[0]).sum()), int(np.isnan(v[1]).sum()))
+      """)
+    #expect(stored.trimmingCharacters(in: .whitespacesAndNewlines) == "(2, 1, 2) 2 0", "only e8m5 measured")
+  }
+
   @Test func badSharpnessInputGivesOneLineErrorAndExit2() throws {
     let dir = try scratchDirectory()
     defer { try? FileManager.default.removeItem(at: dir) }
