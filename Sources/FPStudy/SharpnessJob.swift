@@ -29,6 +29,8 @@ public struct SharpnessJob {
 
   /// Only runs whose id contains one of these strings (all runs when empty).
   public var runFilter: [String] = []
+  /// Only the run with exactly this id (a single checkpoint named as FILE:/runs/<id>/checkpoints/step_N).
+  public var runID: String? = nil
 
   public init(path: String, metrics: [SharpnessMetric], steps: Steps, parameters: SharpnessParameters, underRecipe: Bool) {
     self.path = path
@@ -49,8 +51,9 @@ public struct SharpnessJob {
     }
     let runs = try file.group("/runs").children().filter { $0.kind == .group }.map(\.name).sorted()
       .filter { id in runFilter.isEmpty || runFilter.contains { id.contains($0) } }
+      .filter { id in runID == nil || id == runID }
     guard !runs.isEmpty else {
-      throw StoreError(.missingObject, file: path, "no run matches \(runFilter)")
+      throw StoreError(.missingObject, file: path, "no run matches \(runID.map { [$0] } ?? runFilter)")
     }
     var results: [Result] = []
     for id in runs {

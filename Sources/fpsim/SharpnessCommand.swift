@@ -8,7 +8,8 @@ struct SharpnessCommand: ParsableCommand {
     commandName: "sharpness",
     abstract: "Measure loss-landscape sharpness on the checkpoints of a run or grid file; store it beside the runs.")
 
-  @Argument(help: "An fpsim/run or fpsim/grid file.") var file: String
+  @Argument(help: "An fpsim/run or fpsim/grid file, or one checkpoint in it: FILE:/runs/<id>/checkpoints/step_N.")
+  var file: String
   @Option(help: "keskar-logits, hessian-top, sam, or all.") var metric: String = "keskar-logits"
   @Option(help: "Checkpoints: last, all, or comma-separated steps.") var steps: String = "last"
   @Option(help: "keskar-logits: box half-width factor epsilon.") var epsilon: Double = 1e-3
@@ -53,8 +54,21 @@ struct SharpnessCommand: ParsableCommand {
     p.powerIterations = iterations
     p.tolerance = tolerance
     p.rho = rho
-    var job = SharpnessJob(path: file, metrics: metrics, steps: chosen, parameters: p, underRecipe: underRecipe)
+    // One checkpoint named by its path inside the file.
+    var path = file, single: (run: String, step: Int)? = nil
+    if let r = file.range(of: ":/runs/") {
+      let parts = file[r.upperBound...].split(separator: "/").map(String.init)
+      guard parts.count == 3, parts[1] == "checkpoints", parts[2].hasPrefix("step_"), let n = Int(parts[2].dropFirst(5)) else {
+        throw CLIError("'\(file)': a single checkpoint is FILE:/runs/<id>/checkpoints/step_N")
+      }
+      path = String(file[..<r.lowerBound])
+      single = (parts[0], n)
+    }
+    var job = SharpnessJob(
+      path: path, metrics: metrics, steps: single.map { .chosen([$0.step]) } ?? chosen, parameters: p,
+      underRecipe: underRecipe)
     job.runFilter = runs.map { $0.split(separator: ",").map(String.init) } ?? []
+    job.runID = single?.run
     let results = try job.run { FileHandle.standardError.write(Data("\($0)\n".utf8)) }
     if json {
       let e = JSONEncoder()

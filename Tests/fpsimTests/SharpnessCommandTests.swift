@@ -65,6 +65,11 @@ import Testing
       print(v.shape, int(np.isnan(v[0]).sum()), int(np.isnan(v[1]).sum()))
       """)
     #expect(stored.trimmingCharacters(in: .whitespacesAndNewlines) == "(2, 1, 2) 2 0", "only e8m5 measured")
+    // One checkpoint by its path: the same value as measuring that run's step 10.
+    let one = try CLI.run(["sharpness", grid + ":/runs/e8m7_lr0.05_s1/checkpoints/step_10", "--metric", "hessian-top", "--json"])
+    #expect(one.status == 0, "\(one.stderr)")
+    let list = try JSONSerialization.jsonObject(with: Data(one.stdout.utf8)) as! [[String: Any]]
+    #expect(list.count == 1 && list[0]["run"] as? String == "e8m7_lr0.05_s1" && list[0]["step"] as? Int == 10)
   }
 
   @Test func badSharpnessInputGivesOneLineErrorAndExit2() throws {
