@@ -65,7 +65,7 @@ public struct Quantizer: Sendable {
     }
     nonisolated(unsafe) let s = src, d = dst
     let per = (n + t - 1) / t
-    DispatchQueue.concurrentPerform(iterations: t) { i in
+    WorkerPool.perform(t) { i in
       let lo = i * per, hi = min(n, lo + per)
       if lo < hi { dispatch(k, s + lo, d + lo, hi - lo, UInt64(firstIndex + lo)) }
     }

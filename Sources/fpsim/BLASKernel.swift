@@ -71,15 +71,6 @@ enum BLASKernel {
     return String(cString: p).trimmingCharacters(in: .whitespaces)
   }
 
-  /// Sets OpenBLAS's own thread count (its default is every core, whatever `--threads` says).
-  /// Returns false when the BLAS is not OpenBLAS.
-  @discardableResult
-  static func setThreads(_ n: Int) -> Bool {
-    guard let f = symbol("openblas_set_num_threads", as: (@convention(c) (Int32) -> Void).self) else { return false }
-    f(Int32(max(1, n)))
-    return true
-  }
-
   /// OpenBLAS's current thread count, or nil when the BLAS is not OpenBLAS.
   static func threads() -> Int? {
     symbol("openblas_get_num_threads", as: (@convention(c) () -> Int32).self).map { Int($0()) }

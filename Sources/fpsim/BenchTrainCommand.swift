@@ -10,7 +10,7 @@ struct BenchTrain: ParsableCommand {
     abstract: "Milliseconds per training step and tokens per second of a model under a precision recipe.",
     discussion: """
       Runs --warmup untimed steps, then --steps timed ones, and reports the median step time. No \
-      evaluation and no files. OpenBLAS uses --threads threads too. experiments/bench/train_vs_pytorch.sh \
+      evaluation and no files. The GEMMs run on --threads threads too (OpenBLAS itself on one each). experiments/bench/train_vs_pytorch.sh \
       compares fp32 and uniform:e4m3fn with PyTorch on the same model.
       """)
 
@@ -30,7 +30,6 @@ struct BenchTrain: ParsableCommand {
   }
 
   func run() throws {
-    BLASKernel.setThreads(threads)
     let spec = try ModelSpec(parsing: model)
     let task = try spec.makeTask(
       dataDirectory: URL(fileURLWithPath: data), recipe: try Recipe(parsing: recipe), seed: seed, threads: threads)

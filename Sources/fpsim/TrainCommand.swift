@@ -45,7 +45,6 @@ struct Train: ParsableCommand {
   }
 
   func run() throws {
-    BLASKernel.setThreads(threads)
     let environment = ["blas_kernel": BLASKernel.describe(), "threads": "\(threads)"]
     let progress = Progress()
     let interrupt = InterruptFlag()

@@ -253,6 +253,47 @@ func expectForward(
     }
   }
 
+  /// The threaded GEMM cuts C into row panels, each its own single-threaded BLAS call: every element
+  /// must be the same sum in the same order as in one call, for the shapes of gpt-tiny's layers (K up
+  /// to 2048, so that the BLAS blocks K) and every transpose combination, beta 0 and 1.
+  @Test(arguments: [(false, false), (false, true), (true, false), (true, true)])
+  func threadedGEMMHasTheBitsOfOneCall(trans: (Bool, Bool)) {
+    var rng = TestRNG(21)
+    let (ta, tb) = trans
+    for (M, N, K) in [(2048, 384, 128), (512, 128, 2048), (76, 128, 2048), (1000, 77, 515)] {
+      let lda = ta ? M : K, ldb = tb ? K : N
+      let a = rng.floats(M * K), b = rng.floats(K * N), c0 = rng.floats(M * N)
+      for beta: Float in [0, 1] {
+        var one = c0, two = c0, three = c0
+        GEMM.sgemm(transA: ta, transB: tb, M: M, N: N, K: K, A: a, lda: lda, B: b, ldb: ldb, beta: beta, C: &one, ldc: N, threads: 1)
+        GEMM.sgemm(transA: ta, transB: tb, M: M, N: N, K: K, A: a, lda: lda, B: b, ldb: ldb, beta: beta, C: &two, ldc: N, threads: 2)
+        GEMM.sgemm(transA: ta, transB: tb, M: M, N: N, K: K, A: a, lda: lda, B: b, ldb: ldb, beta: beta, C: &three, ldc: N, threads: 3)
+        #expect(one.map(\.bitPattern) == two.map(\.bitPattern), "\(M)x\(N)x\(K) trans \(trans) beta \(beta)")
+        #expect(one.map(\.bitPattern) == three.map(\.bitPattern), "\(M)x\(N)x\(K) trans \(trans) beta \(beta)")
+      }
+    }
+  }
+
+  /// LayerNorm and the bias gradient split rows (and columns for the parameter gradients) between
+  /// threads: the bits must not depend on the thread count.
+  @Test func layerNormAndBiasGradientsDoNotDependOnTheThreadCount() {
+    var rng = TestRNG(22)
+    let N = 2048, C = 128
+    let x = rng.floats(N * C, scale: 3), dy = rng.floats(N * C), w = rng.floats(C), b = rng.floats(C)
+    func run(_ threads: Int) -> [[Float]] {
+      var out = [Float](repeating: 0, count: N * C), mean = [Float](repeating: 0, count: N), rstd = mean
+      LayerNorm.forward(out: &out, mean: &mean, rstd: &rstd, inp: x, weight: w, bias: b, N: N, C: C, threads: threads)
+      var dx = dy, dw = w, db = b, dbias = b
+      LayerNorm.backward(dinp: &dx, dweight: &dw, dbias: &db, dout: dy, inp: x, weight: w, mean: mean, rstd: rstd, N: N, C: C, threads: threads)
+      Linear.backwardBias(dbias: &dbias, dout: dy, N: N, OC: C, threads: threads)
+      return [out, mean, rstd, dx, dw, db, dbias]
+    }
+    let one = run(1)
+    for t in [2, 3] {
+      #expect(run(t).map { $0.map(\.bitPattern) } == one.map { $0.map(\.bitPattern) }, "threads \(t)")
+    }
+  }
+
   /// FastMath.exp within 2 ulp of exp in double over the whole finite range; 0 below -87.3.
   @Test func fastExpIsAccurateToTwoUlps() {
     var worst = 0.0

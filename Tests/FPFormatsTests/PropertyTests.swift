@@ -167,3 +167,29 @@ func spacing(_ f: FloatFormat, at x: Float) -> Double {
     for k in 0..<32 { #expect(Double(ones[k] - n / 2).magnitude <= bound, "bit \(k): \(ones[k])") }
   }
 }
+
+@Suite struct WorkerPoolTests {
+  /// Every index runs exactly once, whatever the iteration count, including regions started from
+  /// several threads at once and from inside a region (those run on their calling thread).
+  @Test func everyIndexRunsExactlyOnce() {
+    for n in [1, 2, 3, 7, 64, 1000] {
+      nonisolated(unsafe) let counts = UnsafeMutablePointer<Int>.allocate(capacity: n)
+      defer { counts.deallocate() }
+      counts.initialize(repeating: 0, count: n)
+      WorkerPool.perform(n) { i in counts[i] += 1 }
+      #expect(Array(UnsafeBufferPointer(start: counts, count: n)) == [Int](repeating: 1, count: n), "n = \(n)")
+    }
+    nonisolated(unsafe) let runs = UnsafeMutablePointer<Int>.allocate(capacity: 200)
+    defer { runs.deallocate() }
+    runs.initialize(repeating: 0, count: 200)
+    DispatchQueue.concurrentPerform(iterations: 4) { caller in
+      for r in 0..<50 {
+        WorkerPool.perform(3) { i in
+          WorkerPool.perform(2) { _ in }  // nested: runs inline
+          if i == 0 { runs[caller * 50 + r] += 1 }
+        }
+      }
+    }
+    #expect(Array(UnsafeBufferPointer(start: runs, count: 200)) == [Int](repeating: 1, count: 200))
+  }
+}

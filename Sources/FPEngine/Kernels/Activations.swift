@@ -13,7 +13,7 @@ public enum GELU {
     }
   }
 
-  /// dinp += dout * gelu'(inp)
+  /// dinp = dout * gelu'(inp) (overwritten: its one caller has no other contribution to add)
   public static func backward(
     dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, dout: UnsafePointer<Float>, count: Int,
     threads: Int = 1
@@ -22,7 +22,7 @@ public enum GELU {
     parallelChunks(count, threads) { lo, hi in
       for i in lo..<hi {
         let x = inp[i]
-        dinp[i] += dout[i] * (FastMath.normalCDF(x) + x * FastMath.normalPDF(x))
+        dinp[i] = dout[i] * (FastMath.normalCDF(x) + x * FastMath.normalPDF(x))
       }
     }
   }
@@ -45,8 +45,11 @@ public enum ReLU {
 /// The residual connection out = a + b, whose backward passes dout unchanged to both inputs.
 public enum Residual {
   public static func forward(
-    out: UnsafeMutablePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>, count: Int
+    out: UnsafeMutablePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>, count: Int, threads: Int = 1
   ) {
-    for i in 0..<count { out[i] = a[i] + b[i] }
+    nonisolated(unsafe) let out = out, a = a, b = b
+    parallelChunks(count, threads) { lo, hi in
+      for i in lo..<hi { out[i] = a[i] + b[i] }
+    }
   }
 }

@@ -1,4 +1,4 @@
-import Dispatch
+import FPFormats
 
 /// Causal multi-head self-attention on packed projections (GPT-2 / nanoGPT `c_attn` output):
 ///
@@ -257,7 +257,7 @@ func parallelPairs(_ count: Int, _ threads: Int, _ body: @Sendable (Range<Int>, 
     return
   }
   let per = (count + t - 1) / t
-  DispatchQueue.concurrentPerform(iterations: t) { w in
+  WorkerPool.perform(t) { w in
     let lo = w * per, hi = min(count, lo + per)
     if lo < hi { body(lo..<hi, w) }
   }

@@ -1,4 +1,6 @@
 import CBLAS
+import FPFormats
+import Foundation
 
 /// Matrix products, row-major, through CBLAS (OpenBLAS here), with a naive reference beside it.
 ///
@@ -8,13 +10,56 @@ import CBLAS
 /// Accumulation is float32 (OpenBLAS's own blocking order: results are deterministic for a fixed
 /// thread count, not bit-equal to the naive loop).
 public enum GEMM {
+  /// C = alpha op(A) op(B) + beta C on `threads` threads: the rows of C are cut into panels, each
+  /// computed by a single-threaded BLAS call on the calling thread or a Dispatch worker.
+  ///
+  /// Why not OpenBLAS's own threads: they spin (`sched_yield`) between calls and steal the cores
+  /// from the Dispatch workers of every other kernel of a training step. With one thread pool for
+  /// everything, the BLAS runs single-threaded (`singleThreadedBLAS`).
+  ///
+  /// Determinism: every element of C is the same sum in the same order whatever the panel it falls
+  /// in (the BLAS blocks K the same way for every panel; GEMMTests checks the bits), so results do
+  /// not depend on `threads`.
   @inline(__always)
   public static func sgemm(
     transA: Bool, transB: Bool, M: Int, N: Int, K: Int, alpha: Float = 1,
     A: UnsafePointer<Float>, lda: Int, B: UnsafePointer<Float>, ldb: Int,
-    beta: Float, C: UnsafeMutablePointer<Float>, ldc: Int
+    beta: Float, C: UnsafeMutablePointer<Float>, ldc: Int, threads: Int = 1
   ) {
     if M == 0 || N == 0 { return }
+    _ = singleThreadedBLAS
+    // Panels of a multiple of 16 rows (the kernel's row unroll), and enough work per panel
+    // (about 2^20 multiply-adds) to pay for waking a worker.
+    let t = max(1, min(threads, M / 16, (M * N * K) >> 20))
+    if t == 1 {
+      blas(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
+      return
+    }
+    let rows = (M / t + 15) & ~15
+    nonisolated(unsafe) let A = A, B = B, C = C
+    WorkerPool.perform(t) { i in
+      let m0 = i * rows, m = min(M, m0 + rows) - m0
+      guard m > 0 else { return }
+      // Row m0 of op(A): A + m0 * lda when A is M x K, A + m0 (a column offset) when A is K x M.
+      blas(transA, transB, m, N, K, alpha, A + (transA ? m0 : m0 * lda), lda, B, ldb, beta, C + m0 * ldc, ldc)
+    }
+  }
+
+  /// OpenBLAS runs on one thread (its default is every core); set once, before the first product.
+  /// A BLAS without `openblas_set_num_threads` is left as it is.
+  static let singleThreadedBLAS: Bool = {
+    // A nil handle is RTLD_DEFAULT on glibc: libopenblas.so.0 is found behind libblas.
+    guard let f = dlsym(nil, "openblas_set_num_threads") else { return false }
+    unsafeBitCast(f, to: (@convention(c) (Int32) -> Void).self)(1)
+    return true
+  }()
+
+  @inline(__always)
+  static func blas(
+    _ transA: Bool, _ transB: Bool, _ M: Int, _ N: Int, _ K: Int, _ alpha: Float,
+    _ A: UnsafePointer<Float>, _ lda: Int, _ B: UnsafePointer<Float>, _ ldb: Int,
+    _ beta: Float, _ C: UnsafeMutablePointer<Float>, _ ldc: Int
+  ) {
     cblas_sgemm(
       CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
       Int32(M), Int32(N), Int32(K), alpha, A, Int32(lda), B, Int32(ldb), beta, C, Int32(ldc))

@@ -11,44 +11,52 @@
 public enum Linear {
   public static func forward(
     out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-    bias: UnsafePointer<Float>?, N: Int, C: Int, OC: Int
+    bias: UnsafePointer<Float>?, N: Int, C: Int, OC: Int, threads: Int = 1
   ) {
     GEMM.sgemm(
       transA: false, transB: true, M: N, N: OC, K: C, A: inp, lda: C, B: weight, ldb: C, beta: 0,
-      C: out, ldc: OC)
+      C: out, ldc: OC, threads: threads)
     if let bias {
-      for n in 0..<N {
-        let row = out + n * OC
-        for o in 0..<OC { row[o] += bias[o] }
+      nonisolated(unsafe) let out = out, bias = bias
+      parallelRows(N, width: OC, threads) { lo, hi in
+        for n in lo..<hi {
+          let row = out + n * OC
+          for o in 0..<OC { row[o] += bias[o] }
+        }
       }
     }
   }
 
-  /// dinp(N,C) += dout(N,OC) . weight(OC,C)
+  /// dinp(N,C) += dout(N,OC) . weight(OC,C), or = when `overwrite` (no zeroing pass needed).
   public static func backwardData(
     dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-    N: Int, C: Int, OC: Int
+    N: Int, C: Int, OC: Int, overwrite: Bool = false, threads: Int = 1
   ) {
     GEMM.sgemm(
-      transA: false, transB: false, M: N, N: C, K: OC, A: dout, lda: OC, B: weight, ldb: C, beta: 1,
-      C: dinp, ldc: C)
+      transA: false, transB: false, M: N, N: C, K: OC, A: dout, lda: OC, B: weight, ldb: C, beta: overwrite ? 0 : 1,
+      C: dinp, ldc: C, threads: threads)
   }
 
   /// dweight(OC,C) += dout(N,OC)^T . inp(N,C)
   public static func backwardWeight(
     dweight: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
-    N: Int, C: Int, OC: Int
+    N: Int, C: Int, OC: Int, threads: Int = 1
   ) {
     GEMM.sgemm(
       transA: true, transB: false, M: OC, N: C, K: N, A: dout, lda: OC, B: inp, ldb: C, beta: 1,
-      C: dweight, ldc: C)
+      C: dweight, ldc: C, threads: threads)
   }
 
-  /// dbias(OC) += sum over the N rows of dout(N,OC).
-  public static func backwardBias(dbias: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, N: Int, OC: Int) {
-    for n in 0..<N {
-      let row = dout + n * OC
-      for o in 0..<OC { dbias[o] += row[o] }
+  /// dbias(OC) += sum over the N rows of dout(N,OC), in row order; threads split the columns.
+  public static func backwardBias(
+    dbias: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, N: Int, OC: Int, threads: Int = 1
+  ) {
+    nonisolated(unsafe) let dbias = dbias, dout = dout
+    parallelRanges(OC, threads, grain: max(16, 32_768 / max(1, N))) { lo, hi in
+      for n in 0..<N {
+        let row = dout + n * OC
+        for o in lo..<hi { dbias[o] += row[o] }
+      }
     }
   }
 

@@ -181,23 +181,23 @@ public final class GPT {
       let res3 = residual3.pointer + l * N * C
       LayerNorm.forward(
         out: ln1, mean: ln1Mean.pointer + l * N, rstd: ln1Rstd.pointer + l * N, inp: residual,
-        weight: P.value(h + "ln_1.weight"), bias: P.value(h + "ln_1.bias"), N: N, C: C)
+        weight: P.value(h + "ln_1.weight"), bias: P.value(h + "ln_1.bias"), N: N, C: C, threads: threads)
       cAttn[l].forward(out: qkv, inp: ln1, weight: P.value(h + "attn.c_attn.weight"), bias: P.value(h + "attn.c_attn.bias"), n: N)
       Attention.forward(out: atty, att: att, qkv: qkv, scratch: attScratch.pointer, B: B, T: T, C: C, NH: NH, threads: threads)
       attnProj[l].forward(out: branch.pointer, inp: atty, weight: P.value(h + "attn.c_proj.weight"), bias: P.value(h + "attn.c_proj.bias"), n: N)
-      Residual.forward(out: res2, a: residual, b: branch.pointer, count: N * C)
+      Residual.forward(out: res2, a: residual, b: branch.pointer, count: N * C, threads: threads)
       LayerNorm.forward(
         out: ln2, mean: ln2Mean.pointer + l * N, rstd: ln2Rstd.pointer + l * N, inp: res2,
-        weight: P.value(h + "ln_2.weight"), bias: P.value(h + "ln_2.bias"), N: N, C: C)
+        weight: P.value(h + "ln_2.weight"), bias: P.value(h + "ln_2.bias"), N: N, C: C, threads: threads)
       fc[l].forward(out: fch, inp: ln2, weight: P.value(h + "mlp.c_fc.weight"), bias: P.value(h + "mlp.c_fc.bias"), n: N)
       GELU.forward(out: fchG, inp: fch, count: N * 4 * C, threads: threads)
       mlpProj[l].forward(out: branch.pointer, inp: fchG, weight: P.value(h + "mlp.c_proj.weight"), bias: P.value(h + "mlp.c_proj.bias"), n: N)
-      Residual.forward(out: res3, a: res2, b: branch.pointer, count: N * C)
+      Residual.forward(out: res3, a: res2, b: branch.pointer, count: N * C, threads: threads)
     }
     let last = residual3.pointer + (L - 1) * N * C
     LayerNorm.forward(
       out: lnf.pointer, mean: lnfMean.pointer, rstd: lnfRstd.pointer, inp: last,
-      weight: P.value("transformer.ln_f.weight"), bias: P.value("transformer.ln_f.bias"), N: N, C: C)
+      weight: P.value("transformer.ln_f.weight"), bias: P.value("transformer.ln_f.bias"), N: N, C: C, threads: threads)
     lmHead.forward(out: logits.pointer, inp: lnf.pointer, weight: P.value("transformer.wte.weight"), bias: nil, n: N)
     guard let target = target else {
       hasTargets = false
@@ -221,15 +221,14 @@ public final class GPT {
     P.grads.zero()
     dlogits.zero()
     CrossEntropy.backward(dlogits: dlogits.pointer, probs: probs.pointer, targets: targets, dloss: precision.lossScale / Float(N), N: N, V: V)
-    dln.zero()
     lmHead.backward(
       dinp: dln.pointer, dweight: P.grad("transformer.wte.weight"), dbias: nil, dout: dlogits.pointer,
-      inp: lnf.pointer, weight: P.value("transformer.wte.weight"), n: N)
+      inp: lnf.pointer, weight: P.value("transformer.wte.weight"), n: N, overwriteDinp: true)
     dresidual.zero()
     LayerNorm.backward(
       dinp: dresidual.pointer, dweight: P.grad("transformer.ln_f.weight"), dbias: P.grad("transformer.ln_f.bias"),
       dout: dln.pointer, inp: residual3.pointer + (L - 1) * N * C, weight: P.value("transformer.ln_f.weight"),
-      mean: lnfMean.pointer, rstd: lnfRstd.pointer, N: N, C: C)
+      mean: lnfMean.pointer, rstd: lnfRstd.pointer, N: N, C: C, threads: threads)
     // dresidual holds dLoss/d(residual3 of block l); each block turns it into dLoss/d(its input).
     for l in stride(from: L - 1, through: 0, by: -1) {
       let h = "transformer.h.\(l)."
@@ -239,37 +238,32 @@ public final class GPT {
       let res2 = residual2.pointer + l * N * C, ln2 = self.ln2.pointer + l * N * C
       let fch = self.fch.pointer + l * N * 4 * C, fchG = fchGelu.pointer + l * N * 4 * C
       // MLP branch: residual3 = residual2 + c_proj(gelu(c_fc(ln_2(residual2)))).
-      dfchGelu.zero()
       mlpProj[l].backward(
         dinp: dfchGelu.pointer, dweight: P.grad(h + "mlp.c_proj.weight"), dbias: P.grad(h + "mlp.c_proj.bias"),
-        dout: dresidual.pointer, inp: fchG, weight: P.value(h + "mlp.c_proj.weight"), n: N)
-      dfch.zero()
+        dout: dresidual.pointer, inp: fchG, weight: P.value(h + "mlp.c_proj.weight"), n: N, overwriteDinp: true)
       GELU.backward(dinp: dfch.pointer, inp: fch, dout: dfchGelu.pointer, count: N * 4 * C, threads: threads)
-      dln.zero()
       fc[l].backward(
         dinp: dln.pointer, dweight: P.grad(h + "mlp.c_fc.weight"), dbias: P.grad(h + "mlp.c_fc.bias"),
-        dout: dfch.pointer, inp: ln2, weight: P.value(h + "mlp.c_fc.weight"), n: N)
+        dout: dfch.pointer, inp: ln2, weight: P.value(h + "mlp.c_fc.weight"), n: N, overwriteDinp: true)
       LayerNorm.backward(
         dinp: dresidual.pointer, dweight: P.grad(h + "ln_2.weight"), dbias: P.grad(h + "ln_2.bias"),
         dout: dln.pointer, inp: res2, weight: P.value(h + "ln_2.weight"),
-        mean: ln2Mean.pointer + l * N, rstd: ln2Rstd.pointer + l * N, N: N, C: C)
+        mean: ln2Mean.pointer + l * N, rstd: ln2Rstd.pointer + l * N, N: N, C: C, threads: threads)
       // Attention branch: residual2 = residual + c_proj(attn(c_attn(ln_1(residual)))).
-      datty.zero()
       attnProj[l].backward(
         dinp: datty.pointer, dweight: P.grad(h + "attn.c_proj.weight"), dbias: P.grad(h + "attn.c_proj.bias"),
-        dout: dresidual.pointer, inp: atty, weight: P.value(h + "attn.c_proj.weight"), n: N)
+        dout: dresidual.pointer, inp: atty, weight: P.value(h + "attn.c_proj.weight"), n: N, overwriteDinp: true)
       dqkv.zero()
       Attention.backward(
         dqkv: dqkv.pointer, dout: datty.pointer, qkv: qkv, att: att, scratch: attScratch.pointer,
         B: B, T: T, C: C, NH: NH, threads: threads)
-      dln.zero()
       cAttn[l].backward(
         dinp: dln.pointer, dweight: P.grad(h + "attn.c_attn.weight"), dbias: P.grad(h + "attn.c_attn.bias"),
-        dout: dqkv.pointer, inp: ln1, weight: P.value(h + "attn.c_attn.weight"), n: N)
+        dout: dqkv.pointer, inp: ln1, weight: P.value(h + "attn.c_attn.weight"), n: N, overwriteDinp: true)
       LayerNorm.backward(
         dinp: dresidual.pointer, dweight: P.grad(h + "ln_1.weight"), dbias: P.grad(h + "ln_1.bias"),
         dout: dln.pointer, inp: residual, weight: P.value(h + "ln_1.weight"),
-        mean: ln1Mean.pointer + l * N, rstd: ln1Rstd.pointer + l * N, N: N, C: C)
+        mean: ln1Mean.pointer + l * N, rstd: ln1Rstd.pointer + l * N, N: N, C: C, threads: threads)
     }
     Embedding.backward(
       dwte: P.grad("transformer.wte.weight"), dwpe: P.grad("transformer.wpe.weight"), dout: dresidual.pointer,

@@ -32,8 +32,12 @@ public final class Optimizer {
   /// Updates applied so far (AdamW's bias-correction t).
   public internal(set) var updates: Int = 0
 
-  public init(_ config: OptimizerConfig, parameters: ParameterSet) {
+  /// Threads for the AdamW update (elementwise: the result does not depend on it).
+  public let threads: Int
+
+  public init(_ config: OptimizerConfig, parameters: ParameterSet, threads: Int = 1) {
     self.config = config
+    self.threads = max(1, threads)
     self.parameters = parameters
     m = FloatBuffer(count: parameters.count)
     if case .adamw = config { v = FloatBuffer(count: parameters.count) } else { v = FloatBuffer(count: 0) }
@@ -51,7 +55,10 @@ public final class Optimizer {
       let step = Float(Double(lr) / bc1), rbc2 = Float(1 / bc2.squareRoot())
       for t in parameters.tensors {
         let decay = t.isMatrix ? 1 - lr * wd : 1
-        Self.adamw(p + t.offset, g + t.offset, m.pointer + t.offset, v.pointer + t.offset, t.count, b1, b2, eps, decay, step, rbc2)
+        nonisolated(unsafe) let p = p + t.offset, g = g + t.offset, m = m.pointer + t.offset, v = v.pointer + t.offset
+        parallelChunks(t.count, threads) { lo, hi in
+          Self.adamw(p + lo, g + lo, m + lo, v + lo, hi - lo, b1, b2, eps, decay, step, rbc2)
+        }
       }
     case .sgd(let mu, let wd):
       for t in parameters.tensors {

@@ -237,7 +237,7 @@ extension OperandRounder {
     if preload {
       amax = withUnsafeTemporaryAllocation(of: Float.self, capacity: t) { parts in
         nonisolated(unsafe) let parts = parts
-        DispatchQueueShim.concurrentPerform(t) { i in
+        WorkerPool.perform(t) { i in
           var m: Float = 0
           for j in stride(from: i, to: strips, by: t) {
             let j0 = j * S, j1 = min(cols, j0 + S)
@@ -253,7 +253,7 @@ extension OperandRounder {
     return withUnsafeTemporaryAllocation(of: RoundingCounts.self, capacity: t) { parts in
       nonisolated(unsafe) let parts = parts
       parts.initialize(repeating: RoundingCounts())
-      DispatchQueueShim.concurrentPerform(t) { i in
+      WorkerPool.perform(t) { i in
         let pb = b + i * S * rows
         var total = RoundingCounts()
         for j in stride(from: i, to: strips, by: t) {
@@ -383,7 +383,7 @@ public struct ElementRounding: OperandRounder, Hashable, Codable {
     return withUnsafeTemporaryAllocation(of: RoundingCounts.self, capacity: t) { parts in
       nonisolated(unsafe) let src = src, dst = dst, parts = parts
       parts.initialize(repeating: RoundingCounts())
-      DispatchQueueShim.concurrentPerform(t) { i in
+      WorkerPool.perform(t) { i in
         let lo = i * per, hi = min(n, lo + per)
         guard lo < hi else { return }
         q.quantize(
@@ -493,7 +493,7 @@ public struct ScaledRounding: OperandRounder, Hashable, Codable {
     return withUnsafeTemporaryAllocation(of: QuantizationStats.self, capacity: t) { parts in
       nonisolated(unsafe) let dst = dst, parts = parts
       parts.initialize(repeating: QuantizationStats())
-      DispatchQueueShim.concurrentPerform(t) { i in
+      WorkerPool.perform(t) { i in
         let r0 = i * per, r1 = min(rows, r0 + per)
         guard r0 < r1 else { return }
         var s = QuantizationStats()

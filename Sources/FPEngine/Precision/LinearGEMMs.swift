@@ -214,15 +214,16 @@ public final class LinearGEMMs {
       if let l = clipX { l.count = saturated(.forwardX, inp, rows: n, cols: C, into: l) }
       if let l = clipW { l.count = saturated(.forwardW, weight, rows: OC, cols: C, into: l) }
     }
-    Linear.forward(out: out, inp: x, weight: w, bias: bias, N: n, C: C, OC: OC)
+    Linear.forward(out: out, inp: x, weight: w, bias: bias, N: n, C: C, OC: OC, threads: runtime.threads)
   }
 
-  /// dinp += dout . W (skipped when `dinp` is nil), dweight += dout^T . inp, dbias += column sums of
-  /// dout (from the unrounded dout: the bias gradient is no GEMM). Must follow this layer's `forward`
-  /// on the same `inp` and `weight` in the same step.
+  /// dinp += dout . W (skipped when `dinp` is nil; `=` when `overwriteDinp`), dweight += dout^T . inp,
+  /// dbias += column sums of dout (from the unrounded dout: the bias gradient is no GEMM). Must follow
+  /// this layer's `forward` on the same `inp` and `weight` in the same step.
   public func backward(
     dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>?,
-    dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>, n: Int
+    dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>, n: Int,
+    overwriteDinp: Bool = false
   ) {
     let C = info.inFeatures, OC = info.outFeatures
     var dyForData: UnsafePointer<Float>? = nil
@@ -236,8 +237,12 @@ public final class LinearGEMMs {
       } else {
         w = operand(.dataGradW, weight, wqData.pointer, OperandLayout(rows: OC, cols: C, reducesAlongRows: true))
       }
+      // The clipped estimator restores dinp's old values at saturated positions: they must exist.
+      if overwriteDinp && clipX != nil { dinp.update(repeating: 0, count: n * C) }
       clipX?.save(dinp)
-      Linear.backwardData(dinp: dinp, dout: dy, weight: w, N: n, C: C, OC: OC)
+      Linear.backwardData(
+        dinp: dinp, dout: dy, weight: w, N: n, C: C, OC: OC, overwrite: overwriteDinp && clipX == nil,
+        threads: runtime.threads)
       clipX?.restore(dinp)
       dyForData = dy
     }
@@ -258,9 +263,9 @@ public final class LinearGEMMs {
       x = operand(.weightGradX, inp, runtime.xWeight.pointer, OperandLayout(rows: n, cols: C, reducesAlongRows: true))
     }
     clipW?.save(dweight)
-    Linear.backwardWeight(dweight: dweight, dout: dy, inp: x, N: n, C: C, OC: OC)
+    Linear.backwardWeight(dweight: dweight, dout: dy, inp: x, N: n, C: C, OC: OC, threads: runtime.threads)
     clipW?.restore(dweight)
-    if let dbias { Linear.backwardBias(dbias: dbias, dout: dout, N: n, OC: OC) }
+    if let dbias { Linear.backwardBias(dbias: dbias, dout: dout, N: n, OC: OC, threads: runtime.threads) }
   }
 }
 

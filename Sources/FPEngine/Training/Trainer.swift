@@ -29,7 +29,7 @@ public final class Trainer {
     try config.validate()
     self.task = task
     self.config = config
-    optimizer = Optimizer(config.optimizer, parameters: task.parameters)
+    optimizer = Optimizer(config.optimizer, parameters: task.parameters, threads: task.precision.threads)
     schedule = config.schedule
     monitor = DivergenceMonitor(rule: config.divergence, warmupSteps: config.divergence.warmupSteps ?? config.resolvedWarmupSteps)
     let k = task.precision.telemetryNames.count
