@@ -178,6 +178,14 @@ public struct BlockQuantizer: Sendable {
     scales: UnsafeMutablePointer<Float>? = nil, stats: inout QuantizationStats
   ) {
     let blocksPerRow = (cols + block - 1) / block
+    if rows > 1 && cols % block == 0 {
+      // Rows made of whole blocks are one long row of the same blocks, with the same element and
+      // block counters: one pass instead of a call per (often short) row.
+      return quantizeRows(
+        p, rows: 1, cols: rows * cols, block: block, tensorAmax: tensorAmax, first: first,
+        firstBlock: firstBlock ?? first / max(cols, 1) * blocksPerRow, elements: elements, scales: scales,
+        stats: &stats)
+    }
     let segment = block * max(1, 8192 / block)
     let blocksPerSegment = segment / block
     // Scratch: per-block factors of one segment.
@@ -191,13 +199,20 @@ public struct BlockQuantizer: Sendable {
         let seg = p + r * cols + s0
         let len = min(segment, cols - s0)
         let nb = (len + block - 1) / block
-        var segmentAmax: Float = 0
-        for b in 0..<nb {
-          let lo = b * block
-          down[b] = finiteAmax(seg + lo, min(len, lo + block) - lo)  // the block amax, for now
-          segmentAmax = max(segmentAmax, down[b])
+        // The block amaxes, into `down` for now: 16 blocks at a time when blocks are whole vectors.
+        var b0 = 0
+        if block % 16 == 0 && block <= 256 {
+          while b0 + 16 <= nb && (b0 + 16) * block <= len {
+            BlockAmax.sixteenBlocks(seg + b0 * block, block: block, into: down + b0)
+            b0 += 16
+          }
         }
-        stats.amax = max(stats.amax, segmentAmax)
+        for b in b0..<nb {
+          let lo = b * block
+          down[b] = finiteAmax(seg + lo, min(len, lo + block) - lo)
+        }
+        // Non-negative floats order as their bits: an integer max, which vectorizes.
+        stats.amax = max(stats.amax, finiteAmax(down, nb))
         let localBlock = r * blocksPerRow + s0 / block
         blockFactors(
           amaxToDown: down, up: up, count: nb, firstBlock: (firstBlock ?? first / max(cols, 1) * blocksPerRow) + localBlock,
@@ -246,7 +261,17 @@ public struct BlockQuantizer: Sendable {
     let scales = UnsafeMutableBufferPointer(start: up, count: nb)
     switch format.rule {
     case .floor, .ceil:
-      for b in 0..<nb {
+      var b0 = 0
+      if format.rule == .floor {
+        while b0 + 16 <= nb, let counts = BlockAmax.floorFactors(
+          down + b0, up: up + b0, stored: stored.map { $0 + b0 }, emaxElem: Int32(emaxElem))
+        {
+          stats.scaleSaturated += counts.saturated
+          stats.scaleUnderflow += counts.underflow
+          b0 += 16
+        }
+      }
+      for b in b0..<nb {
         let amax = down[b]
         var e: Int
         if amax == 0 {
@@ -310,3 +335,82 @@ public struct BlockQuantizer: Sendable {
 
 @inline(__always)
 func exp2Int(_ k: Int) -> Double { Double(sign: .plus, exponent: k, significand: 1) }
+
+/// The vectorized steps of the block loop for blocks that are whole 16-lane vectors. Written as
+/// loops over lanes with integer masks, which LLVM turns into 512-bit code (the generic SIMD
+/// `pointwiseMax` / `replacing` of the standard library stay per-lane loops and calls).
+enum BlockAmax {
+  /// |x| bits, 0 for Inf and NaN (the amax is over finite values).
+  @inline(__always)
+  static func finiteMagnitude(_ bits: UInt32) -> UInt32 {
+    let a = bits & 0x7FFF_FFFF
+    return a & (0 &- ((a &- 0x7F80_0000) &>> 31))
+  }
+
+  /// dst[i] = max(src[2i], src[2i+1]) for i < n: halves the partial maxima of every block, block
+  /// order kept.
+  @inline(__always)
+  static func pairMax(_ src: UnsafePointer<UInt32>, _ dst: UnsafeMutablePointer<UInt32>, _ n: Int) {
+    for i in 0..<n { dst[i] = max(src[2 * i], src[2 * i + 1]) }
+  }
+
+  /// The finite amax of each of 16 consecutive blocks of `block` values (a multiple of 16) at `p`,
+  /// into out[0..<16]: each block folded into 16 lane maxima, then four halving steps (256 -> 128 ->
+  /// 64 -> 32 -> 16 values). Max is exact, so the result equals the per-block loop's.
+  @inline(__always)
+  static func sixteenBlocks(_ p: UnsafePointer<Float>, block: Int, into out: UnsafeMutablePointer<Float>) {
+    let x = UnsafeRawPointer(p).assumingMemoryBound(to: UInt32.self)
+    withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 256) { tb in
+      withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 128) { ub in
+        let t = tb.baseAddress!, u = ub.baseAddress!
+        for b in 0..<16 {
+          let q = x + b * block, tq = t + 16 * b
+          for j in 0..<16 { tq[j] = finiteMagnitude(q[j]) }
+          var c = 16
+          while c < block {
+            for j in 0..<16 { tq[j] = max(tq[j], finiteMagnitude(q[c + j])) }
+            c += 16
+          }
+        }
+        pairMax(t, u, 128)
+        pairMax(u, t, 64)
+        pairMax(t, u, 32)
+        pairMax(u, UnsafeMutableRawPointer(out).assumingMemoryBound(to: UInt32.self), 16)
+      }
+    }
+  }
+
+  /// The `floor` rule for 16 blocks from their amaxes in `down`: e = floor(log2 amax) - emaxElem
+  /// clamped to [-127, 127] (-127 for an all-zero block), down = 2^-e, up = stored = 2^e. Returns the
+  /// clamp counts, or nil (nothing written) when an amax is a float32 subnormal, where the exponent
+  /// field does not give floor(log2): the caller's scalar loop handles those blocks.
+  @inline(__always)
+  static func floorFactors(
+    _ down: UnsafeMutablePointer<Float>, up: UnsafeMutablePointer<Float>, stored: UnsafeMutablePointer<Float>?,
+    emaxElem: Int32
+  ) -> (saturated: Int, underflow: Int)? {
+    let a = UnsafeMutableRawPointer(down).assumingMemoryBound(to: UInt32.self)
+    var subnormal: UInt32 = 0
+    for j in 0..<16 { subnormal |= a[j] &- 1 < 0x7F_FFFF ? 1 : 0 }
+    if subnormal != 0 { return nil }
+    var saturated: Int32 = 0, underflow: Int32 = 0
+    let u = UnsafeMutableRawPointer(up).assumingMemoryBound(to: UInt32.self)
+    for j in 0..<16 {
+      let bits = a[j]
+      let e = Int32(bitPattern: bits &>> 23) &- (127 &+ emaxElem)
+      saturated &+= e > 127 ? 1 : 0
+      underflow &+= (e < -127 ? 1 : 0) & (bits != 0 ? 1 : 0)
+      let c = bits == 0 ? -127 : min(max(e, -127), 127)
+      a[j] = pow2Bits(0 &- c)
+      u[j] = pow2Bits(c)
+    }
+    if let stored { stored.update(from: up, count: 16) }
+    return (Int(saturated), Int(underflow))
+  }
+
+  /// The bits of 2^k for k in [-127, 127]: a normal float's exponent field, or 2^-127's subnormal bits.
+  @inline(__always)
+  static func pow2Bits(_ k: Int32) -> UInt32 {
+    k == -127 ? 0x0040_0000 : UInt32(bitPattern: k &+ 127) &<< 23
+  }
+}

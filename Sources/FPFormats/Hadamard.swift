@@ -66,13 +66,15 @@ public struct RandomHadamard: Sendable, Hashable {
     }
   }
 
-  /// Each group y = x R (or x R^T): y_j = sum_k x_k R[k][j], in float32, summed in a fixed order.
+  /// Each group y = x R (or x R^T): y_j = sum_k x_k R[k][j], in float32 with fused multiply-adds,
+  /// summed in a fixed order.
   /// Sizes 16 and 32 keep y in one or two 16-lane registers (SIMD16 arithmetic, no comparisons).
   private func dense(_ p: UnsafeMutablePointer<Float>, _ count: Int, transposed: Bool) {
     let n = size
     let r = transposed ? transposedMatrix : matrix
     r.withUnsafeBufferPointer { rb in
       let rm = rb.baseAddress!
+      if n == 16 { return Self.dense16(p, count, UnsafeRawPointer(rm).bindMemory(to: SIMD16<Float>.self, capacity: 16)) }
       if n % 16 == 0 {
         // Four partial sums (k mod 4) break the chain of dependent additions; each group's result is
         // complete before it overwrites x.
@@ -84,10 +86,10 @@ public struct RandomHadamard: Sendable, Hashable {
           for half in 0..<lanes {
             var a0 = SIMD16<Float>(repeating: 0), a1 = a0, a2 = a0, a3 = a0
             for k in stride(from: 0, to: n, by: 4) {
-              a0 += x[k] * rows[k * lanes + half]
-              a1 += x[k + 1] * rows[(k + 1) * lanes + half]
-              a2 += x[k + 2] * rows[(k + 2) * lanes + half]
-              a3 += x[k + 3] * rows[(k + 3) * lanes + half]
+              a0 = a0.addingProduct(rows[k * lanes + half], SIMD16(repeating: x[k]))
+              a1 = a1.addingProduct(rows[(k + 1) * lanes + half], SIMD16(repeating: x[k + 1]))
+              a2 = a2.addingProduct(rows[(k + 2) * lanes + half], SIMD16(repeating: x[k + 2]))
+              a3 = a3.addingProduct(rows[(k + 3) * lanes + half], SIMD16(repeating: x[k + 3]))
             }
             if half == 0 { out.0 = (a0 + a1) + (a2 + a3) } else { out.1 = (a0 + a1) + (a2 + a3) }
           }
@@ -106,6 +108,28 @@ public struct RandomHadamard: Sendable, Hashable {
         }
         for j in 0..<n { x[j] = y[j] }
       }
+    }
+  }
+
+  /// The 16-point product with R's 16 rows held in registers: per group, 16 broadcasts and 16 fused
+  /// multiply-adds into four partial sums (k mod 4), added pairwise; the same order as the general loop.
+  private static func dense16(_ p: UnsafeMutablePointer<Float>, _ count: Int, _ rows: UnsafePointer<SIMD16<Float>>) {
+    typealias V = SIMD16<Float>
+    let r0 = rows[0], r1 = rows[1], r2 = rows[2], r3 = rows[3], r4 = rows[4], r5 = rows[5], r6 = rows[6]
+    let r7 = rows[7], r8 = rows[8], r9 = rows[9], r10 = rows[10], r11 = rows[11], r12 = rows[12]
+    let r13 = rows[13], r14 = rows[14], r15 = rows[15]
+    for g in stride(from: 0, to: count, by: 16) {
+      let x = p + g
+      var a0 = V(repeating: 0), a1 = a0, a2 = a0, a3 = a0
+      a0 = a0.addingProduct(r0, V(repeating: x[0])); a1 = a1.addingProduct(r1, V(repeating: x[1]))
+      a2 = a2.addingProduct(r2, V(repeating: x[2])); a3 = a3.addingProduct(r3, V(repeating: x[3]))
+      a0 = a0.addingProduct(r4, V(repeating: x[4])); a1 = a1.addingProduct(r5, V(repeating: x[5]))
+      a2 = a2.addingProduct(r6, V(repeating: x[6])); a3 = a3.addingProduct(r7, V(repeating: x[7]))
+      a0 = a0.addingProduct(r8, V(repeating: x[8])); a1 = a1.addingProduct(r9, V(repeating: x[9]))
+      a2 = a2.addingProduct(r10, V(repeating: x[10])); a3 = a3.addingProduct(r11, V(repeating: x[11]))
+      a0 = a0.addingProduct(r12, V(repeating: x[12])); a1 = a1.addingProduct(r13, V(repeating: x[13]))
+      a2 = a2.addingProduct(r14, V(repeating: x[14])); a3 = a3.addingProduct(r15, V(repeating: x[15]))
+      UnsafeMutableRawPointer(x).storeBytes(of: (a0 + a1) + (a2 + a3), as: V.self)
     }
   }
 

@@ -80,8 +80,17 @@ public struct Quantizer: Sendable {
   }
 
   /// Calls `visitor` with the kernel specialised for this rounding: the float kernel where it applies
-  /// (see `FastRule`), else the integer one.
+  /// (see `FastRule`), with the short ending for saturating signed formats in the common roundings,
+  /// else the integer one.
   func withKernel<V: KernelVisitor>(_ k: KernelConstants, _ visitor: inout V) {
+    if k.fastPath && k.saturatingSigned {
+      switch rounding {
+      case .rne: return visitor.visit(SaturatingFinish(rule: FastNearestEven()))
+      case .rtz: return visitor.visit(SaturatingFinish(rule: FastTowardZero()))
+      case .stochastic(let bits) where bits <= 24: return visitor.visit(SaturatingFinish(rule: FastStochastic(bits: bits)))
+      default: break
+      }
+    }
     if k.fastPath {
       switch rounding {
       case .rne: return visitor.visit(FastNearestEven())
@@ -188,8 +197,10 @@ struct BlockRun: KernelVisitor {
     let q = rule.apply(y, k, random)
     let out = (Float(bitPattern: q) * u).bitPattern
     let ay = y & 0x7FFF_FFFF, ax = xin & 0x7FFF_FFFF, ao = out & 0x7FFF_FFFF
-    let s = ((limit &- ay) &>> 31) & (((0x7F80_0000 &- ay) &>> 31) ^ 1)
-    let f = ((0 &- ax) &>> 31) & (((0x7F80_0000 &- ax) &>> 31) ^ 1) & (((0 &- ao) &>> 31) ^ 1)
+    // Range checks as one unsigned comparison each: limit < ay <= Inf's bits (a finite or infinite
+    // value past the limit), and 0 < ax <= Inf's bits (a non-zero, non-NaN input) with ao = 0.
+    let s: UInt32 = ay &- (limit &+ 1) < 0x7F80_0000 &- limit ? 1 : 0
+    let f: UInt32 = (ax &- 1 < 0x7F80_0000 ? 1 : 0) & (ao == 0 ? 1 : 0)
     return (out, s, f, q)
   }
 
@@ -214,9 +225,9 @@ struct BlockRun: KernelVisitor {
       // Whole 16-value chunks share one block's factors: a fixed-length inner loop is one 512-bit
       // step with no remainder code, and the counts stay in 16 lanes until the end instead of being
       // reduced across lanes once per block.
-      let lanes = UnsafeMutablePointer<UInt32>.allocate(capacity: 32)
+      withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 32) { buffer in
+      let lanes = buffer.baseAddress!
       lanes.initialize(repeating: 0, count: 32)
-      defer { lanes.deallocate() }
       let chunksPerBlock = block / 16
       var b = 0, chunk = 0
       while lo + 16 <= n {
@@ -235,6 +246,7 @@ struct BlockRun: KernelVisitor {
         if chunk == chunksPerBlock { chunk = 0; b += 1 }
       }
       for j in 0..<16 { sat &+= lanes[j]; flush &+= lanes[16 + j] }
+      }
     }
     while lo < n {
       let b = lo / block

@@ -79,6 +79,53 @@ func scaled(_ spec: String) throws -> BlockQuantizer { BlockQuantizer(format: tr
     #expect(try q.quantize(out) == out, "dequantize(quantize(x)) is idempotent")
   }
 
+  /// The fast block path (16 block maxima at a time, vectorized shared exponents, rows of whole blocks
+  /// run as one) against a per-block reference written from the OCP definition with Double logs and
+  /// the scalar ReferenceQuantizer, bit for bit and count for count, on a matrix whose blocks hold
+  /// zeros, NaN, infinities, float32 subnormals only (subnormal amax), tiny values (exponent clamped
+  /// at -127), values near float32's max (exponent above 127 for int8) and ordinary data.
+  @Test(arguments: ["mxfp4_e2m1", "mxfp8_e4m3", "mxint8", "e2m1/ue8m0/16"])
+  func floorRuleEqualsAPerBlockReference(preset: String) throws {
+    let f = try ScaledFormat(parsing: preset)
+    guard case .vector(let block) = f.block else { Issue.record("vector blocks expected"); return }
+    let rows = 6, cols = 40 * block  // whole blocks per row; 240 blocks
+    var x = Distribution.studentT(3).sample(rows * cols, seed: 11)
+    let specials: [(Int, (Int) -> Float)] = [
+      (3, { _ in 0 }), (7, { $0 % 3 == 0 ? .nan : 1 }), (8, { $0 == 2 ? -.infinity : 0.5 }),
+      (20, { Float(bitPattern: UInt32(1 + $0 * 977)) }),  // subnormals only
+      (33, { $0 == 0 ? 1e-40 : 0 }), (41, { Float(bitPattern: 0x0000_0100) * Float($0 + 1) }),
+      (50, { $0 == 5 ? 3e38 : 1 }), (64, { -Float.greatestFiniteMagnitude / Float($0 + 1) }),
+      (99, { Float($0) * 1e-38 }),
+    ]
+    for (b, value) in specials { for j in 0..<block { x[b * block + j] = value(j) } }
+    var out = x
+    var stats = QuantizationStats()
+    try out.withUnsafeMutableBufferPointer { try BlockQuantizer(format: f).quantize($0, rows: rows, cols: cols, stats: &stats) }
+
+    let element = ReferenceQuantizer(format: f.element, rounding: .rne, overflow: .saturate)
+    let limit = f.element.overflowThreshold.nextDown
+    var expected = QuantizationStats()
+    for b in 0..<(rows * cols / block) {
+      let v = Array(x[b * block..<(b + 1) * block])
+      let amax = v.filter(\.isFinite).map(\.magnitude).max() ?? 0
+      var e = amax == 0 ? -127 : Int(Foundation.floor(Foundation.log2(Double(amax)))) - f.elementEmax
+      if e < -127 { if amax > 0 { expected.scaleUnderflow += 1 }; e = -127 }
+      if e > 127 { expected.scaleSaturated += 1; e = 127 }
+      let down = Float(sign: .plus, exponent: -e, significand: 1), up = Float(sign: .plus, exponent: e, significand: 1)
+      for j in 0..<block {
+        let y = v[j] * down
+        let want = element.quantize(y) * up
+        let got = out[b * block + j]
+        #expect(got.bitPattern == want.bitPattern, "block \(b) value \(j): \(v[j]) -> \(got), reference \(want)")
+        if y.magnitude > limit && !y.isNaN { expected.saturated += 1 }
+        if v[j] != 0 && !v[j].isNaN && want == 0 { expected.flushedToZero += 1 }
+      }
+    }
+    #expect(stats.saturated == expected.saturated && stats.flushedToZero == expected.flushedToZero)
+    #expect(stats.scaleSaturated == expected.scaleSaturated && stats.scaleUnderflow == expected.scaleUnderflow)
+    #expect(stats.scaleUnderflow > 0 && stats.saturated > 0, "the specials reach the clamps")
+  }
+
   @Test(arguments: ["nvfp4", "e2m1/ue5m3/16:tensor-scale", "e2m1/ue4m3/16", "e2m1/fp32/32", "int4/fp32/32", "e2m1/bf16/16x16"])
   func nonPowerOfTwoScalesAreIdempotentAndBounded(spec: String) throws {
     let q = try scaled(spec)
