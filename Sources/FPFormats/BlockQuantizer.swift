@@ -233,7 +233,7 @@ public struct BlockQuantizer: Sendable {
 
   /// max |x| over the finite values, on bit patterns with an arithmetic mask instead of `?:` (LLVM
   /// turns a select inside a reduction into a branch and then leaves the loop scalar).
-  private func finiteAmax(_ x: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
+  func finiteAmax(_ x: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
     let bits = UnsafeRawPointer(x).assumingMemoryBound(to: UInt32.self)
     var m: UInt32 = 0
     for i in 0..<n {
@@ -245,7 +245,7 @@ public struct BlockQuantizer: Sendable {
   }
 
   /// The tensor-level factor g of the `amax` rule (1 without tensor scaling or for an all-zero tensor).
-  private func globalFactor(_ a: Float) -> Float {
+  func globalFactor(_ a: Float) -> Float {
     guard format.tensorScale, format.rule == .amax, a > 0 else { return 1 }
     return a / (maxElem * scaleMax)
   }
@@ -253,7 +253,7 @@ public struct BlockQuantizer: Sendable {
   /// Per block of a segment, from its amax (read from `down`): the factor applied before element
   /// rounding (written to `down`) and the one applied after (`up`). Scales that are rounded to a format
   /// are rounded all at once, block b drawing counter `firstBlock + b` when stochastic.
-  private func blockFactors(
+  func blockFactors(
     amaxToDown down: UnsafeMutablePointer<Float>, up: UnsafeMutablePointer<Float>, count nb: Int,
     firstBlock: Int, tensorAmax a: Float, global g: Float, stored: UnsafeMutablePointer<Float>?,
     stats: inout QuantizationStats

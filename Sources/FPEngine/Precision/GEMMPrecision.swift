@@ -188,6 +188,9 @@ extension OperandRounder {
     }
     guard let (a, b) = c.scratch else { preconditionFailure("operand transform without scratch buffers") }
     if transpose && !isAxisFree {
+      if let s = self as? ScaledRounding, let counts = s.roundColumns(src, into: dst, layout: layout, context: c) {
+        return counts
+      }
       return roundByStrips(src, into: dst, layout: layout, context: c, scratch: (a, b))
     }
     let (r, k) = transpose ? (layout.cols, layout.rows) : (layout.rows, layout.cols)
@@ -457,6 +460,20 @@ public struct ScaledRounding: OperandRounder, Hashable, Codable {
   }
   public var description: String { "\(format.name):\(rounding)" }
   public var needsTensorAmax: Bool { format.rule == .nvfp4 || format.tensorScale }
+
+  /// An operand that reduces along its rows, rounded in place of its columns without transposing
+  /// (`BlockQuantizer.quantizeColumns`, the same bits as `roundByStrips`); nil where that path does
+  /// not apply.
+  func roundColumns(
+    _ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, layout: OperandLayout, context c: RoundingContext
+  ) -> RoundingCounts? {
+    let q = BlockQuantizer(format: format, rounding: rounding, seed: c.seed, stream: c.stream)
+    var stats = QuantizationStats()
+    guard q.quantizeColumns(
+      src, into: dst, rows: layout.rows, cols: layout.cols, hadamard: c.hadamard, threads: c.threads, stats: &stats)
+    else { return nil }
+    return RoundingCounts(stats)
+  }
 
   public func roundLastAxis(
     _ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, rows: Int, cols: Int,

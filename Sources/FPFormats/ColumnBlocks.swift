@@ -1,0 +1,170 @@
+/// Blocks down the columns of a row-major matrix, without transposing it.
+///
+/// A GEMM that reduces along the rows of an operand X [rows, cols] (the weight-gradient GEMM's
+/// dY and X, the data-gradient GEMM's W) needs blocks along X's columns: the result is defined as
+/// quantizing A = X^T (or A R, R a random Hadamard transform along A's rows) along its rows and
+/// transposing back, with A's element counters (element (r, c) of X draws counter c * rows + r).
+/// Transposing out and back costs more than the quantization (the column strips are strided reads
+/// that the prefetchers do not follow). Here X is read row by row in tiles of T rows x 16 columns:
+/// each column of a tile holds whole blocks of A's rows, so one 16-lane vector per tile row carries
+/// 16 blocks at once, the block amaxes are vertical maxima (no horizontal reductions), the Hadamard
+/// transform is 16 fused multiply-adds per row with the same operation order as the row transform,
+/// and the results are bit for bit those of the transposing path (ColumnBlockTests checks this).
+extension BlockQuantizer {
+  /// Quantizes `src` [rows, cols] with blocks down its columns into `dst` (same layout, not
+  /// overlapping), with an optional 16-point Hadamard transform down the columns first. Returns false,
+  /// writing nothing, where this path does not apply: blocks other than vectors, a stochastic scale
+  /// rounding (block counters would not be consecutive), a Hadamard size other than 16, rows not a
+  /// multiple of the tile height max(block, 16), or cols not a multiple of 16.
+  public func quantizeColumns(
+    _ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, rows: Int, cols: Int,
+    hadamard: RandomHadamard?, threads: Int, stats: inout QuantizationStats
+  ) -> Bool {
+    guard case .vector(let block) = format.block, !format.scaleRounding.isStochastic,
+      hadamard == nil || hadamard!.size == 16, block <= 256, 16 % block == 0 || block % 16 == 0,
+      rows > 0, cols > 0, cols % 16 == 0
+    else { return false }
+    let height = max(block, 16)
+    guard rows % height == 0 else { return false }
+    let needsTensorAmax = format.rule == .nvfp4 || format.tensorScale
+    let tiles = rows / height, groups = cols / 16
+    let t = max(1, min(threads, tiles, rows * cols / 32_768))
+    nonisolated(unsafe) let src = src, dst = dst
+    let matrix = hadamard?.matrix
+    // Tensor amax of A (R): over the transformed tiles when there is a transform.
+    var tensorAmax: Float = 0
+    if needsTensorAmax {
+      tensorAmax = parallelMax(t, tiles) { tile, buffer in
+        var m: UInt32 = 0
+        for g in 0..<groups {
+          Self.loadTile(src, cols: cols, r0: tile * height, c0: g * 16, height: height, into: buffer, hadamard: matrix)
+          m = max(m, Self.columnMax(buffer, rows: height))
+        }
+        return Float(bitPattern: m)
+      }
+    }
+    let a = tensorAmax
+    let totals = withUnsafeTemporaryAllocation(of: QuantizationStats.self, capacity: t) { parts in
+      nonisolated(unsafe) let parts = parts
+      parts.initialize(repeating: QuantizationStats())
+      WorkerPool.perform(t) { w in
+        var s = QuantizationStats()
+        // The tile, group-major ([group][row][16]), then one factor pair per column.
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: (height + 2) * cols) { scratch in
+          let buffer = scratch.baseAddress!, down = buffer + height * cols, up = down + cols
+          for tile in stride(from: w, to: tiles, by: t) {
+            let r0 = tile * height
+            for g in 0..<groups {
+              Self.loadTile(src, cols: cols, r0: r0, c0: g * 16, height: height, into: buffer + g * height * 16, hadamard: matrix)
+            }
+            for b0 in stride(from: 0, to: height, by: block) {
+              // Column c's block: rows r0 + b0 ..< r0 + b0 + block.
+              let rowsHere = min(block, height)
+              var m: UInt32 = 0
+              for g in 0..<groups {
+                let lanes = Self.columnMaxLanes(buffer + (g * height + b0) * 16, rows: rowsHere)
+                UnsafeMutableRawPointer(down + g * 16).storeBytes(of: lanes, as: SIMD16<UInt32>.self)
+                m = max(m, lanes.max())
+              }
+              s.amax = max(s.amax, Float(bitPattern: m))
+              blockFactors(
+                amaxToDown: down, up: up, count: cols, firstBlock: 0, tensorAmax: a, global: globalFactor(a),
+                stored: nil, stats: &s)
+              let (sat, flush) = element.quantizeColumnTile(
+                buffer + b0 * 16, groupStride: height * 16, rows: rowsHere, cols: cols,
+                into: dst + (r0 + b0) * cols, down: down, up: up, saturationLimit: saturationLimit,
+                firstIndex: r0 + b0, laneStride: rows)
+              s.saturated += sat
+              s.flushedToZero += flush
+            }
+          }
+        }
+        parts[w] = s
+      }
+      var total = QuantizationStats()
+      for p in parts { total.add(p) }
+      return total
+    }
+    stats.add(totals)
+    stats.blocks += rows / block * cols
+    stats.count += rows * cols
+    return true
+  }
+
+  /// Tile rows r0 ..< r0 + height, columns c0 ..< c0 + 16 of `src` into `buffer` (height x 16), each
+  /// group of 16 rows transformed down its columns when `hadamard` (R row-major, 16 x 16) is given:
+  /// out row j = sum_k R[k][j] * in row k, in four partial sums over k mod 4 with fused multiply-adds,
+  /// the operation order of the row transform `RandomHadamard.forward`.
+  @inline(__always)
+  static func loadTile(
+    _ src: UnsafePointer<Float>, cols: Int, r0: Int, c0: Int, height: Int, into buffer: UnsafeMutablePointer<Float>,
+    hadamard matrix: [Float]?
+  ) {
+    typealias V = SIMD16<Float>
+    let raw = UnsafeMutableRawPointer(buffer)
+    guard let matrix else {
+      for r in 0..<height {
+        raw.storeBytes(of: UnsafeRawPointer(src + (r0 + r) * cols + c0).loadUnaligned(as: V.self), toByteOffset: r * 64, as: V.self)
+      }
+      return
+    }
+    matrix.withUnsafeBufferPointer { m in
+      let R = m.baseAddress!
+      for g in stride(from: 0, to: height, by: 16) {
+        withUnsafeTemporaryAllocation(of: V.self, capacity: 16) { xs in
+          for k in 0..<16 { xs[k] = UnsafeRawPointer(src + (r0 + g + k) * cols + c0).loadUnaligned(as: V.self) }
+          for j in 0..<16 {
+            var a0 = V(repeating: 0), a1 = a0, a2 = a0, a3 = a0
+            for k in stride(from: 0, to: 16, by: 4) {
+              a0 = a0.addingProduct(V(repeating: R[k * 16 + j]), xs[k])
+              a1 = a1.addingProduct(V(repeating: R[(k + 1) * 16 + j]), xs[k + 1])
+              a2 = a2.addingProduct(V(repeating: R[(k + 2) * 16 + j]), xs[k + 2])
+              a3 = a3.addingProduct(V(repeating: R[(k + 3) * 16 + j]), xs[k + 3])
+            }
+            raw.storeBytes(of: (a0 + a1) + (a2 + a3), toByteOffset: (g + j) * 64, as: V.self)
+          }
+        }
+      }
+    }
+  }
+
+  /// Per lane, the finite max |x| bits down `rows` rows of a 16-wide tile.
+  @inline(__always)
+  static func columnMaxLanes(_ tile: UnsafePointer<Float>, rows: Int) -> SIMD16<UInt32> {
+    let bits = UnsafeRawPointer(tile).assumingMemoryBound(to: UInt32.self)
+    return withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 16) { m in
+      for j in 0..<16 { m[j] = 0 }
+      for r in 0..<rows {
+        for j in 0..<16 { m[j] = max(m[j], BlockAmax.finiteMagnitude(bits[r * 16 + j])) }
+      }
+      return UnsafeRawPointer(m.baseAddress!).loadUnaligned(as: SIMD16<UInt32>.self)
+    }
+  }
+
+  /// The finite max |x| bits of a whole tile.
+  @inline(__always)
+  static func columnMax(_ tile: UnsafePointer<Float>, rows: Int) -> UInt32 {
+    let lanes = columnMaxLanes(tile, rows: rows)
+    var m: UInt32 = 0
+    for j in 0..<16 { m = max(m, lanes[j]) }
+    return m
+  }
+
+  /// max over tiles of `body(tile, scratch)` (float bits compared as integers: all non-negative), tiles
+  /// split between `threads`.
+  private func parallelMax(
+    _ threads: Int, _ tiles: Int, _ body: @Sendable (Int, UnsafeMutablePointer<Float>) -> Float
+  ) -> Float {
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: threads) { parts in
+      nonisolated(unsafe) let parts = parts
+      WorkerPool.perform(threads) { w in
+        var m: Float = 0
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 256 * 16) { scratch in
+          for tile in stride(from: w, to: tiles, by: threads) { m = max(m, body(tile, scratch.baseAddress!)) }
+        }
+        parts[w] = m
+      }
+      return parts.max()!
+    }
+  }
+}
