@@ -84,11 +84,14 @@ public struct BlockQuantizer: Sendable {
   /// rounded value before scaling back) into `elements`, each block's stored scale (a value of the
   /// scale format; 2^e for UE8M0) into `scales`, block order row-major. A tensor streamed in pieces
   /// passes each piece's first element and block index (random counters continue across pieces) and
-  /// `tensorAmax`, the whole tensor's max |x|, which NVFP4 and tensor scaling need.
+  /// `tensorAmax`, the whole tensor's max |x|, which NVFP4 and tensor scaling need. With `source`, the
+  /// input is read from there (rows x cols values, not overlapping x) instead of x's contents: each
+  /// cache-sized segment is copied just before it is quantized, one pass over memory fewer than
+  /// copying the whole tensor first.
   public func quantizeLastAxis(
     _ x: UnsafeMutableBufferPointer<Float>, rows: Int, cols: Int, firstIndex: Int = 0, firstBlock: Int = 0,
     tensorAmax: Float? = nil, elements: UnsafeMutablePointer<Float>? = nil,
-    scales: UnsafeMutablePointer<Float>? = nil, stats: inout QuantizationStats
+    scales: UnsafeMutablePointer<Float>? = nil, source: UnsafePointer<Float>? = nil, stats: inout QuantizationStats
   ) throws {
     guard rows * cols > 0, let base = x.baseAddress else { return }
     let block: Int
@@ -99,11 +102,12 @@ public struct BlockQuantizer: Sendable {
     case .tile:
       throw FormatError.invalid("2-D tiles are not blocks along the last axis: quantize the whole matrix")
     }
-    let a = tensorAmax ?? (format.rule == .nvfp4 || format.tensorScale ? finiteAmax(base, rows * cols) : 0)
+    let needsAmax = format.rule == .nvfp4 || format.tensorScale
+    let a = tensorAmax ?? (needsAmax ? finiteAmax(UnsafeMutablePointer(mutating: source ?? UnsafePointer(base)), rows * cols) : 0)
     let (r, c) = format.block == .tensor ? (1, rows * cols) : (rows, cols)
     quantizeRows(
       base, rows: r, cols: c, block: block, tensorAmax: a, first: firstIndex, firstBlock: firstBlock,
-      elements: elements, scales: scales, stats: &stats)
+      elements: elements, scales: scales, source: source, stats: &stats)
   }
 
   /// The second-level float32 scale stored with a tensor of max |x| `tensorAmax`: g of the amax rule,
@@ -175,7 +179,7 @@ public struct BlockQuantizer: Sendable {
   private func quantizeRows(
     _ p: UnsafeMutablePointer<Float>, rows: Int, cols: Int, block: Int, tensorAmax: Float, first: Int,
     firstBlock: Int? = nil, elements: UnsafeMutablePointer<Float>? = nil,
-    scales: UnsafeMutablePointer<Float>? = nil, stats: inout QuantizationStats
+    scales: UnsafeMutablePointer<Float>? = nil, source: UnsafePointer<Float>? = nil, stats: inout QuantizationStats
   ) {
     let blocksPerRow = (cols + block - 1) / block
     if rows > 1 && cols % block == 0 {
@@ -184,7 +188,7 @@ public struct BlockQuantizer: Sendable {
       return quantizeRows(
         p, rows: 1, cols: rows * cols, block: block, tensorAmax: tensorAmax, first: first,
         firstBlock: firstBlock ?? first / max(cols, 1) * blocksPerRow, elements: elements, scales: scales,
-        stats: &stats)
+        source: source, stats: &stats)
     }
     let segment = block * max(1, 8192 / block)
     let blocksPerSegment = segment / block
@@ -198,6 +202,7 @@ public struct BlockQuantizer: Sendable {
       for s0 in stride(from: 0, to: cols, by: segment) {
         let seg = p + r * cols + s0
         let len = min(segment, cols - s0)
+        if let source { seg.update(from: source + r * cols + s0, count: len) }
         let nb = (len + block - 1) / block
         // The block amaxes, into `down` for now: 16 blocks at a time when blocks are whole vectors.
         var b0 = 0

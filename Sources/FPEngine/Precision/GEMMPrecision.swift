@@ -296,6 +296,21 @@ extension OperandRounder {
 }
 
 extension RoundingCounts {
+  /// `finiteAmax` on up to `threads` contiguous chunks (a max does not depend on the split).
+  static func finiteAmax(_ x: UnsafePointer<Float>, _ n: Int, threads: Int) -> Float {
+    let t = max(1, min(threads, n / 65_536))
+    if t == 1 { return finiteAmax(x, n) }
+    let per = (n + t - 1) / t
+    return withUnsafeTemporaryAllocation(of: Float.self, capacity: t) { parts in
+      nonisolated(unsafe) let x = x, parts = parts
+      WorkerPool.perform(t) { i in
+        let lo = i * per
+        parts[i] = lo < n ? finiteAmax(x + lo, min(n, lo + per) - lo) : 0
+      }
+      return parts.max()!
+    }
+  }
+
   /// max |x| over the finite values, on bit patterns with an arithmetic mask (vectorizes).
   static func finiteAmax(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
     let bits = UnsafeRawPointer(x).assumingMemoryBound(to: UInt32.self)
@@ -482,7 +497,6 @@ public struct ScaledRounding: OperandRounder, Hashable, Codable {
   ) -> RoundingCounts {
     let n = rows * cols
     guard n > 0 else { return RoundingCounts() }
-    dst.update(from: src, count: n)
     let q = BlockQuantizer(format: format, rounding: rounding, seed: seed, stream: stream)
     let whole = UnsafeMutableBufferPointer(start: dst, count: n)
     var stats = QuantizationStats()
@@ -491,6 +505,7 @@ public struct ScaledRounding: OperandRounder, Hashable, Codable {
     case .tile, .tensor:
       // One call over the whole matrix (tiles and a tensor scale do not split by rows).
       precondition(firstIndex == 0 && tensorAmax == nil, "tiled formats round whole matrices")
+      dst.update(from: src, count: n)
       try! q.quantize(whole, rows: rows, cols: cols, axis: 1, stats: &stats)
       return RoundingCounts(stats)
     case .vector(let b): blocksPerRow = (cols + b - 1) / b
@@ -500,15 +515,16 @@ public struct ScaledRounding: OperandRounder, Hashable, Codable {
     // element and block index (random counters) and the whole tensor's amax (NVFP4 and tensor scaling),
     // so the result is that of one call over the whole matrix.
     let t = max(1, min(threads, n / 65_536, rows))
-    let a: Float? = tensorAmax ?? (needsTensorAmax ? q.amax(UnsafeBufferPointer(whole)) : nil)
+    let a: Float? = tensorAmax ?? (needsTensorAmax ? RoundingCounts.finiteAmax(src, n, threads: t) : nil)
     if t == 1 {
       try! q.quantizeLastAxis(
-        whole, rows: rows, cols: cols, firstIndex: firstIndex, firstBlock: firstBlock, tensorAmax: a, stats: &stats)
+        whole, rows: rows, cols: cols, firstIndex: firstIndex, firstBlock: firstBlock, tensorAmax: a, source: src,
+        stats: &stats)
       return RoundingCounts(stats)
     }
     let per = (rows + t - 1) / t
     return withUnsafeTemporaryAllocation(of: QuantizationStats.self, capacity: t) { parts in
-      nonisolated(unsafe) let dst = dst, parts = parts
+      nonisolated(unsafe) let src = src, dst = dst, parts = parts
       parts.initialize(repeating: QuantizationStats())
       WorkerPool.perform(t) { i in
         let r0 = i * per, r1 = min(rows, r0 + per)
@@ -516,7 +532,8 @@ public struct ScaledRounding: OperandRounder, Hashable, Codable {
         var s = QuantizationStats()
         try! q.quantizeLastAxis(
           UnsafeMutableBufferPointer(start: dst + r0 * cols, count: (r1 - r0) * cols), rows: r1 - r0, cols: cols,
-          firstIndex: firstIndex + r0 * cols, firstBlock: firstBlock + r0 * blocksPerRow, tensorAmax: a, stats: &s)
+          firstIndex: firstIndex + r0 * cols, firstBlock: firstBlock + r0 * blocksPerRow, tensorAmax: a,
+          source: src + r0 * cols, stats: &s)
         parts[i] = s
       }
       var total = QuantizationStats()
