@@ -155,6 +155,30 @@ public struct BlockQuantizer: Sendable {
       quantizeRows(base, rows: rows, cols: cols, block: cols, tensorAmax: tensorAmax, first: firstIndex, stats: &stats)
     case .tensor:
       quantizeRows(base, rows: 1, cols: rows * cols, block: rows * cols, tensorAmax: tensorAmax, first: firstIndex, stats: &stats)
+    case .tile(let tr, let tc) where rows % tr == 0 && cols % tc == 0:
+      // Whole tiles: gathered tile after tile into one buffer, rounded as one row of blocks (the same
+      // element and block counters as tile by tile below), scattered back.
+      var tiles = [Float](repeating: 0, count: rows * cols)
+      tiles.withUnsafeMutableBufferPointer { tp in
+        let tb = tp.baseAddress!
+        var k = 0
+        for r0 in stride(from: 0, to: rows, by: tr) {
+          for c0 in stride(from: 0, to: cols, by: tc) {
+            for r in 0..<tr { (tb + k + r * tc).update(from: base + (r0 + r) * cols + c0, count: tc) }
+            k += tr * tc
+          }
+        }
+        quantizeRows(
+          tb, rows: 1, cols: rows * cols, block: tr * tc, tensorAmax: tensorAmax, first: firstIndex,
+          firstBlock: firstIndex / (tr * tc), stats: &stats)
+        k = 0
+        for r0 in stride(from: 0, to: rows, by: tr) {
+          for c0 in stride(from: 0, to: cols, by: tc) {
+            for r in 0..<tr { (base + (r0 + r) * cols + c0).update(from: tb + k + r * tc, count: tc) }
+            k += tr * tc
+          }
+        }
+      }
     case .tile(let tr, let tc):
       var tile = [Float](repeating: 0, count: tr * tc)
       var index = firstIndex
@@ -263,7 +287,6 @@ public struct BlockQuantizer: Sendable {
     firstBlock: Int, tensorAmax a: Float, global g: Float, stored: UnsafeMutablePointer<Float>?,
     stats: inout QuantizationStats
   ) {
-    let scales = UnsafeMutableBufferPointer(start: up, count: nb)
     switch format.rule {
     case .floor, .ceil:
       var b0 = 0
@@ -297,11 +320,8 @@ public struct BlockQuantizer: Sendable {
       }
     case .amax:
       for b in 0..<nb { up[b] = (down[b] / maxElem) / g }  // the unrounded scale
-      for b in 0..<nb where up[b] > scaleMax { stats.scaleSaturated += 1 }
-      let raw = Array(scales)
-      scaleQuantizer.quantize(scales, firstIndex: firstBlock)
+      roundScales(up, count: nb, firstBlock: firstBlock, stats: &stats)
       for b in 0..<nb {
-        if raw[b] > 0 && up[b] == 0 { stats.scaleUnderflow += 1 }
         stored?[b] = up[b]
         let d = up[b] * g
         let usable = d != 0 && d.isFinite
@@ -315,17 +335,33 @@ public struct BlockQuantizer: Sendable {
       let sDec: Float = 1 / sEnc
       let m: Float = sEnc * (1 / Float(6))
       for b in 0..<nb { up[b] = min(down[b] * m, fltMax) }
-      for b in 0..<nb where up[b] > scaleMax { stats.scaleSaturated += 1 }
-      let raw = Array(scales)
-      scaleQuantizer.quantize(scales, firstIndex: firstBlock)
+      roundScales(up, count: nb, firstBlock: firstBlock, stats: &stats)
+      if let stored { stored.update(from: up, count: nb) }
       for b in 0..<nb {
         let s = up[b]
-        if raw[b] > 0 && s == 0 { stats.scaleUnderflow += 1 }
-        stored?[b] = s
         down[b] = min(1 / (s * sDec), fltMax)
         up[b] = (s * a) * (1 / Float(2688))
       }
     }
+  }
+
+  /// Rounds the unrounded scales in `scales` to the scale format in place (block b drawing counter
+  /// firstBlock + b when stochastic), counting those above the format's max (saturated) and the
+  /// positive ones that became zero (underflow). Counts are integer sums of comparisons, so the loops
+  /// vectorize.
+  private func roundScales(
+    _ scales: UnsafeMutablePointer<Float>, count nb: Int, firstBlock: Int, stats: inout QuantizationStats
+  ) {
+    var saturated: Int32 = 0, underflow: Int32 = 0
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: nb) { raw in
+      let r = raw.baseAddress!
+      r.update(from: scales, count: nb)
+      for b in 0..<nb { saturated &+= r[b] > scaleMax ? 1 : 0 }
+      scaleQuantizer.quantize(UnsafeMutableBufferPointer(start: scales, count: nb), firstIndex: firstBlock)
+      for b in 0..<nb { underflow &+= (r[b] > 0 ? 1 : 0) & (scales[b] == 0 ? 1 : 0) }
+    }
+    stats.scaleSaturated += Int(saturated)
+    stats.scaleUnderflow += Int(underflow)
   }
 
   // NVFP4, as NVIDIA's reference implementation computes it, all in float32 (FLT_MAX the largest float):

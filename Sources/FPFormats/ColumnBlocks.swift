@@ -31,19 +31,25 @@ extension BlockQuantizer {
     let t = max(1, min(threads, tiles, rows * cols / 32_768))
     nonisolated(unsafe) let src = src, dst = dst
     let matrix = hadamard?.matrix
-    // Tensor amax of A (R): over the transformed tiles when there is a transform.
+    // Tensor amax of A (R): over the transformed tiles when there is a transform. Those are parked in
+    // dst (same positions), and the quantization pass then reads them from there untransformed.
     var tensorAmax: Float = 0
+    var input = UnsafePointer(src), transform = matrix
     if needsTensorAmax {
       tensorAmax = parallelMax(t, tiles) { tile, buffer in
         var m: UInt32 = 0
         for g in 0..<groups {
           Self.loadTile(src, cols: cols, r0: tile * height, c0: g * 16, height: height, into: buffer, hadamard: matrix)
           m = max(m, Self.columnMax(buffer, rows: height))
+          if matrix != nil { Self.storeTile(buffer, into: dst, cols: cols, r0: tile * height, c0: g * 16, height: height) }
         }
         return Float(bitPattern: m)
       }
+      if matrix != nil { (input, transform) = (UnsafePointer(dst), nil) }
     }
     let a = tensorAmax
+    nonisolated(unsafe) let source = input
+    let sourceTransform = transform
     let totals = withUnsafeTemporaryAllocation(of: QuantizationStats.self, capacity: t) { parts in
       nonisolated(unsafe) let parts = parts
       parts.initialize(repeating: QuantizationStats())
@@ -55,7 +61,9 @@ extension BlockQuantizer {
           for tile in stride(from: w, to: tiles, by: t) {
             let r0 = tile * height
             for g in 0..<groups {
-              Self.loadTile(src, cols: cols, r0: r0, c0: g * 16, height: height, into: buffer + g * height * 16, hadamard: matrix)
+              Self.loadTile(
+                source, cols: cols, r0: r0, c0: g * 16, height: height, into: buffer + g * height * 16,
+                hadamard: sourceTransform)
             }
             for b0 in stride(from: 0, to: height, by: block) {
               // Column c's block: rows r0 + b0 ..< r0 + b0 + block.
@@ -125,6 +133,17 @@ extension BlockQuantizer {
           }
         }
       }
+    }
+  }
+
+  /// The inverse of `loadTile` without a transform: a height x 16 tile back to its place in `dst`.
+  @inline(__always)
+  static func storeTile(
+    _ buffer: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, cols: Int, r0: Int, c0: Int, height: Int
+  ) {
+    for r in 0..<height {
+      UnsafeMutableRawPointer(dst + (r0 + r) * cols + c0).storeBytes(
+        of: UnsafeRawPointer(buffer + r * 16).loadUnaligned(as: SIMD16<Float>.self), as: SIMD16<Float>.self)
     }
   }
 

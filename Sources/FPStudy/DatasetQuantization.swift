@@ -107,7 +107,6 @@ public struct DatasetQuantization: Sendable {
   private func fill(_ unit: H5Group, from dataset: H5Dataset, shape: [Int]) throws -> QuantizationStats {
     let count = shape.reduce(1, *)
     let lineLength = shape.last ?? 1
-    let lines = count / max(lineLength, 1)
     let elementFormat = format.elementFormat
     let codeBits = elementFormat.bitCount
     try setAttributes(unit, shape: shape)

@@ -215,7 +215,7 @@ public final class GridRunner {
     environment["OPENBLAS_NUM_THREADS"] = "1"  // one BLAS thread per worker; the pool uses the cores
     p.environment = environment
     let log = runDirectory + "/" + r.id + ".log"
-    FileManager.default.createFile(atPath: log, contents: nil)
+    _ = FileManager.default.createFile(atPath: log, contents: nil)
     let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
     p.standardError = handle
     p.standardOutput = handle

@@ -46,6 +46,9 @@ enum BLASKernel {
     guard let kernel = coreTypeToForce(environment: env, cpuFlags: cpuFlags(), detected: coreName()) else { return }
     setenv(coreTypeVariable, kernel, 1)
     setenv(reexecMarker, "1", 1)
+    // The GEMMs run OpenBLAS on one thread each (GEMM.swift); without this its own thread pool would
+    // start at load and spin for a while on the other cores.
+    if env["OPENBLAS_NUM_THREADS"] == nil { setenv("OPENBLAS_NUM_THREADS", "1", 1) }
     execv("/proc/self/exe", CommandLine.unsafeArgv)
     // Only reached if exec failed: carry on with the detected kernel (the library is already loaded).
     unsetenv(coreTypeVariable)

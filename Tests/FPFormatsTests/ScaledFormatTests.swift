@@ -142,6 +142,41 @@ func scaled(_ spec: String) throws -> BlockQuantizer { BlockQuantizer(format: tr
     #expect(mse < 0.05 * 2, "\(spec): mse \(mse)")
   }
 
+  /// Whole 16x16 tiles (rounded together as one row of blocks) equal each tile rounded on its own as
+  /// one 256-value block with the matrix's tensor amax, stochastic counters continuing tile after tile.
+  @Test(arguments: ["nvfp4", "mxfp4_e2m1", "e2m1/ue5m3/16:tensor-scale"])
+  func wholeTilesEqualTileByTileRounding(spec: String) throws {
+    var tiled = try ScaledFormat(parsing: spec)
+    tiled.block = .tile(rows: 16, cols: 16)
+    var flat = tiled
+    flat.block = .vector(256)
+    let rows = 48, cols = 32
+    let x = Distribution.laplace.sample(rows * cols, seed: 8)
+    let sr = try RoundingMode(parsing: "stochastic")
+    var got = x
+    var stats = QuantizationStats()
+    try got.withUnsafeMutableBufferPointer {
+      try BlockQuantizer(format: tiled, rounding: sr, seed: 2).quantize($0, rows: rows, cols: cols, stats: &stats)
+    }
+    let flatQ = BlockQuantizer(format: flat, rounding: sr, seed: 2)
+    let a = x.map(\.magnitude).max()!
+    var k = 0
+    var expected = QuantizationStats()
+    for r0 in stride(from: 0, to: rows, by: 16) {
+      for c0 in stride(from: 0, to: cols, by: 16) {
+        var tile = (0..<256).map { x[(r0 + $0 / 16) * cols + c0 + $0 % 16] }
+        try tile.withUnsafeMutableBufferPointer {
+          try flatQ.quantizeLastAxis($0, rows: 1, cols: 256, firstIndex: k * 256, firstBlock: k, tensorAmax: a, stats: &expected)
+        }
+        for i in 0..<256 {
+          #expect(got[(r0 + i / 16) * cols + c0 + i % 16].bitPattern == tile[i].bitPattern, "\(spec) tile \(k) value \(i)")
+        }
+        k += 1
+      }
+    }
+    #expect(stats == expected)
+  }
+
   @Test func tilesGiveOneScalePerTile() throws {
     // A 4x4 matrix in 2x2 tiles: the tile holding 100 has its own scale; the others keep small values.
     var m: [Float] = [1, 1, 1, 1, 1, 100, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
