@@ -4,9 +4,10 @@ import Synchronization
 /// The threads every parallel kernel runs on: the calling thread plus one persistent worker per
 /// further core, which spin for a short while after each parallel region before they sleep.
 ///
-/// Why not `DispatchQueue.concurrentPerform`: waking a parked Dispatch worker costs 30-50 us on these
-/// machines (measured: a 2-way region of 2 x 7 us of work took 48 us), and a training step of gpt-tiny
-/// has about 150 regions of 0.1-2 ms each. A worker that is still spinning starts within a microsecond.
+/// Why not `DispatchQueue.concurrentPerform`: its workers park between regions and waking one costs
+/// tens of microseconds on these machines, while a training step of gpt-tiny runs a region per kernel
+/// call (GEMM panels, LayerNorm, GELU, attention, rounding), many of them well under a millisecond. A
+/// worker that is still spinning starts within a microsecond.
 ///
 /// Work is claimed index by index from a shared counter, so callers that want results independent of
 /// the thread count must make each index's work independent of which thread runs it (all kernels do:

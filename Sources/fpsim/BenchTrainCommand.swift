@@ -18,7 +18,7 @@ struct BenchTrain: ParsableCommand {
   @Option(help: "Precision recipe: fp32, bf16, uniform:FORMAT[:ROUNDING].") var recipe: String = "fp32"
   @Option(help: "Timed steps; the median is reported.") var steps: Int = 20
   @Option(help: "Untimed steps first (buffers, caches, branch predictors).") var warmup: Int = 3
-  @Option(help: "Threads for kernels and for OpenBLAS.") var threads: Int = 1
+  @Option(help: "Threads for every kernel, GEMMs included.") var threads: Int = 1
   @Option(help: "Seed of initialization, data order and stochastic rounding.") var seed: UInt64 = 0
   @Option(help: "Directory of the data sets.") var data: String = "data"
   @Flag(help: "Print JSON.") var json = false
