@@ -14,9 +14,11 @@ public enum AnyQuantizer: Sendable {
   }
 
   /// In place, a row-major [rows, cols] tensor; block formats block along `axis` (1 = last).
+  /// `tensorAmax`: the tensor's finite max |x| when known (`RandomHadamard.forward` returns it), which
+  /// spares NVFP4 and tensor-scaled formats a pass.
   public func quantize(
     _ x: UnsafeMutableBufferPointer<Float>, rows: Int, cols: Int, axis: Int = 1, firstIndex: Int = 0,
-    threads: Int = 1, stats: inout QuantizationStats
+    threads: Int = 1, tensorAmax: Float? = nil, stats: inout QuantizationStats
   ) throws {
     switch self {
     case .element(let q):
@@ -32,19 +34,20 @@ public enum AnyQuantizer: Sendable {
       }
       stats.count += x.count
     case .scaled(let b):
-      try b.quantize(x, rows: rows, cols: cols, axis: axis, firstIndex: firstIndex, stats: &stats)
+      try b.quantize(x, rows: rows, cols: cols, axis: axis, firstIndex: firstIndex, tensorAmax: tensorAmax, stats: &stats)
     }
   }
 
   /// Without telemetry: element formats go straight to the vectorized kernel.
   public func quantize(
-    _ x: UnsafeMutableBufferPointer<Float>, rows: Int, cols: Int, axis: Int = 1, firstIndex: Int = 0, threads: Int = 1
+    _ x: UnsafeMutableBufferPointer<Float>, rows: Int, cols: Int, axis: Int = 1, firstIndex: Int = 0, threads: Int = 1,
+    tensorAmax: Float? = nil
   ) throws {
     switch self {
     case .element(let q): q.quantize(x, firstIndex: firstIndex, threads: threads)
     case .scaled(let b):
       var stats = QuantizationStats()
-      try b.quantize(x, rows: rows, cols: cols, axis: axis, firstIndex: firstIndex, stats: &stats)
+      try b.quantize(x, rows: rows, cols: cols, axis: axis, firstIndex: firstIndex, tensorAmax: tensorAmax, stats: &stats)
     }
   }
 

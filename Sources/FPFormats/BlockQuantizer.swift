@@ -103,7 +103,7 @@ public struct BlockQuantizer: Sendable {
       throw FormatError.invalid("2-D tiles are not blocks along the last axis: quantize the whole matrix")
     }
     let needsAmax = format.rule == .nvfp4 || format.tensorScale
-    let a = tensorAmax ?? (needsAmax ? finiteAmax(UnsafeMutablePointer(mutating: source ?? UnsafePointer(base)), rows * cols) : 0)
+    let a = tensorAmax ?? (needsAmax ? finiteAmax(source ?? UnsafePointer(base), rows * cols) : 0)
     let (r, c) = format.block == .tensor ? (1, rows * cols) : (rows, cols)
     quantizeRows(
       base, rows: r, cols: c, block: block, tensorAmax: a, first: firstIndex, firstBlock: firstBlock,
@@ -123,21 +123,22 @@ public struct BlockQuantizer: Sendable {
   /// max |x| over the finite values of a tensor.
   public func amax(_ x: UnsafeBufferPointer<Float>) -> Float {
     guard let b = x.baseAddress else { return 0 }
-    return finiteAmax(UnsafeMutablePointer(mutating: b), x.count)
+    return finiteAmax(b, x.count)
   }
 
   /// In place, a row-major matrix [rows, cols]. Vector blocks run along `axis` (1: along each row, the
   /// last axis; 0: down each column); tiles cover the matrix in RxC pieces (short at the edges).
+  /// `tensorAmax`: the tensor's finite max |x| when the caller has it already (else it is computed).
   public func quantize(
     _ x: UnsafeMutableBufferPointer<Float>, rows: Int, cols: Int, axis: Int = 1, firstIndex: Int = 0,
-    stats: inout QuantizationStats
+    tensorAmax knownAmax: Float? = nil, stats: inout QuantizationStats
   ) throws {
     precondition(x.count >= rows * cols)
     guard rows * cols > 0, let base = x.baseAddress else { return }
     // The tensor's amax is needed before any block only by NVFP4 and tensor scaling; otherwise the
     // telemetry takes it from the block maxima as they go.
     let needsTensorAmax = format.rule == .nvfp4 || format.tensorScale
-    let tensorAmax = needsTensorAmax ? finiteAmax(base, rows * cols) : 0
+    let tensorAmax = needsTensorAmax ? knownAmax ?? finiteAmax(base, rows * cols) : 0
     switch format.block {
     case .vector(let n):
       if axis == 1 {
@@ -161,23 +162,11 @@ public struct BlockQuantizer: Sendable {
       var tiles = [Float](repeating: 0, count: rows * cols)
       tiles.withUnsafeMutableBufferPointer { tp in
         let tb = tp.baseAddress!
-        var k = 0
-        for r0 in stride(from: 0, to: rows, by: tr) {
-          for c0 in stride(from: 0, to: cols, by: tc) {
-            for r in 0..<tr { (tb + k + r * tc).update(from: base + (r0 + r) * cols + c0, count: tc) }
-            k += tr * tc
-          }
-        }
+        Self.moveTiles(base, tb, rows: rows, cols: cols, tr: tr, tc: tc, gather: true)
         quantizeRows(
           tb, rows: 1, cols: rows * cols, block: tr * tc, tensorAmax: tensorAmax, first: firstIndex,
           firstBlock: firstIndex / (tr * tc), stats: &stats)
-        k = 0
-        for r0 in stride(from: 0, to: rows, by: tr) {
-          for c0 in stride(from: 0, to: cols, by: tc) {
-            for r in 0..<tr { (base + (r0 + r) * cols + c0).update(from: tb + k + r * tc, count: tc) }
-            k += tr * tc
-          }
-        }
+        Self.moveTiles(base, tb, rows: rows, cols: cols, tr: tr, tc: tc, gather: false)
       }
     case .tile(let tr, let tc):
       var tile = [Float](repeating: 0, count: tr * tc)
@@ -193,6 +182,24 @@ public struct BlockQuantizer: Sendable {
           }
           index += h * w
         }
+      }
+    }
+  }
+
+  /// Copies the whole tr x tc tiles of a row-major [rows, cols] matrix into a buffer tile after tile
+  /// (each tile row-major), or back when not `gather`.
+  private static func moveTiles(
+    _ matrix: UnsafeMutablePointer<Float>, _ tiles: UnsafeMutablePointer<Float>, rows: Int, cols: Int, tr: Int,
+    tc: Int, gather: Bool
+  ) {
+    var k = 0
+    for r0 in stride(from: 0, to: rows, by: tr) {
+      for c0 in stride(from: 0, to: cols, by: tc) {
+        for r in 0..<tr {
+          let m = matrix + (r0 + r) * cols + c0, t = tiles + k + r * tc
+          if gather { t.update(from: m, count: tc) } else { m.update(from: t, count: tc) }
+        }
+        k += tr * tc
       }
     }
   }
@@ -262,7 +269,7 @@ public struct BlockQuantizer: Sendable {
 
   /// max |x| over the finite values, on bit patterns with an arithmetic mask instead of `?:` (LLVM
   /// turns a select inside a reduction into a branch and then leaves the loop scalar).
-  func finiteAmax(_ x: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
+  func finiteAmax(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
     let bits = UnsafeRawPointer(x).assumingMemoryBound(to: UInt32.self)
     var m: UInt32 = 0
     for i in 0..<n {

@@ -67,10 +67,9 @@ extension BlockQuantizer {
             }
             for b0 in stride(from: 0, to: height, by: block) {
               // Column c's block: rows r0 + b0 ..< r0 + b0 + block.
-              let rowsHere = min(block, height)
               var m: UInt32 = 0
               for g in 0..<groups {
-                let lanes = Self.columnMaxLanes(buffer + (g * height + b0) * 16, rows: rowsHere)
+                let lanes = Self.columnMaxLanes(buffer + (g * height + b0) * 16, rows: block)
                 UnsafeMutableRawPointer(down + g * 16).storeBytes(of: lanes, as: SIMD16<UInt32>.self)
                 m = max(m, lanes.max())
               }
@@ -79,7 +78,7 @@ extension BlockQuantizer {
                 amaxToDown: down, up: up, count: cols, firstBlock: 0, tensorAmax: a, global: globalFactor(a),
                 stored: nil, stats: &s)
               let (sat, flush) = element.quantizeColumnTile(
-                buffer + b0 * 16, groupStride: height * 16, rows: rowsHere, cols: cols,
+                buffer + b0 * 16, groupStride: height * 16, rows: block, cols: cols,
                 into: dst + (r0 + b0) * cols, down: down, up: up, saturationLimit: saturationLimit,
                 firstIndex: r0 + b0, laneStride: rows)
               s.saturated += sat

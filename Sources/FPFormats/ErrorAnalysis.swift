@@ -113,9 +113,9 @@ public enum ErrorAnalysis {
     var stats = QuantizationStats()
     let transform = try hadamard.map { try RandomHadamard(size: $0, seed: seed, stream: 0x4AD) }
     try q.withUnsafeMutableBufferPointer { b in
-      try transform?.forward(b, rows: rows, cols: cols)
+      let amax = try transform?.forward(b, rows: rows, cols: cols)
       try AnyQuantizer(format: format, rounding: rounding, seed: seed).quantize(
-        b, rows: rows, cols: cols, stats: &stats)
+        b, rows: rows, cols: cols, tensorAmax: amax, stats: &stats)
       try transform?.inverse(b, rows: rows, cols: cols)
     }
     var signal = 0.0, noise = 0.0

@@ -44,15 +44,30 @@ public struct RandomHadamard: Sendable, Hashable {
     }
   }
 
-  /// x <- x R on every group of n values along the last axis.
-  public func forward(_ x: UnsafeMutableBufferPointer<Float>, rows: Int, cols: Int) throws {
+  /// x <- x R on every group of n values along the last axis. Returns the result's max |x| over its
+  /// finite values, taken as each piece is written (NVFP4 and tensor scaling need it before any block
+  /// can be rounded: this saves them a pass over the tensor).
+  @discardableResult
+  public func forward(_ x: UnsafeMutableBufferPointer<Float>, rows: Int, cols: Int) throws -> Float {
     try check(cols)
-    if !matrix.isEmpty { return dense(x.baseAddress!, rows * cols, transposed: false) }
-    for g in stride(from: 0, to: rows * cols, by: size) {
-      let p = x.baseAddress! + g
-      for i in 0..<size { p[i] *= signs[i] }
-      RandomHadamard.fwht(p, size)
+    let n = rows * cols
+    if size == 16 { return forward16(x.baseAddress!, n) }
+    var amax: UInt32 = 0
+    // Pieces of 64 Ki values: the amax reads each piece again while it is still in cache.
+    for p0 in stride(from: 0, to: n, by: 1 << 16) {
+      let p = x.baseAddress! + p0, len = min(n - p0, 1 << 16)
+      if !matrix.isEmpty {
+        dense(p, len, transposed: false)
+      } else {
+        for g in stride(from: 0, to: len, by: size) {
+          for i in 0..<size { p[g + i] *= signs[i] }
+          RandomHadamard.fwht(p + g, size)
+        }
+      }
+      let bits = UnsafeRawPointer(p).assumingMemoryBound(to: UInt32.self)
+      for i in 0..<len { amax = max(amax, BlockAmax.finiteMagnitude(bits[i])) }
     }
+    return Float(bitPattern: amax)
   }
 
   /// x <- x R^T (the inverse): FWHT(x) / sqrt(n), then the signs.
@@ -111,9 +126,27 @@ public struct RandomHadamard: Sendable, Hashable {
     }
   }
 
+  /// `forward` for n = 16: `dense16`, with the amax taken from each group's result as it is stored.
+  private func forward16(_ p: UnsafeMutablePointer<Float>, _ count: Int) -> Float {
+    matrix.withUnsafeBufferPointer { m in
+      withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 16) { lanes in
+        let l = lanes.baseAddress!
+        l.initialize(repeating: 0, count: 16)
+        Self.dense16(p, count, UnsafeRawPointer(m.baseAddress!).bindMemory(to: SIMD16<Float>.self, capacity: 16), amaxLanes: l)
+        var amax: UInt32 = 0
+        for j in 0..<16 { amax = max(amax, l[j]) }
+        return Float(bitPattern: amax)
+      }
+    }
+  }
+
   /// The 16-point product with R's 16 rows held in registers: per group, 16 broadcasts and 16 fused
   /// multiply-adds into four partial sums (k mod 4), added pairwise; the same order as the general loop.
-  private static func dense16(_ p: UnsafeMutablePointer<Float>, _ count: Int, _ rows: UnsafePointer<SIMD16<Float>>) {
+  /// With `amaxLanes`, also lane j's running max of the results' finite |y| bits.
+  private static func dense16(
+    _ p: UnsafeMutablePointer<Float>, _ count: Int, _ rows: UnsafePointer<SIMD16<Float>>,
+    amaxLanes: UnsafeMutablePointer<UInt32>? = nil
+  ) {
     typealias V = SIMD16<Float>
     let r0 = rows[0], r1 = rows[1], r2 = rows[2], r3 = rows[3], r4 = rows[4], r5 = rows[5], r6 = rows[6]
     let r7 = rows[7], r8 = rows[8], r9 = rows[9], r10 = rows[10], r11 = rows[11], r12 = rows[12]
@@ -130,6 +163,10 @@ public struct RandomHadamard: Sendable, Hashable {
       a0 = a0.addingProduct(r12, V(repeating: x[12])); a1 = a1.addingProduct(r13, V(repeating: x[13]))
       a2 = a2.addingProduct(r14, V(repeating: x[14])); a3 = a3.addingProduct(r15, V(repeating: x[15]))
       UnsafeMutableRawPointer(x).storeBytes(of: (a0 + a1) + (a2 + a3), as: V.self)
+      if let l = amaxLanes {
+        let bits = UnsafeRawPointer(x).assumingMemoryBound(to: UInt32.self)
+        for j in 0..<16 { l[j] = max(l[j], BlockAmax.finiteMagnitude(bits[j])) }
+      }
     }
   }
 

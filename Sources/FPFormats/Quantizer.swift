@@ -241,26 +241,26 @@ struct BlockRun: KernelVisitor {
       // step with no remainder code, and the counts stay in 16 lanes until the end instead of being
       // reduced across lanes once per block.
       withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 32) { buffer in
-      let lanes = buffer.baseAddress!
-      lanes.initialize(repeating: 0, count: 32)
-      let chunksPerBlock = block / 16
-      var b = 0, chunk = 0
-      while lo + 16 <= n {
-        let d = down[b], u = up[b]
-        for j in 0..<16 {
-          let i = lo + j
-          let r = R.usesRandom ? rng.bits32(low: low0 &+ UInt32(truncatingIfNeeded: i), high: high) : 0
-          let (out, s, f, q) = BlockRun.one(bits[i], d, u, rule, k, r, limit)
-          bits[i] = out
-          sink.store(i, q)
-          lanes[j] &+= s
-          lanes[16 + j] &+= f
+        let lanes = buffer.baseAddress!
+        lanes.initialize(repeating: 0, count: 32)
+        let chunksPerBlock = block / 16
+        var b = 0, chunk = 0
+        while lo + 16 <= n {
+          let d = down[b], u = up[b]
+          for j in 0..<16 {
+            let i = lo + j
+            let r = R.usesRandom ? rng.bits32(low: low0 &+ UInt32(truncatingIfNeeded: i), high: high) : 0
+            let (out, s, f, q) = BlockRun.one(bits[i], d, u, rule, k, r, limit)
+            bits[i] = out
+            sink.store(i, q)
+            lanes[j] &+= s
+            lanes[16 + j] &+= f
+          }
+          lo += 16
+          chunk += 1
+          if chunk == chunksPerBlock { chunk = 0; b += 1 }
         }
-        lo += 16
-        chunk += 1
-        if chunk == chunksPerBlock { chunk = 0; b += 1 }
-      }
-      for j in 0..<16 { sat &+= lanes[j]; flush &+= lanes[16 + j] }
+        for j in 0..<16 { sat &+= lanes[j]; flush &+= lanes[16 + j] }
       }
     }
     while lo < n {

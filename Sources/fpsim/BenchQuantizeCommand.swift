@@ -57,8 +57,9 @@ struct BenchQuantize: ParsableCommand {
         source.withUnsafeBufferPointer { s in
           copyTimes.append(seconds { _ = w.update(fromContentsOf: s) })
           quantizeTimes.append(seconds {
-            try? transform?.forward(w, rows: n / transform!.size, cols: transform!.size)
-            try? quantizer.quantize(w, rows: 1, cols: n, threads: threads)
+            // The transform hands the tensor's amax on, as `fpsim error` and training do.
+            let amax = try? transform?.forward(w, rows: n / transform!.size, cols: transform!.size)
+            try? quantizer.quantize(w, rows: 1, cols: n, threads: threads, tensorAmax: amax)
           })
         }
       }

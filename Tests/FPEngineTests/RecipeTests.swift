@@ -10,7 +10,11 @@ struct HookedLayer {
   var layouts: [GEMMOperand: OperandLayout] = [:]
   var counts: [RoundingCounts]
 
-  init(_ recipe: Recipe, x: [Float], w: [Float], dy: [Float], N: Int, C: Int, OC: Int, seed: UInt64 = 7, threads: Int = 1) {
+  /// With `overwriteDinp`, dx starts as garbage (NaN) and the layer is asked to overwrite it.
+  init(
+    _ recipe: Recipe, x: [Float], w: [Float], dy: [Float], N: Int, C: Int, OC: Int, seed: UInt64 = 7, threads: Int = 1,
+    overwriteDinp: Bool = false
+  ) {
     let rt = PrecisionRuntime(recipe: recipe, seed: seed, threads: threads)
     let layer = rt.addLinear(name: "l", N: N, C: C, OC: OC)
     rt.finish()
@@ -19,10 +23,10 @@ struct HookedLayer {
       captured[op] = Array(values)
       layouts[op] = layout
     }
-    var out = [Float](repeating: 0, count: N * OC), dx = [Float](repeating: 0, count: N * C)
+    var out = [Float](repeating: 0, count: N * OC), dx = [Float](repeating: overwriteDinp ? .nan : 0, count: N * C)
     var dw = [Float](repeating: 0, count: OC * C)
     layer.forward(out: &out, inp: x, weight: w, bias: nil, n: N)
-    layer.backward(dinp: &dx, dweight: &dw, dbias: nil, dout: dy, inp: x, weight: w, n: N)
+    layer.backward(dinp: &dx, dweight: &dw, dbias: nil, dout: dy, inp: x, weight: w, n: N, overwriteDinp: overwriteDinp)
     self.out = out
     self.dx = dx
     self.dw = dw
@@ -310,6 +314,12 @@ struct HookedLayer {
     let dxOK = zip(zip(a.dx, b.dx), satX).allSatisfy { p, s in p.1.bitPattern == (s ? Float(0).bitPattern : p.0.bitPattern) }
     let dwOK = zip(zip(a.dw, b.dw), satW).allSatisfy { p, s in p.1.bitPattern == (s ? Float(0).bitPattern : p.0.bitPattern) }
     #expect(dxOK && dwOK, "\(spec): \(satX.filter { $0 }.count) saturated X, \(satW.filter { $0 }.count) saturated W")
+    // The model's backward overwrites dX instead of zeroing it first: the same gradients, clipped too.
+    for recipe in [ste, clipped] {
+      let accumulated = HookedLayer(recipe, x: x, w: w, dy: dy, N: N, C: C, OC: OC)
+      let overwritten = HookedLayer(recipe, x: x, w: w, dy: dy, N: N, C: C, OC: OC, overwriteDinp: true)
+      #expect(overwritten.dx.map(\.bitPattern) == accumulated.dx.map(\.bitPattern), "\(spec) \(recipe.estimator)")
+    }
   }
 
   /// A static power-of-two loss scale changes nothing in float32 (scaling and unscaling are exact);

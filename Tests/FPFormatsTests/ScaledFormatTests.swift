@@ -251,6 +251,24 @@ func scaled(_ spec: String) throws -> BlockQuantizer { BlockQuantizer(format: tr
 }
 
 @Suite struct HadamardTests {
+  /// `forward` returns the finite max |y| of what it wrote (the amax NVFP4 then needs), whatever path
+  /// (16 in registers, 32 dense, 64 butterflies), with infinities and NaN among the inputs and more than
+  /// one 64 Ki piece.
+  @Test(arguments: [16, 32, 64])
+  func forwardReturnsTheFiniteAmaxOfItsResult(size: Int) throws {
+    let h = try RandomHadamard(size: size, seed: 9)
+    var x = Distribution.studentT(3).sample(70_000 / size * size, seed: 4)
+    let big = x.count - 3 * size
+    x[big] = 1e6
+    x[7] = .infinity  // the first group's results become non-finite
+    x[size + 3] = .nan
+    let n = x.count
+    let amax = try x.withUnsafeMutableBufferPointer { try h.forward($0, rows: 1, cols: n) }
+    let expected = x.filter(\.isFinite).map(\.magnitude).max()!
+    #expect(amax == expected)
+    #expect(amax > 1e5, "the outlier's group reaches the amax")
+  }
+
   @Test(arguments: [2, 16, 64, 256])
   func transformIsOrthonormalAndInvertible(size: Int) throws {
     let h = try RandomHadamard(size: size, seed: 3)

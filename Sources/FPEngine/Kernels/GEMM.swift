@@ -7,19 +7,19 @@ import Foundation
 ///     C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C(M,N)
 ///
 /// op(A) is A (stored M x K, leading dimension lda >= K) or A^T (A stored K x M, lda >= M); likewise B.
-/// Accumulation is float32 (OpenBLAS's own blocking order: results are deterministic for a fixed
-/// thread count, not bit-equal to the naive loop).
+/// Accumulation is float32 (OpenBLAS's own blocking order: results are deterministic, whatever the
+/// thread count, but not bit-equal to the naive loop).
 public enum GEMM {
   /// C = alpha op(A) op(B) + beta C on `threads` threads: the rows of C are cut into panels, each
-  /// computed by a single-threaded BLAS call on the calling thread or a Dispatch worker.
+  /// computed by a single-threaded BLAS call on the calling thread or a `WorkerPool` worker.
   ///
-  /// Why not OpenBLAS's own threads: they spin (`sched_yield`) between calls and steal the cores
-  /// from the Dispatch workers of every other kernel of a training step. With one thread pool for
-  /// everything, the BLAS runs single-threaded (`singleThreadedBLAS`).
+  /// Why not OpenBLAS's own threads: they spin (`sched_yield`) between calls and take the cores from
+  /// the pool that runs every other kernel of a training step. With one pool for everything, the BLAS
+  /// runs single-threaded (`singleThreadedBLAS`).
   ///
   /// Determinism: every element of C is the same sum in the same order whatever the panel it falls
-  /// in (the BLAS blocks K the same way for every panel; GEMMTests checks the bits), so results do
-  /// not depend on `threads`.
+  /// in (the BLAS blocks K the same way for every panel; `threadedGEMMHasTheBitsOfOneCall` checks the
+  /// bits), so results do not depend on `threads`.
   @inline(__always)
   public static func sgemm(
     transA: Bool, transB: Bool, M: Int, N: Int, K: Int, alpha: Float = 1,

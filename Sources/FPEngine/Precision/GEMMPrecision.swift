@@ -199,12 +199,14 @@ extension OperandRounder {
     } else {
       a.update(from: src, count: layout.count)
     }
+    var amax: Float? = nil
     if let h = c.hadamard {
       // The caller checks that the reduction length is a multiple of the size.
-      try! h.forward(UnsafeMutableBufferPointer(start: a, count: layout.count), rows: r, cols: k)
+      amax = try! h.forward(UnsafeMutableBufferPointer(start: a, count: layout.count), rows: r, cols: k)
     }
     let counts = roundLastAxis(
-      a, into: transpose ? b : dst, rows: r, cols: k, firstIndex: 0, firstBlock: 0, tensorAmax: nil,
+      a, into: transpose ? b : dst, rows: r, cols: k, firstIndex: 0, firstBlock: 0,
+      tensorAmax: needsTensorAmax ? amax : nil,
       seed: c.seed, stream: c.stream, threads: c.threads, countEvents: c.countEvents)
     if transpose { Transpose.apply(b, into: dst, rows: r, cols: k) }
     return counts
