@@ -71,6 +71,21 @@ public struct Quantizer: Sendable {
     }
   }
 
+  /// Out of place into a separate `output` (not overlapping), counting in the same pass what
+  /// telemetry reports: inputs with |x| > `limit` (infinities included, NaN not), non-zero inputs (NaN
+  /// included) that came out as +-0, and the inputs' finite max |x|. One thread; at most 2^32 values.
+  public func quantizeCounting(
+    _ input: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>, firstIndex: Int = 0,
+    limit: Float
+  ) -> (saturated: Int, flushed: Int, amax: Float) {
+    precondition(output.count >= input.count, "output shorter than input")
+    guard input.count > 0, let src = input.baseAddress, let dst = output.baseAddress else { return (0, 0, 0) }
+    var run = CountingRun(
+      k: constants, rng: rng, src: src, dst: dst, n: input.count, first: UInt64(firstIndex), limit: limit.magnitude.bitPattern)
+    withKernel(constants, &run)
+    return (Int(run.saturated), Int(run.flushed), Float(bitPattern: run.amax))
+  }
+
   private func dispatch(
     _ k: KernelConstants, _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int,
     _ first: UInt64
@@ -191,6 +206,36 @@ struct ElementwiseRun: KernelVisitor {
   let k: KernelConstants, rng: CounterRNG
   let src: UnsafePointer<Float>, dst: UnsafeMutablePointer<Float>, n: Int, first: UInt64
   func visit<R: Kernel>(_ rule: R) { Quantizer.run(rule, k, rng, src, dst, n, first) }
+}
+
+/// `ElementwiseRun` with the telemetry counts of `quantizeCounting` in the same loop (integer masks,
+/// as in `BlockRun`, so that it vectorizes).
+struct CountingRun: KernelVisitor {
+  let k: KernelConstants, rng: CounterRNG
+  let src: UnsafePointer<Float>, dst: UnsafeMutablePointer<Float>, n: Int, first: UInt64, limit: UInt32
+  var saturated: UInt32 = 0, flushed: UInt32 = 0, amax: UInt32 = 0
+
+  mutating func visit<R: Kernel>(_ rule: R) {
+    let k = KernelConstants.freshCopy(k), rng = rng, limit = limit
+    let s = UnsafeRawPointer(src).assumingMemoryBound(to: UInt32.self)
+    let d = UnsafeMutableRawPointer(dst).assumingMemoryBound(to: UInt32.self)
+    let high = rng.highKey(first), low0 = UInt32(truncatingIfNeeded: first)
+    precondition(UInt64(n) <= (1 << 32) - (first & 0xFFFF_FFFF), "at most 2^32 values per call")
+    var sat: UInt32 = 0, flush: UInt32 = 0, m: UInt32 = 0
+    for i in 0..<n {
+      let a = s[i]
+      let r = R.usesRandom ? rng.bits32(low: low0 &+ UInt32(truncatingIfNeeded: i), high: high) : 0
+      let o = rule.apply(a, k, r)
+      d[i] = o
+      let ax = a & 0x7FFF_FFFF
+      sat &+= ax &- (limit &+ 1) < 0x7F80_0000 &- limit ? 1 : 0
+      flush &+= (ax != 0 ? 1 : 0) & (o & 0x7FFF_FFFF == 0 ? 1 : 0)
+      m = max(m, BlockAmax.finiteMagnitude(a))
+    }
+    saturated = sat
+    flushed = flush
+    amax = m
+  }
 }
 
 /// The fused block loop: scale, round, scale back, and count, with arithmetic masks only (for

@@ -10,8 +10,11 @@ struct BenchTrain: ParsableCommand {
     abstract: "Milliseconds per training step and tokens per second of a model under a precision recipe.",
     discussion: """
       Runs --warmup untimed steps, then --steps timed ones, and reports the median step time. No \
-      evaluation and no files. The GEMMs run on --threads threads too (OpenBLAS itself on one each). experiments/bench/train_vs_pytorch.sh \
-      compares fp32 and uniform:e4m3fn with PyTorch on the same model.
+      evaluation and no files. The GEMMs run on --threads threads too (OpenBLAS itself on one each). \
+      Unless the recipe is the baseline or --baseline is none, the same model under --baseline (fp32) is \
+      timed in the same run, its steps alternating with the recipe's so that a shared machine's noise \
+      hits both alike, and the ratio is reported. experiments/bench/train_vs_pytorch.sh compares fp32 \
+      and uniform:e4m3fn with PyTorch on the same model.
       """)
 
   @Option(help: "Model preset: gpt-tiny, gpt-micro, mlp, linreg.") var model: String = "gpt-tiny"
@@ -21,6 +24,7 @@ struct BenchTrain: ParsableCommand {
   @Option(help: "Threads for every kernel, GEMMs included.") var threads: Int = 1
   @Option(help: "Seed of initialization, data order and stochastic rounding.") var seed: UInt64 = 0
   @Option(help: "Directory of the data sets.") var data: String = "data"
+  @Option(help: "Recipe timed alongside for the ratio, or none.") var baseline: String = "fp32"
   @Flag(help: "Print JSON.") var json = false
 
   func validate() throws {
@@ -31,28 +35,44 @@ struct BenchTrain: ParsableCommand {
 
   func run() throws {
     let spec = try ModelSpec(parsing: model)
-    let task = try spec.makeTask(
-      dataDirectory: URL(fileURLWithPath: data), recipe: try Recipe(parsing: recipe), seed: seed, threads: threads)
-    // One step more than run, so that the trainer's end-of-run evaluation never falls in the loop.
-    let trainer = try Trainer(task: task, config: TrainingConfig(steps: warmup + steps + 1, learningRate: 1e-3, evalEvery: 0, seed: seed))
-    var times: [Double] = []
-    var cpuStart = 0.0
-    for s in 0..<(warmup + steps) {
-      if s == warmup { cpuStart = Self.cpuSeconds() }
-      let t0 = DispatchTime.now().uptimeNanoseconds
-      _ = trainer.trainStep()
-      if s >= warmup { times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9) }
+    let measured = try Recipe(parsing: recipe)
+    let reference = baseline == "none" ? nil : try Recipe(parsing: baseline)
+    func trainer(_ r: Recipe) throws -> Trainer {
+      let task = try spec.makeTask(dataDirectory: URL(fileURLWithPath: data), recipe: r, seed: seed, threads: threads)
+      // One step more than run, so that the trainer's end-of-run evaluation never falls in the loop.
+      return try Trainer(task: task, config: TrainingConfig(steps: warmup + steps + 1, learningRate: 1e-3, evalEvery: 0, seed: seed))
     }
-    let cpuPerStep = (Self.cpuSeconds() - cpuStart) / Double(steps)
-    times.sort()
+    var runs = [try trainer(measured)]
+    if let reference, reference != measured { runs.append(try trainer(reference)) }
+    var times = [[Double]](repeating: [], count: runs.count), cpu = [Double](repeating: 0, count: runs.count)
+    for s in 0..<(warmup + steps) {
+      for (i, t) in runs.enumerated() {
+        let c0 = Self.cpuSeconds(), t0 = DispatchTime.now().uptimeNanoseconds
+        _ = t.trainStep()
+        if s >= warmup {
+          times[i].append(Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9)
+          cpu[i] += Self.cpuSeconds() - c0
+        }
+      }
+    }
     func round3(_ x: Double) -> Double { (x * 1e3).rounded() / 1e3 }
-    let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
-    let result = BenchTrainResult(
-      model: spec.description, recipe: try Recipe(parsing: recipe).description, seed: seed, warmup: warmup,
-      steps: steps, threads: threads, itemsPerStep: task.itemsPerStep, msPerStep: round3(median * 1e3), msPerStepMin: round3(times[0] * 1e3),
-      cpuMsPerStep: round3(cpuPerStep * 1e3),
-      tokensPerSecond: round3(Double(task.itemsPerStep) / median), peakRSSBytes: Self.peakRSSBytes(),
-      blasKernel: BLASKernel.describe())
+    func median(_ xs: [Double]) -> Double {
+      let t = xs.sorted()
+      return t.count % 2 == 1 ? t[t.count / 2] : (t[t.count / 2 - 1] + t[t.count / 2]) / 2
+    }
+    let items = runs[0].task.itemsPerStep
+    let m = median(times[0])
+    var result = BenchTrainResult(
+      model: spec.description, recipe: measured.description, seed: seed, warmup: warmup,
+      steps: steps, threads: threads, itemsPerStep: items, msPerStep: round3(m * 1e3),
+      msPerStepMin: round3(times[0].min()! * 1e3), cpuMsPerStep: round3(cpu[0] / Double(steps) * 1e3),
+      tokensPerSecond: round3(Double(items) / m), peakRSSBytes: Self.peakRSSBytes(), blasKernel: BLASKernel.describe())
+    if runs.count == 2, let reference {
+      let b = median(times[1])
+      result.baseline = BenchTrainBaseline(
+        recipe: reference.description, msPerStep: round3(b * 1e3), cpuMsPerStep: round3(cpu[1] / Double(steps) * 1e3),
+        ratio: round3(m / b), cpuRatio: round3(cpu[0] / cpu[1]))
+    }
     if json {
       let encoder = JSONEncoder()
       encoder.outputFormatting = [.sortedKeys]
@@ -95,8 +115,11 @@ struct BenchTrainResult: Codable {
   var cpuMsPerStep: Double
   /// itemsPerStep / median step seconds.
   var tokensPerSecond: Double
+  /// Of the whole process: with a baseline, both models.
   var peakRSSBytes: Int
   var blasKernel: String
+  /// The baseline timed in the same run, its steps alternating with these (nil: none).
+  var baseline: BenchTrainBaseline? = nil
 
   enum CodingKeys: String, CodingKey {
     case model, recipe, seed, warmup, steps, threads
@@ -107,6 +130,7 @@ struct BenchTrainResult: Codable {
     case tokensPerSecond = "tokens_per_second"
     case peakRSSBytes = "peak_rss_bytes"
     case blasKernel = "blas_kernel"
+    case baseline
   }
 
   var table: String {
@@ -117,8 +141,29 @@ struct BenchTrainResult: Codable {
       ("tokens_per_second", String(format: "%.0f (%d per step)", tokensPerSecond, itemsPerStep)),
       ("peak_rss_bytes", String(format: "%d (%.1f MiB)", peakRSSBytes, Double(peakRSSBytes) / 1_048_576)),
       ("blas_kernel", blasKernel), ("threads", "\(threads)"),
-    ]
+    ] + (baseline.map { b in
+      [("baseline", "\(b.recipe) in the same run: " + String(format: "%.2f ms per step (CPU %.2f)", b.msPerStep, b.cpuMsPerStep)),
+       ("ratio", String(format: "%.3f wall, %.3f CPU (recipe / baseline)", b.ratio, b.cpuRatio))]
+    } ?? [])
     let width = rows.map(\.0.count).max()!
     return rows.map { $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }.joined(separator: "\n")
+  }
+}
+
+/// The baseline of `fpsim bench train`: median wall and mean CPU time of its steps, and the recipe's
+/// ratios to them (wall: of the medians; CPU: of the means).
+struct BenchTrainBaseline: Codable {
+  var recipe: String
+  var msPerStep: Double
+  var cpuMsPerStep: Double
+  var ratio: Double
+  var cpuRatio: Double
+
+  enum CodingKeys: String, CodingKey {
+    case recipe
+    case msPerStep = "ms_per_step"
+    case cpuMsPerStep = "cpu_ms_per_step"
+    case ratio
+    case cpuRatio = "cpu_ratio"
   }
 }

@@ -121,3 +121,24 @@ func scratchDirectory() throws -> URL {
     #expect(r2.status == 2 && r2.stderr.contains("no unfinished run"), "\(r2.stderr)")
   }
 }
+
+@Suite struct BenchTrainCommandTests {
+  static func json(_ arguments: [String]) throws -> [String: Any] {
+    let r = try CLI.run(["bench", "train", "--model", "gpt-micro", "--steps", "3", "--warmup", "1", "--data", dataDirectory, "--json"] + arguments)
+    #expect(r.status == 0, "\(r.stderr)")
+    return try #require(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+  }
+
+  /// A recipe is timed next to fp32 in the same run, and the ratio is that of the two medians; fp32
+  /// itself, or `--baseline none`, has no baseline.
+  @Test func aRecipeIsTimedNextToItsBaselineInTheSameRun() throws {
+    let r = try Self.json(["--recipe", "uniform:e4m3fn"])
+    let ms = try #require(r["ms_per_step"] as? Double)
+    let baseline = try #require(r["baseline"] as? [String: Any])
+    let b = try #require(baseline["ms_per_step"] as? Double), ratio = try #require(baseline["ratio"] as? Double)
+    #expect(baseline["recipe"] as? String == "fp32")
+    #expect(ms > 0 && b > 0 && abs(ratio - ms / b) < 0.002 * max(1, ratio))
+    #expect(try Self.json(["--recipe", "uniform:e4m3fn", "--baseline", "none"])["baseline"] == nil)
+    #expect(try Self.json(["--recipe", "fp32"])["baseline"] == nil)
+  }
+}

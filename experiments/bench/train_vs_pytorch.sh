@@ -46,7 +46,7 @@ for r in $(seq 1 "$repeats"); do
   echo "repeat $r/$repeats: fpsim fp32, PyTorch, fpsim uniform:e4m3fn" >&2
   echo "fpsim-fp32 $("$fpsim" bench train --model gpt-tiny --recipe fp32 "${common[@]}" --json)" >>"$results"
   echo "pytorch $(python3 experiments/bench/pytorch_gpt_tiny.py --attention "$attention" "${common[@]}")" >>"$results"
-  echo "fpsim-e4m3fn $("$fpsim" bench train --model gpt-tiny --recipe uniform:e4m3fn "${common[@]}" --json)" >>"$results"
+  echo "fpsim-e4m3fn $("$fpsim" bench train --model gpt-tiny --recipe uniform:e4m3fn --baseline none "${common[@]}" --json)" >>"$results"
 done
 
 python3 - "$results" "$threads" "$steps" "$warmup" <<'EOF'

@@ -395,10 +395,7 @@ public struct ElementRounding: OperandRounder, Hashable, Codable {
     // Chunk i quantizes elements lo..<hi as elements lo..<hi of the tensor (`firstIndex`), so the
     // result is independent of the split.
     let t = max(1, min(threads, n / 65_536))
-    if t == 1 {
-      q.quantize(UnsafeBufferPointer(start: src, count: n), into: UnsafeMutableBufferPointer(start: dst, count: n), firstIndex: firstIndex)
-      return countEvents ? Self.count(src, dst, n, limit) : RoundingCounts(total: n)
-    }
+    if t == 1 { return Self.round(q, src, dst, n, firstIndex, limit, countEvents) }
     let per = (n + t - 1) / t
     return withUnsafeTemporaryAllocation(of: RoundingCounts.self, capacity: t) { parts in
       nonisolated(unsafe) let src = src, dst = dst, parts = parts
@@ -406,10 +403,7 @@ public struct ElementRounding: OperandRounder, Hashable, Codable {
       WorkerPool.perform(t) { i in
         let lo = i * per, hi = min(n, lo + per)
         guard lo < hi else { return }
-        q.quantize(
-          UnsafeBufferPointer(start: src + lo, count: hi - lo),
-          into: UnsafeMutableBufferPointer(start: dst + lo, count: hi - lo), firstIndex: firstIndex + lo)
-        if countEvents { parts[i] = Self.count(src + lo, dst + lo, hi - lo, limit) }
+        parts[i] = Self.round(q, src + lo, dst + lo, hi - lo, firstIndex + lo, limit, countEvents)
       }
       var c = RoundingCounts(total: n)
       for p in parts {
@@ -421,37 +415,23 @@ public struct ElementRounding: OperandRounder, Hashable, Codable {
     }
   }
 
-  /// One vectorizable pass: integer sums of comparison results, and the finite amax on bit patterns.
-  @inline(__always)
-  static func count(
-    _ src: UnsafePointer<Float>, _ dst: UnsafePointer<Float>, _ n: Int, _ limit: Float
+  /// n values (tensor elements firstIndex ..< firstIndex + n), with the telemetry counts taken in the
+  /// rounding pass itself when `countEvents` (n stays far below the kernel's 2^32 limit per call here).
+  static func round(
+    _ q: Quantizer, _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int, _ firstIndex: Int,
+    _ limit: Float, _ countEvents: Bool
   ) -> RoundingCounts {
-    var sat: Int32 = 0, flush: Int32 = 0
-    var c = RoundingCounts(total: n)
-    let bits = UnsafeRawPointer(src).assumingMemoryBound(to: UInt32.self)
-    var m: UInt32 = 0
-    var i = 0
-    // Int32 lanes (twice the width of Int64 ones), emptied every 2^30 values so they cannot overflow.
-    while i < n {
-      let end = min(n, i + (1 << 30))
-      for j in i..<end {
-        let a = src[j]
-        // Branch-free (a `&&` would branch and keep the loop scalar).
-        let nonzero: Int32 = a != 0 ? 1 : 0, zero: Int32 = dst[j] == 0 ? 1 : 0
-        sat &+= abs(a) > limit ? 1 : 0
-        flush &+= nonzero & zero
-        let mag = bits[j] & 0x7FFF_FFFF
-        let finite = 0 &- ((mag &- 0x7F80_0000) &>> 31)  // all ones when mag < Inf's bits
-        m = max(m, mag & finite)
-      }
-      c.saturated += Int(sat)
-      c.flushed += Int(flush)
-      sat = 0
-      flush = 0
-      i = end
+    let input = UnsafeBufferPointer(start: src, count: n), output = UnsafeMutableBufferPointer(start: dst, count: n)
+    guard countEvents else {
+      q.quantize(input, into: output, firstIndex: firstIndex)
+      return RoundingCounts(total: n)
     }
-    c.amax = Float(bitPattern: m)
-    return c
+    let c = q.quantizeCounting(input, into: output, firstIndex: firstIndex, limit: limit)
+    var counts = RoundingCounts(total: n)
+    counts.saturated = c.saturated
+    counts.flushed = c.flushed
+    counts.amax = c.amax
+    return counts
   }
 }
 
