@@ -47,52 +47,45 @@ extension BlockQuantizer {
       }
       if matrix != nil { (input, transform) = (UnsafePointer(dst), nil) }
     }
-    let a = tensorAmax
+    let a = tensorAmax, global = globalFactor(tensorAmax)
     nonisolated(unsafe) let source = input
     let sourceTransform = transform
-    let totals = withUnsafeTemporaryAllocation(of: QuantizationStats.self, capacity: t) { parts in
-      nonisolated(unsafe) let parts = parts
-      parts.initialize(repeating: QuantizationStats())
-      WorkerPool.perform(t) { w in
-        var s = QuantizationStats()
-        // The tile, group-major ([group][row][16]), then one factor pair per column.
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: (height + 2) * cols) { scratch in
-          let buffer = scratch.baseAddress!, down = buffer + height * cols, up = down + cols
-          for tile in stride(from: w, to: tiles, by: t) {
-            let r0 = tile * height
+    let parts = WorkerPool.map(t) { w in
+      var s = QuantizationStats()
+      // The tile, group-major ([group][row][16]), then one factor pair per column.
+      withUnsafeTemporaryAllocation(of: Float.self, capacity: (height + 2) * cols) { scratch in
+        let buffer = scratch.baseAddress!, down = buffer + height * cols, up = down + cols
+        for tile in stride(from: w, to: tiles, by: t) {
+          let r0 = tile * height
+          for g in 0..<groups {
+            Self.loadTile(
+              source, cols: cols, r0: r0, c0: g * 16, height: height, into: buffer + g * height * 16,
+              hadamard: sourceTransform)
+          }
+          for b0 in stride(from: 0, to: height, by: block) {
+            // Column c's block: rows r0 + b0 ..< r0 + b0 + block.
+            var m: UInt32 = 0
             for g in 0..<groups {
-              Self.loadTile(
-                source, cols: cols, r0: r0, c0: g * 16, height: height, into: buffer + g * height * 16,
-                hadamard: sourceTransform)
+              let lanes = Self.columnMaxLanes(buffer + (g * height + b0) * 16, rows: block)
+              UnsafeMutableRawPointer(down + g * 16).storeBytes(of: lanes, as: SIMD16<UInt32>.self)
+              m = max(m, lanes.max())
             }
-            for b0 in stride(from: 0, to: height, by: block) {
-              // Column c's block: rows r0 + b0 ..< r0 + b0 + block.
-              var m: UInt32 = 0
-              for g in 0..<groups {
-                let lanes = Self.columnMaxLanes(buffer + (g * height + b0) * 16, rows: block)
-                UnsafeMutableRawPointer(down + g * 16).storeBytes(of: lanes, as: SIMD16<UInt32>.self)
-                m = max(m, lanes.max())
-              }
-              s.amax = max(s.amax, Float(bitPattern: m))
-              blockFactors(
-                amaxToDown: down, up: up, count: cols, firstBlock: 0, tensorAmax: a, global: globalFactor(a),
-                stored: nil, stats: &s)
-              let (sat, flush) = element.quantizeColumnTile(
-                buffer + b0 * 16, groupStride: height * 16, rows: block, cols: cols,
-                into: dst + (r0 + b0) * cols, down: down, up: up, saturationLimit: saturationLimit,
-                firstIndex: r0 + b0, laneStride: rows)
-              s.saturated += sat
-              s.flushedToZero += flush
-            }
+            s.amax = max(s.amax, Float(bitPattern: m))
+            blockFactors(
+              amaxToDown: down, up: up, count: cols, firstBlock: 0, tensorAmax: a, global: global,
+              stored: nil, stats: &s)
+            let (sat, flush) = element.quantizeColumnTile(
+              buffer + b0 * 16, groupStride: height * 16, rows: block, cols: cols,
+              into: dst + (r0 + b0) * cols, down: down, up: up, saturationLimit: saturationLimit,
+              firstIndex: r0 + b0, laneStride: rows)
+            s.saturated += sat
+            s.flushedToZero += flush
           }
         }
-        parts[w] = s
       }
-      var total = QuantizationStats()
-      for p in parts { total.add(p) }
-      return total
+      return s
     }
-    stats.add(totals)
+    for p in parts { stats.add(p) }
     stats.blocks += rows / block * cols
     stats.count += rows * cols
     return true
@@ -173,16 +166,12 @@ extension BlockQuantizer {
   private func parallelMax(
     _ threads: Int, _ tiles: Int, _ body: @Sendable (Int, UnsafeMutablePointer<Float>) -> Float
   ) -> Float {
-    withUnsafeTemporaryAllocation(of: Float.self, capacity: threads) { parts in
-      nonisolated(unsafe) let parts = parts
-      WorkerPool.perform(threads) { w in
-        var m: Float = 0
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 256 * 16) { scratch in
-          for tile in stride(from: w, to: tiles, by: threads) { m = max(m, body(tile, scratch.baseAddress!)) }
-        }
-        parts[w] = m
+    WorkerPool.map(threads) { w in
+      var m: Float = 0
+      withUnsafeTemporaryAllocation(of: Float.self, capacity: 256 * 16) { scratch in
+        for tile in stride(from: w, to: tiles, by: threads) { m = max(m, body(tile, scratch.baseAddress!)) }
       }
-      return parts.max()!
-    }
+      return m
+    }.max()!
   }
 }

@@ -221,16 +221,21 @@ extension FastRule {
 
   @inline(__always)
   func apply(_ a: UInt32, _ k: KernelConstants, _ random: UInt32) -> UInt32 {
-    let sign = a & 0x8000_0000
+    finish(a & 0x8000_0000, a & 0x7FFF_FFFF, roundedMagnitude(a, k, random), k)
+  }
+
+  /// The rounded magnitude's bits, before overflow and special values (which the endings decide).
+  @inline(__always)
+  func roundedMagnitude(_ a: UInt32, _ k: KernelConstants, _ random: UInt32) -> UInt32 {
     let mag = a & 0x7FFF_FFFF
     let field = mag & 0x7F80_0000
     let normal = field >= k.eminField
     let yNormal = Float(bitPattern: (mag & 0x7F_FFFF) | k.yField)
     let ySub = Float(bitPattern: mag) * k.subScale1 * k.subScale2
-    let n = round(normal ? yNormal : ySub, sign: sign, random: random)
+    let n = round(normal ? yNormal : ySub, sign: a & 0x8000_0000, random: random)
     let outNormal = n.bitPattern &+ (field &- k.yField)
     let outSub = (n * k.lowSpacing * 0x1p-24).bitPattern
-    return finish(sign, mag, normal ? outNormal : outSub, k)
+    return normal ? outNormal : outSub
   }
 }
 
@@ -244,16 +249,8 @@ struct SaturatingFinish<R: FastRule>: Kernel {
   static var usesRandom: Bool { R.usesRandom }
   @inline(__always)
   func apply(_ a: UInt32, _ k: KernelConstants, _ random: UInt32) -> UInt32 {
-    let sign = a & 0x8000_0000
-    let mag = a & 0x7FFF_FFFF
-    let field = mag & 0x7F80_0000
-    let normal = field >= k.eminField
-    let yNormal = Float(bitPattern: (mag & 0x7F_FFFF) | k.yField)
-    let ySub = Float(bitPattern: mag) * k.subScale1 * k.subScale2
-    let n = rule.round(normal ? yNormal : ySub, sign: sign, random: random)
-    let outNormal = n.bitPattern &+ (field &- k.yField)
-    let outSub = (n * k.lowSpacing * 0x1p-24).bitPattern
-    let out = min(normal ? outNormal : outSub, k.maxBits)
+    let sign = a & 0x8000_0000, mag = a & 0x7FFF_FFFF
+    let out = min(rule.roundedMagnitude(a, k, random), k.maxBits)
     let res = out == 0 ? sign & k.zeroSignMask : sign | out
     return mag > 0x7F80_0000 ? (sign != 0 ? k.nanNegative : k.nanPositive) : res
   }

@@ -24,6 +24,17 @@ public final class WorkerPool: @unchecked Sendable {
     shared.run(iterations, body)
   }
 
+  /// `perform`, keeping each index's result: body(i) for i in 0..<iterations, in index order (the
+  /// per-thread partial counts or maxima of a parallel region, merged by the caller in a fixed order).
+  public static func map<T>(_ iterations: Int, _ body: @Sendable (Int) -> T) -> [T] {
+    var results = [T?](repeating: nil, count: iterations)
+    results.withUnsafeMutableBufferPointer { r in
+      nonisolated(unsafe) let r = r
+      perform(iterations) { i in r[i] = body(i) }
+    }
+    return results.map { $0! }
+  }
+
   /// One worker per core beyond the caller's, created on first use.
   static let shared = WorkerPool(workers: max(0, ProcessInfo.processInfo.activeProcessorCount - 1))
 

@@ -76,6 +76,7 @@ struct BenchTrain: ParsableCommand {
     if json {
       let encoder = JSONEncoder()
       encoder.outputFormatting = [.sortedKeys]
+      encoder.keyEncodingStrategy = .convertToSnakeCase
       print(String(decoding: try encoder.encode(result), as: UTF8.self))
     } else {
       print(result.table)
@@ -97,7 +98,7 @@ struct BenchTrain: ParsableCommand {
   }
 }
 
-/// What `fpsim bench train` measures; JSON names are snake_case.
+/// What `fpsim bench train` measures; JSON names are these in snake_case (`ms_per_step`).
 struct BenchTrainResult: Codable {
   var model: String
   var recipe: String
@@ -121,17 +122,6 @@ struct BenchTrainResult: Codable {
   /// The baseline timed in the same run, its steps alternating with these (nil: none).
   var baseline: BenchTrainBaseline? = nil
 
-  enum CodingKeys: String, CodingKey {
-    case model, recipe, seed, warmup, steps, threads
-    case itemsPerStep = "items_per_step"
-    case msPerStep = "ms_per_step"
-    case msPerStepMin = "ms_per_step_min"
-    case cpuMsPerStep = "cpu_ms_per_step"
-    case tokensPerSecond = "tokens_per_second"
-    case peakRSSBytes = "peak_rss_bytes"
-    case blasKernel = "blas_kernel"
-    case baseline
-  }
 
   var table: String {
     let rows: [(String, String)] = [
@@ -158,12 +148,4 @@ struct BenchTrainBaseline: Codable {
   var cpuMsPerStep: Double
   var ratio: Double
   var cpuRatio: Double
-
-  enum CodingKeys: String, CodingKey {
-    case recipe
-    case msPerStep = "ms_per_step"
-    case cpuMsPerStep = "cpu_ms_per_step"
-    case ratio
-    case cpuRatio = "cpu_ratio"
-  }
 }

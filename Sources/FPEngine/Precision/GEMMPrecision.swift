@@ -240,43 +240,35 @@ extension OperandRounder {
     let preload = needsTensorAmax && hadamard != nil
     var amax: Float? = needsTensorAmax && hadamard == nil ? RoundingCounts.finiteAmax(src, layout.count) : nil
     if preload {
-      amax = withUnsafeTemporaryAllocation(of: Float.self, capacity: t) { parts in
-        nonisolated(unsafe) let parts = parts
-        WorkerPool.perform(t) { i in
-          var m: Float = 0
-          for j in stride(from: i, to: strips, by: t) {
-            let j0 = j * S, j1 = min(cols, j0 + S)
-            load(j0, j1, a + j0 * rows)
-            m = max(m, RoundingCounts.finiteAmax(a + j0 * rows, (j1 - j0) * rows))
-          }
-          parts[i] = m
-        }
-        return parts.max()!
-      }
-    }
-    let tensorAmax = amax
-    return withUnsafeTemporaryAllocation(of: RoundingCounts.self, capacity: t) { parts in
-      nonisolated(unsafe) let parts = parts
-      parts.initialize(repeating: RoundingCounts())
-      WorkerPool.perform(t) { i in
-        let pb = b + i * S * rows
-        var total = RoundingCounts()
+      amax = WorkerPool.map(t) { i in
+        var m: Float = 0
         for j in stride(from: i, to: strips, by: t) {
           let j0 = j * S, j1 = min(cols, j0 + S)
-          let pa = a + j0 * rows
-          if !preload { load(j0, j1, pa) }
-          total.add(
-            roundLastAxis(
-              pa, into: pb, rows: j1 - j0, cols: rows, firstIndex: j0 * rows, firstBlock: j0 * blocksPerRow,
-              tensorAmax: tensorAmax, seed: seed, stream: stream, threads: 1, countEvents: countEvents))
-          Transpose.apply(pb, into: dst + j0, rows: j1 - j0, cols: rows, ldOut: cols)
+          load(j0, j1, a + j0 * rows)
+          m = max(m, RoundingCounts.finiteAmax(a + j0 * rows, (j1 - j0) * rows))
         }
-        parts[i] = total
-      }
+        return m
+      }.max()!
+    }
+    let tensorAmax = amax
+    let parts = WorkerPool.map(t) { i in
+      let pb = b + i * S * rows
       var total = RoundingCounts()
-      for p in parts { total.add(p) }
+      for j in stride(from: i, to: strips, by: t) {
+        let j0 = j * S, j1 = min(cols, j0 + S)
+        let pa = a + j0 * rows
+        if !preload { load(j0, j1, pa) }
+        total.add(
+          roundLastAxis(
+            pa, into: pb, rows: j1 - j0, cols: rows, firstIndex: j0 * rows, firstBlock: j0 * blocksPerRow,
+            tensorAmax: tensorAmax, seed: seed, stream: stream, threads: 1, countEvents: countEvents))
+        Transpose.apply(pb, into: dst + j0, rows: j1 - j0, cols: rows, ldOut: cols)
+      }
       return total
     }
+    var total = RoundingCounts()
+    for p in parts { total.add(p) }
+    return total
   }
 
   /// Blocks per row of length `n` (for counters of pieces); 1 for formats without blocks.
@@ -303,14 +295,11 @@ extension RoundingCounts {
     let t = max(1, min(threads, n / 65_536))
     if t == 1 { return finiteAmax(x, n) }
     let per = (n + t - 1) / t
-    return withUnsafeTemporaryAllocation(of: Float.self, capacity: t) { parts in
-      nonisolated(unsafe) let x = x, parts = parts
-      WorkerPool.perform(t) { i in
-        let lo = i * per
-        parts[i] = lo < n ? finiteAmax(x + lo, min(n, lo + per) - lo) : 0
-      }
-      return parts.max()!
-    }
+    nonisolated(unsafe) let x = x
+    return WorkerPool.map(t) { i in
+      let lo = i * per
+      return lo < n ? finiteAmax(x + lo, min(n, lo + per) - lo) : 0
+    }.max()!
   }
 
   /// max |x| over the finite values, on bit patterns with an arithmetic mask (vectorizes).
@@ -397,22 +386,14 @@ public struct ElementRounding: OperandRounder, Hashable, Codable {
     let t = max(1, min(threads, n / 65_536))
     if t == 1 { return Self.round(q, src, dst, n, firstIndex, limit, countEvents) }
     let per = (n + t - 1) / t
-    return withUnsafeTemporaryAllocation(of: RoundingCounts.self, capacity: t) { parts in
-      nonisolated(unsafe) let src = src, dst = dst, parts = parts
-      parts.initialize(repeating: RoundingCounts())
-      WorkerPool.perform(t) { i in
-        let lo = i * per, hi = min(n, lo + per)
-        guard lo < hi else { return }
-        parts[i] = Self.round(q, src + lo, dst + lo, hi - lo, firstIndex + lo, limit, countEvents)
-      }
-      var c = RoundingCounts(total: n)
-      for p in parts {
-        c.saturated += p.saturated
-        c.flushed += p.flushed
-        c.amax = max(c.amax, p.amax)
-      }
-      return c
+    nonisolated(unsafe) let src = src, dst = dst
+    let parts = WorkerPool.map(t) { i in
+      let lo = i * per, hi = min(n, lo + per)
+      return lo < hi ? Self.round(q, src + lo, dst + lo, hi - lo, firstIndex + lo, limit, countEvents) : RoundingCounts()
     }
+    var c = RoundingCounts()
+    for p in parts { c.add(p) }
+    return c
   }
 
   /// n values (tensor elements firstIndex ..< firstIndex + n), with the telemetry counts taken in the
@@ -505,23 +486,21 @@ public struct ScaledRounding: OperandRounder, Hashable, Codable {
       return RoundingCounts(stats)
     }
     let per = (rows + t - 1) / t
-    return withUnsafeTemporaryAllocation(of: QuantizationStats.self, capacity: t) { parts in
-      nonisolated(unsafe) let src = src, dst = dst, parts = parts
-      parts.initialize(repeating: QuantizationStats())
-      WorkerPool.perform(t) { i in
-        let r0 = i * per, r1 = min(rows, r0 + per)
-        guard r0 < r1 else { return }
-        var s = QuantizationStats()
+    nonisolated(unsafe) let src = src, dst = dst
+    let parts = WorkerPool.map(t) { i in
+      var s = QuantizationStats()
+      let r0 = i * per, r1 = min(rows, r0 + per)
+      if r0 < r1 {
         try! q.quantizeLastAxis(
           UnsafeMutableBufferPointer(start: dst + r0 * cols, count: (r1 - r0) * cols), rows: r1 - r0, cols: cols,
           firstIndex: firstIndex + r0 * cols, firstBlock: firstBlock + r0 * blocksPerRow, tensorAmax: a,
           source: src + r0 * cols, stats: &s)
-        parts[i] = s
       }
-      var total = QuantizationStats()
-      for p in parts { total.add(p) }
-      return RoundingCounts(total)
+      return s
     }
+    var total = QuantizationStats()
+    for p in parts { total.add(p) }
+    return RoundingCounts(total)
   }
 }
 
