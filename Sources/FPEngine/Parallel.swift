@@ -23,6 +23,13 @@ func parallelChunks(_ count: Int, _ threads: Int, _ body: @Sendable (Int, Int) -
   parallelRanges(count, threads, grain: 32_768, body)
 }
 
+/// Columns of `height` values each (sums down columns, each chunk owning whole columns), at least 16
+/// columns and 32 Ki values per chunk.
+@inline(__always)
+func parallelColumns(_ columns: Int, height: Int, _ threads: Int, _ body: @Sendable (Int, Int) -> Void) {
+  parallelRanges(columns, threads, grain: max(16, 32_768 / max(1, height)), body)
+}
+
 /// Rows of `width` values each, at least 32 Ki values per chunk.
 @inline(__always)
 func parallelRows(_ rows: Int, width: Int, _ threads: Int, _ body: @Sendable (Int, Int) -> Void) {

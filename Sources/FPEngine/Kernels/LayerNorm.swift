@@ -72,7 +72,7 @@ public enum LayerNorm {
       }
     }
     // dweight and dbias: each column summed over the rows in order, columns split between threads.
-    parallelRanges(C, threads, grain: max(16, 32_768 / max(1, N))) { lo, hi in
+    parallelColumns(C, height: N, threads) { lo, hi in
       for n in 0..<N {
         let x = inp + n * C, dy = dout + n * C
         let m = mean[n], r = rstd[n]

@@ -52,7 +52,7 @@ public enum Linear {
     dbias: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, N: Int, OC: Int, threads: Int = 1
   ) {
     nonisolated(unsafe) let dbias = dbias, dout = dout
-    parallelRanges(OC, threads, grain: max(16, 32_768 / max(1, N))) { lo, hi in
+    parallelColumns(OC, height: N, threads) { lo, hi in
       for n in 0..<N {
         let row = dout + n * OC
         for o in lo..<hi { dbias[o] += row[o] }
