@@ -256,6 +256,23 @@ struct SaturatingFinish<R: FastRule>: Kernel {
   }
 }
 
+/// `SaturatingFinish` for signed formats with -0 whose NaN carries the input's sign (IEEE-like
+/// formats with NaN: the fn and IEEE ExMy, bf16, fp16): there every result is the sign or-ed onto a
+/// magnitude, four vector operations per 16 values instead of eight.
+struct SignedSaturatingFinish<R: FastRule>: Kernel {
+  let rule: R
+  static var usesRandom: Bool { R.usesRandom }
+  static func applies(_ k: KernelConstants) -> Bool {
+    k.zeroSignMask == 0x8000_0000 && k.nanPositive & 0x8000_0000 == 0 && k.nanNegative == k.nanPositive | 0x8000_0000
+  }
+  @inline(__always)
+  func apply(_ a: UInt32, _ k: KernelConstants, _ random: UInt32) -> UInt32 {
+    let mag = a & 0x7FFF_FFFF
+    let out = min(rule.roundedMagnitude(a, k, random), k.maxBits)
+    return (a & 0x8000_0000) | (mag > 0x7F80_0000 ? k.nanPositive : out)
+  }
+}
+
 struct FastNearestEven: FastRule {
   @inline(__always)
   func round(_ y: Float, sign: UInt32, random: UInt32) -> Float { y.rounded(.toNearestOrEven) }
@@ -285,21 +302,18 @@ struct FastNearestAway: FastRule {
   }
 }
 
-/// floor(f * 2^R) >= 2^R - u with f = y - trunc(y): the integer kernel's test, in exact float
-/// arithmetic (every quantity is an integer below 2^25 or a power-of-two multiple of f), for R <= 24.
+/// Away from zero when floor(f * 2^R) + u >= 2^R, f = y - trunc(y): as u and 2^R are integers, that
+/// is f >= 1 - u / 2^R, compared exactly in float arithmetic for R <= 24. With U = u * 2^(32-R) (the
+/// random bits with the low 32 - R cleared, at most 24 significant bits, so exact as a float),
+/// 1 - U * 2^-32 is a multiple of 2^-R in (0, 1], exact, and one fused multiply-add gives it.
 struct FastStochastic: FastRule {
-  let scale: Float  // 2^R
-  let shift: UInt32  // 32 - R
-  init(bits: Int) {
-    scale = Float(sign: .plus, exponent: bits, significand: 1)
-    shift = UInt32(32 - bits)
-  }
+  let topBits: UInt32  // the top R of 32 bits
+  init(bits: Int) { topBits = UInt32.max << UInt32(32 - bits) }
   static var usesRandom: Bool { true }
   @inline(__always)
   func round(_ y: Float, sign: UInt32, random: UInt32) -> Float {
     let t = y.rounded(.towardZero)
-    let g = ((y - t) * scale).rounded(.down)
-    let u = Float(random &>> shift)
-    return g >= scale - u ? t + 1 : t
+    let threshold = Float(1).addingProduct(-Float(random & topBits), 0x1p-32)
+    return y - t >= threshold ? t + 1 : t
   }
 }

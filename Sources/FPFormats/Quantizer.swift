@@ -98,6 +98,14 @@ public struct Quantizer: Sendable {
   /// (see `FastRule`), with the short ending for saturating signed formats in the common roundings,
   /// else the integer one.
   func withKernel<V: KernelVisitor>(_ k: KernelConstants, _ visitor: inout V) {
+    if k.fastPath && k.saturatingSigned && SignedSaturatingFinish<FastNearestEven>.applies(k) {
+      switch rounding {
+      case .rne: return visitor.visit(SignedSaturatingFinish(rule: FastNearestEven()))
+      case .rtz: return visitor.visit(SignedSaturatingFinish(rule: FastTowardZero()))
+      case .stochastic(let bits) where bits <= 24: return visitor.visit(SignedSaturatingFinish(rule: FastStochastic(bits: bits)))
+      default: break
+      }
+    }
     if k.fastPath && k.saturatingSigned {
       switch rounding {
       case .rne: return visitor.visit(SaturatingFinish(rule: FastNearestEven()))
