@@ -85,9 +85,8 @@ public struct BlockQuantizer: Sendable {
   /// scale format; 2^e for UE8M0) into `scales`, block order row-major. A tensor streamed in pieces
   /// passes each piece's first element and block index (random counters continue across pieces) and
   /// `tensorAmax`, the whole tensor's max |x|, which NVFP4 and tensor scaling need. With `source`, the
-  /// input is read from there (rows x cols values, not overlapping x) instead of x's contents: each
-  /// cache-sized segment is copied just before it is quantized, one pass over memory fewer than
-  /// copying the whole tensor first.
+  /// input is read from there (rows x cols values, not overlapping x) instead of x's contents, and x
+  /// is only written: one pass over memory fewer than copying the tensor first.
   public func quantizeLastAxis(
     _ x: UnsafeMutableBufferPointer<Float>, rows: Int, cols: Int, firstIndex: Int = 0, firstBlock: Int = 0,
     tensorAmax: Float? = nil, elements: UnsafeMutablePointer<Float>? = nil,
@@ -233,19 +232,20 @@ public struct BlockQuantizer: Sendable {
       for s0 in stride(from: 0, to: cols, by: segment) {
         let seg = p + r * cols + s0
         let len = min(segment, cols - s0)
-        if let source { seg.update(from: source + r * cols + s0, count: len) }
+        // Values come from `source` when given (the pass writes `seg` without copying it first).
+        let from = source.map { $0 + r * cols + s0 } ?? UnsafePointer(seg)
         let nb = (len + block - 1) / block
         // The block amaxes, into `down` for now: 16 blocks at a time when blocks are whole vectors.
         var b0 = 0
         if block % 16 == 0 && block <= 256 {
           while b0 + 16 <= nb && (b0 + 16) * block <= len {
-            BlockAmax.sixteenBlocks(seg + b0 * block, block: block, into: down + b0)
+            BlockAmax.sixteenBlocks(from + b0 * block, block: block, into: down + b0)
             b0 += 16
           }
         }
         for b in b0..<nb {
           let lo = b * block
-          down[b] = finiteAmax(seg + lo, min(len, lo + block) - lo)
+          down[b] = finiteAmax(from + lo, min(len, lo + block) - lo)
         }
         // Non-negative floats order as their bits: an integer max, which vectorizes.
         stats.amax = max(stats.amax, finiteAmax(down, nb))
@@ -256,7 +256,8 @@ public struct BlockQuantizer: Sendable {
         // A zero scale (amax rule) has up = 0: q * 0 gives the block's zeros with their signs kept.
         let (s, f) = element.quantizeBlocks(
           seg, count: len, blockSize: block, down: down, up: up, saturationLimit: saturationLimit,
-          firstIndex: first + r * cols + s0, elements: elements.map { $0 + r * cols + s0 })
+          firstIndex: first + r * cols + s0, elements: elements.map { $0 + r * cols + s0 },
+          source: source == nil ? nil : from)
         saturated += s
         flushed += f
       }

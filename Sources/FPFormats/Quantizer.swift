@@ -140,14 +140,21 @@ public struct Quantizer: Sendable {
   /// (blocks of `blockSize` values, the last one possibly short), in one fused, vectorized pass.
   /// Returns how many scaled values were above `saturationLimit` and how many non-zero, non-NaN
   /// inputs came out as zero.
-  /// With `elements`, also stores each value's element (the rounded value before scaling back).
+  /// With `elements`, also stores each value's element (the rounded value before scaling back). With
+  /// `source` (not overlapping `x`), reads the values from there instead of from `x`.
   public func quantizeBlocks(
     _ x: UnsafeMutablePointer<Float>, count: Int, blockSize: Int, down: UnsafePointer<Float>,
     up: UnsafePointer<Float>, saturationLimit: Float, firstIndex: Int = 0,
-    elements: UnsafeMutablePointer<Float>? = nil
+    elements: UnsafeMutablePointer<Float>? = nil, source: UnsafePointer<Float>? = nil
   ) -> (saturated: Int, flushed: Int) {
+    var source = source
+    if let s = source, elements != nil {
+      // The rare case (codes wanted) runs in place after a copy: one specialisation fewer.
+      x.update(from: s, count: count)
+      source = nil
+    }
     var run = BlockRun(
-      k: constants, rng: rng, x: x, n: count, block: blockSize, down: down, up: up,
+      k: constants, rng: rng, x: x, source: source, n: count, block: blockSize, down: down, up: up,
       limit: saturationLimit.bitPattern, first: UInt64(firstIndex), elements: elements)
     withKernel(constants, &run)
     return (Int(run.saturated), Int(run.flushed))
@@ -250,7 +257,7 @@ struct CountingRun: KernelVisitor {
 /// magnitudes a, b below 2^31, (a - b) >> 31 is 1 exactly when a < b) so that it vectorizes.
 struct BlockRun: KernelVisitor {
   let k: KernelConstants, rng: CounterRNG
-  let x: UnsafeMutablePointer<Float>, n: Int, block: Int
+  let x: UnsafeMutablePointer<Float>, source: UnsafePointer<Float>?, n: Int, block: Int
   let down: UnsafePointer<Float>, up: UnsafePointer<Float>
   let limit: UInt32, first: UInt64
   let elements: UnsafeMutablePointer<Float>?
@@ -273,16 +280,21 @@ struct BlockRun: KernelVisitor {
   }
 
   mutating func visit<R: Kernel>(_ rule: R) {
-    // Two specialisations, so the common case has no store (and no branch) for the elements.
+    // Separate specialisations, so the common cases have no store (and no branch) for the elements,
+    // and in place reads through the pointer it writes (two equal pointers would fail LLVM's
+    // overlap check and send the loop to its scalar version).
+    let bits = UnsafeMutableRawPointer(x).assumingMemoryBound(to: UInt32.self)
     if let e = elements {
-      run(rule, ElementSink(p: UnsafeMutableRawPointer(e).assumingMemoryBound(to: UInt32.self)))
+      run(rule, ElementSink(p: UnsafeMutableRawPointer(e).assumingMemoryBound(to: UInt32.self)), InPlace(p: bits))
+    } else if let source {
+      run(rule, NoElementSink(), Separate(p: UnsafeRawPointer(source).assumingMemoryBound(to: UInt32.self)))
     } else {
-      run(rule, NoElementSink())
+      run(rule, NoElementSink(), InPlace(p: bits))
     }
   }
 
   @inline(__always)
-  mutating func run<R: Kernel, S: ElementStore>(_ rule: R, _ sink: S) {
+  mutating func run<R: Kernel, S: ElementStore, V: ValueSource>(_ rule: R, _ sink: S, _ values: V) {
     let k = KernelConstants.freshCopy(k), rng = rng, limit = limit
     let bits = UnsafeMutableRawPointer(x).assumingMemoryBound(to: UInt32.self)
     let high = rng.highKey(first), low0 = UInt32(truncatingIfNeeded: first)
@@ -303,7 +315,7 @@ struct BlockRun: KernelVisitor {
           for j in 0..<16 {
             let i = lo + j
             let r = R.usesRandom ? rng.bits32(low: low0 &+ UInt32(truncatingIfNeeded: i), high: high) : 0
-            let (out, s, f, q) = BlockRun.one(bits[i], d, u, rule, k, r, limit)
+            let (out, s, f, q) = BlockRun.one(values[i], d, u, rule, k, r, limit)
             bits[i] = out
             sink.store(i, q)
             lanes[j] &+= s
@@ -322,7 +334,7 @@ struct BlockRun: KernelVisitor {
       let d = down[b], u = up[b]
       for i in lo..<hi {
         let r = R.usesRandom ? rng.bits32(low: low0 &+ UInt32(truncatingIfNeeded: i), high: high) : 0
-        let (out, s, f, q) = BlockRun.one(bits[i], d, u, rule, k, r, limit)
+        let (out, s, f, q) = BlockRun.one(values[i], d, u, rule, k, r, limit)
         bits[i] = out
         sink.store(i, q)
         sat &+= s
@@ -375,6 +387,21 @@ struct ColumnRun: KernelVisitor {
     saturated = sat
     flushed = flush
   }
+}
+
+/// Where `BlockRun` reads its values: the buffer it writes, or a separate one.
+protocol ValueSource {
+  subscript(_ i: Int) -> UInt32 { get }
+}
+
+struct InPlace: ValueSource {
+  let p: UnsafeMutablePointer<UInt32>
+  @inline(__always) subscript(_ i: Int) -> UInt32 { p[i] }
+}
+
+struct Separate: ValueSource {
+  let p: UnsafePointer<UInt32>
+  @inline(__always) subscript(_ i: Int) -> UInt32 { p[i] }
 }
 
 /// Where `BlockRun` puts each value's element (bits), if anywhere.

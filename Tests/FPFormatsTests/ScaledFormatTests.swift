@@ -177,6 +177,43 @@ func scaled(_ spec: String) throws -> BlockQuantizer { BlockQuantizer(format: tr
     #expect(stats == expected)
   }
 
+  /// Reading the values from `source` (the training path: rounded copies of operands) gives what
+  /// copying them first and rounding in place gives, codes, scales and counts included: rows of whole
+  /// blocks and rows with a short last block, segments longer than one pass, NaN, Inf and zeros.
+  @Test(arguments: ["mxfp4_e2m1", "nvfp4", "e2m1/ue5m3/16:tensor-scale", "mxfp8_e4m3"])
+  func roundingFromASourceEqualsCopyingFirst(spec: String) throws {
+    let sr = try RoundingMode(parsing: "stochastic")
+    for (rows, cols) in [(3, 20_000), (40, 48), (7, 33)] {
+      var x = Distribution.laplace.sample(rows * cols, seed: 11)
+      x[5] = .nan; x[6] = -.infinity; x[70] = 0; x[71] = -0.0; x[cols + 2] = 1e30
+      for rounding in [RoundingMode.rne, sr] {
+        let q = BlockQuantizer(format: try ScaledFormat(parsing: spec), rounding: rounding, seed: 3)
+        func run(fromSource: Bool, codes: Bool) throws -> ([Float], [Float], QuantizationStats) {
+          var out = fromSource ? [Float](repeating: 42, count: x.count) : x
+          var elements = [Float](repeating: 0, count: codes ? x.count : 0)
+          var stats = QuantizationStats()
+          try x.withUnsafeBufferPointer { src in
+            try out.withUnsafeMutableBufferPointer { o in
+              try elements.withUnsafeMutableBufferPointer { e in
+                try q.quantizeLastAxis(
+                  o, rows: rows, cols: cols, elements: codes ? e.baseAddress : nil,
+                  source: fromSource ? src.baseAddress : nil, stats: &stats)
+              }
+            }
+          }
+          return (out, elements, stats)
+        }
+        for codes in [false, true] {
+          let (a, ea, sa) = try run(fromSource: true, codes: codes)
+          let (b, eb, sb) = try run(fromSource: false, codes: codes)
+          #expect(a.map(\.bitPattern) == b.map(\.bitPattern), "\(spec) \(rows)x\(cols) \(rounding) codes \(codes)")
+          #expect(ea.map(\.bitPattern) == eb.map(\.bitPattern))
+          #expect(sa == sb && sa.count == x.count && sa.flushedToZero > 0)
+        }
+      }
+    }
+  }
+
   @Test func tilesGiveOneScalePerTile() throws {
     // A 4x4 matrix in 2x2 tiles: the tile holding 100 has its own scale; the others keep small values.
     var m: [Float] = [1, 1, 1, 1, 1, 100, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
