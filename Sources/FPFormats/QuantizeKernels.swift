@@ -256,20 +256,21 @@ struct SaturatingFinish<R: FastRule>: Kernel {
   }
 }
 
-/// `SaturatingFinish` for signed formats with -0 whose NaN carries the input's sign (IEEE-like
-/// formats with NaN: the fn and IEEE ExMy, bf16, fp16): there every result is the sign or-ed onto a
-/// magnitude, four vector operations per 16 values instead of eight.
+/// `SaturatingFinish` for signed formats with -0 whose NaN result is the input's sign xor-ed onto
+/// one pattern (nanNegative = nanPositive ^ sign bit): IEEE-like formats with NaN (fn and IEEE ExMy,
+/// bf16, fp16) keep the sign, formats without NaN (E2M1, E2M3, E3M2) give the zero of the opposite
+/// sign. Every result is then sign ^ (NaN ? nanPositive : magnitude): five vector operations per 16
+/// values instead of eight.
 struct SignedSaturatingFinish<R: FastRule>: Kernel {
   let rule: R
   static var usesRandom: Bool { R.usesRandom }
   static func applies(_ k: KernelConstants) -> Bool {
-    k.zeroSignMask == 0x8000_0000 && k.nanPositive & 0x8000_0000 == 0 && k.nanNegative == k.nanPositive | 0x8000_0000
+    k.zeroSignMask == 0x8000_0000 && k.nanNegative == k.nanPositive ^ 0x8000_0000
   }
   @inline(__always)
   func apply(_ a: UInt32, _ k: KernelConstants, _ random: UInt32) -> UInt32 {
-    let mag = a & 0x7FFF_FFFF
     let out = min(rule.roundedMagnitude(a, k, random), k.maxBits)
-    return (a & 0x8000_0000) | (mag > 0x7F80_0000 ? k.nanPositive : out)
+    return (a & 0x8000_0000) ^ (a & 0x7FFF_FFFF > 0x7F80_0000 ? k.nanPositive : out)
   }
 }
 
