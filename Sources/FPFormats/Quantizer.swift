@@ -160,16 +160,16 @@ public struct Quantizer: Sendable {
     return (Int(run.saturated), Int(run.flushed))
   }
 
-  /// Blocks down columns (`BlockQuantizer.quantizeColumns`) for `rows` rows of a tile stored group by
-  /// group: value (r, c) is tile[(c / 16) * groupStride + r * 16 + c % 16], its result goes to
-  /// out[r * cols + c] as Q(value * down[c]) * up[c], drawing random counter
-  /// firstIndex + c * laneStride + r. Returns the saturated and flushed counts as `quantizeBlocks`.
+  /// Blocks down columns (`BlockQuantizer.quantizeColumns`): `rows` rows of 16 columns, value (r, j)
+  /// at tile[r * 16 + j], its result to out[r * outStride + j] as Q(value * down[j]) * up[j], drawing
+  /// random counter firstIndex + j * laneStride + r. Returns the saturated and flushed counts as
+  /// `quantizeBlocks`.
   func quantizeColumnTile(
-    _ tile: UnsafePointer<Float>, groupStride: Int, rows: Int, cols: Int, into out: UnsafeMutablePointer<Float>,
+    _ tile: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>, outStride: Int,
     down: UnsafePointer<Float>, up: UnsafePointer<Float>, saturationLimit: Float, firstIndex: Int, laneStride: Int
   ) -> (saturated: Int, flushed: Int) {
     var run = ColumnRun(
-      k: constants, rng: rng, tile: tile, groupStride: groupStride, rows: rows, cols: cols, out: out,
+      k: constants, rng: rng, tile: tile, rows: rows, out: out, outStride: outStride,
       down: down, up: up, limit: saturationLimit.bitPattern, first: UInt64(firstIndex), laneStride: UInt32(laneStride))
     withKernel(constants, &run)
     return (Int(run.saturated), Int(run.flushed))
@@ -350,8 +350,8 @@ struct BlockRun: KernelVisitor {
 /// `BlockRun` for blocks down columns: 16 lanes of one column group, each lane its own block.
 struct ColumnRun: KernelVisitor {
   let k: KernelConstants, rng: CounterRNG
-  let tile: UnsafePointer<Float>, groupStride: Int, rows: Int, cols: Int
-  let out: UnsafeMutablePointer<Float>
+  let tile: UnsafePointer<Float>, rows: Int
+  let out: UnsafeMutablePointer<Float>, outStride: Int
   let down: UnsafePointer<Float>, up: UnsafePointer<Float>
   let limit: UInt32, first: UInt64, laneStride: UInt32
   var saturated: UInt32 = 0, flushed: UInt32 = 0
@@ -362,24 +362,20 @@ struct ColumnRun: KernelVisitor {
     let dst = UnsafeMutableRawPointer(out).assumingMemoryBound(to: UInt32.self)
     let high = rng.highKey(first), low0 = UInt32(truncatingIfNeeded: first)
     precondition(
-      UInt64(cols) * UInt64(stride) <= (1 << 32) - (first & 0xFFFF_FFFF), "block tensors are limited to 2^32 values")
+      16 * UInt64(stride) <= (1 << 32) - (first & 0xFFFF_FFFF), "block tensors are limited to 2^32 values")
     var sat: UInt32 = 0, flush: UInt32 = 0
     withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 32) { buffer in
       let lanes = buffer.baseAddress!
       lanes.initialize(repeating: 0, count: 32)
-      for c0 in Swift.stride(from: 0, to: cols, by: 16) {
-        let group = src + (c0 / 16) * groupStride, d = down + c0, u = up + c0
-        let low = low0 &+ UInt32(truncatingIfNeeded: c0) &* stride
-        for r in 0..<rows {
-          let o = dst + r * cols + c0, x = group + r * 16
-          for j in 0..<16 {
-            let c = low &+ UInt32(truncatingIfNeeded: j) &* stride &+ UInt32(truncatingIfNeeded: r)
-            let random = R.usesRandom ? rng.bits32(low: c, high: high) : 0
-            let (value, s, f, _) = BlockRun.one(x[j], d[j], u[j], rule, k, random, limit)
-            o[j] = value
-            lanes[j] &+= s
-            lanes[16 + j] &+= f
-          }
+      for r in 0..<rows {
+        let o = dst + r * outStride, x = src + r * 16
+        for j in 0..<16 {
+          let c = low0 &+ UInt32(truncatingIfNeeded: j) &* stride &+ UInt32(truncatingIfNeeded: r)
+          let random = R.usesRandom ? rng.bits32(low: c, high: high) : 0
+          let (value, s, f, _) = BlockRun.one(x[j], down[j], up[j], rule, k, random, limit)
+          o[j] = value
+          lanes[j] &+= s
+          lanes[16 + j] &+= f
         }
       }
       for j in 0..<16 { sat &+= lanes[j]; flush &+= lanes[16 + j] }
