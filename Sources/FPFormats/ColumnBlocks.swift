@@ -52,29 +52,34 @@ extension BlockQuantizer {
     let sourceTransform = transform
     let parts = WorkerPool.map(t) { w in
       var s = QuantizationStats()
-      // One group of 16 columns at a time, so that its tile (height x 16), read once from the source,
-      // stays in L1 for the block maxima and the rounding; then 16 factor pairs.
-      withUnsafeTemporaryAllocation(of: Float.self, capacity: (height + 2) * 16) { scratch in
-        let buffer = scratch.baseAddress!, down = buffer + height * 16, up = down + 16
+      // The tile, group-major ([group][row][16]), then one factor pair per column.
+      withUnsafeTemporaryAllocation(of: Float.self, capacity: (height + 2) * cols) { scratch in
+        let buffer = scratch.baseAddress!, down = buffer + height * cols, up = down + cols
         for tile in stride(from: w, to: tiles, by: t) {
           let r0 = tile * height
           for g in 0..<groups {
-            Self.loadTile(source, cols: cols, r0: r0, c0: g * 16, height: height, into: buffer, hadamard: sourceTransform)
-            for b0 in stride(from: 0, to: height, by: block) {
-              // Column g * 16 + j's block: rows r0 + b0 ..< r0 + b0 + block.
-              let lanes = Self.columnMaxLanes(buffer + b0 * 16, rows: block)
-              UnsafeMutableRawPointer(down).storeBytes(of: lanes, as: SIMD16<UInt32>.self)
-              s.amax = max(s.amax, Float(bitPattern: lanes.max()))
-              blockFactors(
-                amaxToDown: down, up: up, count: 16, firstBlock: 0, tensorAmax: a, global: global, stored: nil,
-                stats: &s)
-              let (sat, flush) = element.quantizeColumnTile(
-                buffer + b0 * 16, rows: block, into: dst + (r0 + b0) * cols + g * 16, outStride: cols,
-                down: down, up: up, saturationLimit: saturationLimit, firstIndex: g * 16 * rows + r0 + b0,
-                laneStride: rows)
-              s.saturated += sat
-              s.flushedToZero += flush
+            Self.loadTile(
+              source, cols: cols, r0: r0, c0: g * 16, height: height, into: buffer + g * height * 16,
+              hadamard: sourceTransform)
+          }
+          for b0 in stride(from: 0, to: height, by: block) {
+            // Column c's block: rows r0 + b0 ..< r0 + b0 + block.
+            var m: UInt32 = 0
+            for g in 0..<groups {
+              let lanes = Self.columnMaxLanes(buffer + (g * height + b0) * 16, rows: block)
+              UnsafeMutableRawPointer(down + g * 16).storeBytes(of: lanes, as: SIMD16<UInt32>.self)
+              m = max(m, lanes.max())
             }
+            s.amax = max(s.amax, Float(bitPattern: m))
+            blockFactors(
+              amaxToDown: down, up: up, count: cols, firstBlock: 0, tensorAmax: a, global: global,
+              stored: nil, stats: &s)
+            let (sat, flush) = element.quantizeColumnTile(
+              buffer + b0 * 16, groupStride: height * 16, rows: block, cols: cols,
+              into: dst + (r0 + b0) * cols, down: down, up: up, saturationLimit: saturationLimit,
+              firstIndex: r0 + b0, laneStride: rows)
+            s.saturated += sat
+            s.flushedToZero += flush
           }
         }
       }

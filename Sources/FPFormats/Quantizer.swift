@@ -95,35 +95,12 @@ public struct Quantizer: Sendable {
   }
 
   /// Calls `visitor` with the kernel specialised for this rounding: the float kernel where it applies
-  /// (see `FastRule`), with the short ending for saturating signed formats in the common roundings,
+  /// (see `FastRule`), with the short endings for saturating signed formats in the common roundings,
   /// else the integer one.
   func withKernel<V: KernelVisitor>(_ k: KernelConstants, _ visitor: inout V) {
-    if k.fastPath && k.saturatingSigned && SignedSaturatingFinish<FastNearestEven>.applies(k) {
-      switch rounding {
-      case .rne: return visitor.visit(SignedSaturatingFinish(rule: FastNearestEven()))
-      case .rtz: return visitor.visit(SignedSaturatingFinish(rule: FastTowardZero()))
-      case .stochastic(let bits) where bits <= 24: return visitor.visit(SignedSaturatingFinish(rule: FastStochastic(bits: bits)))
-      default: break
-      }
-    }
-    if k.fastPath && k.saturatingSigned {
-      switch rounding {
-      case .rne: return visitor.visit(SaturatingFinish(rule: FastNearestEven()))
-      case .rtz: return visitor.visit(SaturatingFinish(rule: FastTowardZero()))
-      case .stochastic(let bits) where bits <= 24: return visitor.visit(SaturatingFinish(rule: FastStochastic(bits: bits)))
-      default: break
-      }
-    }
     if k.fastPath {
-      switch rounding {
-      case .rne: return visitor.visit(FastNearestEven())
-      case .rtz: return visitor.visit(FastTowardZero())
-      case .up: return visitor.visit(FastDirected(towardPositive: true))
-      case .down: return visitor.visit(FastDirected(towardPositive: false))
-      case .rna: return visitor.visit(FastNearestAway())
-      case .stochastic(let bits) where bits <= 24: return visitor.visit(FastStochastic(bits: bits))
-      default: break
-      }
+      let done = k.spacingMap ? withFastKernel(k, SpacingMap.self, &visitor) : withFastKernel(k, BinadeMap.self, &visitor)
+      if done { return }
     }
     switch rounding {
     case .rne: visitor.visit(NearestEven())
@@ -134,6 +111,40 @@ public struct Quantizer: Sendable {
     case .odd: visitor.visit(ToOdd())
     case .stochastic(let bits): visitor.visit(Stochastic(bits: UInt64(bits)))
     }
+  }
+
+  /// The float kernels with magnitude map `M`; false where the rounding has none.
+  private func withFastKernel<V: KernelVisitor, M: MagnitudeMap>(
+    _ k: KernelConstants, _ map: M.Type, _ visitor: inout V
+  ) -> Bool {
+    if k.saturatingSigned && SignedSaturatingFinish<FastNearestEven, M>.applies(k) {
+      switch rounding {
+      case .rne: visitor.visit(SignedSaturatingFinish<FastNearestEven, M>(rule: FastNearestEven())); return true
+      case .rtz: visitor.visit(SignedSaturatingFinish<FastTowardZero, M>(rule: FastTowardZero())); return true
+      case .stochastic(let bits) where bits <= 24:
+        visitor.visit(SignedSaturatingFinish<FastStochastic, M>(rule: FastStochastic(bits: bits))); return true
+      default: break
+      }
+    }
+    if k.saturatingSigned {
+      switch rounding {
+      case .rne: visitor.visit(SaturatingFinish<FastNearestEven, M>(rule: FastNearestEven())); return true
+      case .rtz: visitor.visit(SaturatingFinish<FastTowardZero, M>(rule: FastTowardZero())); return true
+      case .stochastic(let bits) where bits <= 24:
+        visitor.visit(SaturatingFinish<FastStochastic, M>(rule: FastStochastic(bits: bits))); return true
+      default: break
+      }
+    }
+    switch rounding {
+    case .rne: visitor.visit(FastKernel<FastNearestEven, M>(rule: FastNearestEven()))
+    case .rtz: visitor.visit(FastKernel<FastTowardZero, M>(rule: FastTowardZero()))
+    case .up: visitor.visit(FastKernel<FastDirected, M>(rule: FastDirected(towardPositive: true)))
+    case .down: visitor.visit(FastKernel<FastDirected, M>(rule: FastDirected(towardPositive: false)))
+    case .rna: visitor.visit(FastKernel<FastNearestAway, M>(rule: FastNearestAway()))
+    case .stochastic(let bits) where bits <= 24: visitor.visit(FastKernel<FastStochastic, M>(rule: FastStochastic(bits: bits)))
+    default: return false
+    }
+    return true
   }
 
   /// In place, for block formats: x[i] <- Q(x[i] * down[b]) * up[b] for the values i of block b
@@ -160,16 +171,16 @@ public struct Quantizer: Sendable {
     return (Int(run.saturated), Int(run.flushed))
   }
 
-  /// Blocks down columns (`BlockQuantizer.quantizeColumns`): `rows` rows of 16 columns, value (r, j)
-  /// at tile[r * 16 + j], its result to out[r * outStride + j] as Q(value * down[j]) * up[j], drawing
-  /// random counter firstIndex + j * laneStride + r. Returns the saturated and flushed counts as
-  /// `quantizeBlocks`.
+  /// Blocks down columns (`BlockQuantizer.quantizeColumns`) for `rows` rows of a tile stored group by
+  /// group: value (r, c) is tile[(c / 16) * groupStride + r * 16 + c % 16], its result goes to
+  /// out[r * cols + c] as Q(value * down[c]) * up[c], drawing random counter
+  /// firstIndex + c * laneStride + r. Returns the saturated and flushed counts as `quantizeBlocks`.
   func quantizeColumnTile(
-    _ tile: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>, outStride: Int,
+    _ tile: UnsafePointer<Float>, groupStride: Int, rows: Int, cols: Int, into out: UnsafeMutablePointer<Float>,
     down: UnsafePointer<Float>, up: UnsafePointer<Float>, saturationLimit: Float, firstIndex: Int, laneStride: Int
   ) -> (saturated: Int, flushed: Int) {
     var run = ColumnRun(
-      k: constants, rng: rng, tile: tile, rows: rows, out: out, outStride: outStride,
+      k: constants, rng: rng, tile: tile, groupStride: groupStride, rows: rows, cols: cols, out: out,
       down: down, up: up, limit: saturationLimit.bitPattern, first: UInt64(firstIndex), laneStride: UInt32(laneStride))
     withKernel(constants, &run)
     return (Int(run.saturated), Int(run.flushed))
@@ -350,8 +361,8 @@ struct BlockRun: KernelVisitor {
 /// `BlockRun` for blocks down columns: 16 lanes of one column group, each lane its own block.
 struct ColumnRun: KernelVisitor {
   let k: KernelConstants, rng: CounterRNG
-  let tile: UnsafePointer<Float>, rows: Int
-  let out: UnsafeMutablePointer<Float>, outStride: Int
+  let tile: UnsafePointer<Float>, groupStride: Int, rows: Int, cols: Int
+  let out: UnsafeMutablePointer<Float>
   let down: UnsafePointer<Float>, up: UnsafePointer<Float>
   let limit: UInt32, first: UInt64, laneStride: UInt32
   var saturated: UInt32 = 0, flushed: UInt32 = 0
@@ -362,20 +373,24 @@ struct ColumnRun: KernelVisitor {
     let dst = UnsafeMutableRawPointer(out).assumingMemoryBound(to: UInt32.self)
     let high = rng.highKey(first), low0 = UInt32(truncatingIfNeeded: first)
     precondition(
-      16 * UInt64(stride) <= (1 << 32) - (first & 0xFFFF_FFFF), "block tensors are limited to 2^32 values")
+      UInt64(cols) * UInt64(stride) <= (1 << 32) - (first & 0xFFFF_FFFF), "block tensors are limited to 2^32 values")
     var sat: UInt32 = 0, flush: UInt32 = 0
     withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 32) { buffer in
       let lanes = buffer.baseAddress!
       lanes.initialize(repeating: 0, count: 32)
-      for r in 0..<rows {
-        let o = dst + r * outStride, x = src + r * 16
-        for j in 0..<16 {
-          let c = low0 &+ UInt32(truncatingIfNeeded: j) &* stride &+ UInt32(truncatingIfNeeded: r)
-          let random = R.usesRandom ? rng.bits32(low: c, high: high) : 0
-          let (value, s, f, _) = BlockRun.one(x[j], down[j], up[j], rule, k, random, limit)
-          o[j] = value
-          lanes[j] &+= s
-          lanes[16 + j] &+= f
+      for c0 in Swift.stride(from: 0, to: cols, by: 16) {
+        let group = src + (c0 / 16) * groupStride, d = down + c0, u = up + c0
+        let low = low0 &+ UInt32(truncatingIfNeeded: c0) &* stride
+        for r in 0..<rows {
+          let o = dst + r * cols + c0, x = group + r * 16
+          for j in 0..<16 {
+            let c = low &+ UInt32(truncatingIfNeeded: j) &* stride &+ UInt32(truncatingIfNeeded: r)
+            let random = R.usesRandom ? rng.bits32(low: c, high: high) : 0
+            let (value, s, f, _) = BlockRun.one(x[j], d[j], u[j], rule, k, random, limit)
+            o[j] = value
+            lanes[j] &+= s
+            lanes[16 + j] &+= f
+          }
         }
       }
       for j in 0..<16 { sat &+= lanes[j]; flush &+= lanes[16 + j] }
