@@ -117,21 +117,15 @@ public struct Quantizer: Sendable {
   private func withFastKernel<V: KernelVisitor, M: MagnitudeMap>(
     _ k: KernelConstants, _ map: M.Type, _ visitor: inout V
   ) -> Bool {
-    if k.saturatingSigned && SignedSaturatingFinish<FastNearestEven, M>.applies(k) {
-      switch rounding {
-      case .rne: visitor.visit(SignedSaturatingFinish<FastNearestEven, M>(rule: FastNearestEven())); return true
-      case .rtz: visitor.visit(SignedSaturatingFinish<FastTowardZero, M>(rule: FastTowardZero())); return true
-      case .stochastic(let bits) where bits <= 24:
-        visitor.visit(SignedSaturatingFinish<FastStochastic, M>(rule: FastStochastic(bits: bits))); return true
-      default: break
-      }
-    }
     if k.saturatingSigned {
+      let signed = SignedSaturatingFinish<FastNearestEven, M>.applies(k)
+      func visit<R: FastRule>(_ rule: R) {
+        if signed { visitor.visit(SignedSaturatingFinish<R, M>(rule: rule)) } else { visitor.visit(SaturatingFinish<R, M>(rule: rule)) }
+      }
       switch rounding {
-      case .rne: visitor.visit(SaturatingFinish<FastNearestEven, M>(rule: FastNearestEven())); return true
-      case .rtz: visitor.visit(SaturatingFinish<FastTowardZero, M>(rule: FastTowardZero())); return true
-      case .stochastic(let bits) where bits <= 24:
-        visitor.visit(SaturatingFinish<FastStochastic, M>(rule: FastStochastic(bits: bits))); return true
+      case .rne: visit(FastNearestEven()); return true
+      case .rtz: visit(FastTowardZero()); return true
+      case .stochastic(let bits) where bits <= 24: visit(FastStochastic(bits: bits)); return true
       default: break
       }
     }
