@@ -250,10 +250,16 @@ struct CountingRun: KernelVisitor {
       let ax = a & 0x7FFF_FFFF
       sat &+= ax &- (limit &+ 1) < 0x7F80_0000 &- limit ? 1 : 0
       flush &+= (ax != 0 ? 1 : 0) & (o & 0x7FFF_FFFF == 0 ? 1 : 0)
-      m = max(m, BlockAmax.finiteMagnitude(a))
+      m = max(m, ax)
     }
     saturated = sat
     flushed = flush
+    // The max over all magnitudes is the finite amax unless the input holds Inf or NaN: only then a
+    // second pass, so that the common case pays one operation per vector for it.
+    if m >= 0x7F80_0000 {
+      m = 0
+      for i in 0..<n { m = max(m, BlockAmax.finiteMagnitude(s[i])) }
+    }
     amax = m
   }
 }
