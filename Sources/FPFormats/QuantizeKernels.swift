@@ -212,11 +212,12 @@ struct Stochastic: RoundingRule {
 ///
 /// |x| is divided by the format's spacing there, 2^Q with Q = max(E, emin) - M (E = floor(log2 |x|);
 /// Q = emin below 2^emin in formats without subnormals): y = |x| / 2^Q lies in [2^M, 2^(M+1)) in a
-/// normal binade and below 2^M (or 1) under 2^emin, and the division by a power of two is exact. y is rounded to an integer n (`FastRule`; exact: y < 2^24) and n * 2^Q
-/// is the result, also exact (a carry to 2^(M+1) lands in the next binade by itself). Results equal
-/// the integer kernel's bit for bit; the tests check both against `ReferenceQuantizer`. Two ways to
-/// divide and multiply back (`MagnitudeMap`): `SpacingMap` where 2^Q and 2^-Q are float32 normals,
-/// `BinadeMap` for formats reaching further down (bf16, tf32, E8Mx) or without subnormals.
+/// normal binade and below 2^M (or 1) under 2^emin, and the division by a power of two is exact.
+/// y is rounded to an integer n (`FastRule`; exact: y < 2^24) and n * 2^Q is the result, also exact
+/// (a carry to 2^(M+1) lands in the next binade by itself). Results equal the integer kernel's bit
+/// for bit; the tests check both against `ReferenceQuantizer`. Two ways to divide and multiply back
+/// (`MagnitudeMap`): `SpacingMap` where 2^Q and 2^-Q are float32 normals, `BinadeMap` for formats
+/// reaching further down (bf16, tf32, E8Mx) or without subnormals.
 protocol FastRule {
   static var usesRandom: Bool { get }
   /// Rounds the non-negative integer-or-not `y` (< 2^24) to an integer.
@@ -235,8 +236,9 @@ protocol MagnitudeMap {
 
 /// For formats with subnormals: 2^Q from the exponent field max(field(|x|), field(2^emin)) minus M,
 /// 2^-Q from 254 minus that (IEEE biases: e + 127 and -e + 127): two multiplies, nine vector
-/// operations per 16 values instead of fourteen. Inf and NaN give Inf or NaN here (an M = 1 format divides Inf by 2^127, whose inverse is 0, and gets
-/// NaN): above max either way, and the endings look at the input for them.
+/// operations per 16 values instead of fourteen. Inf and NaN give Inf or NaN here (an M = 1 format
+/// divides Inf by 2^127, whose inverse is 0, and gets NaN): above max either way, and the endings
+/// look at the input for them.
 struct SpacingMap: MagnitudeMap {
   @inline(__always)
   static func rounded<R: FastRule>(_ rule: R, _ a: UInt32, _ k: KernelConstants, _ random: UInt32) -> UInt32 {
