@@ -306,7 +306,10 @@ struct BlockRun: KernelVisitor {
 
   @inline(__always)
   mutating func run<R: Kernel, S: ElementStore, V: ValueSource>(_ rule: R, _ sink: S, _ values: V) {
+    // Locals, not properties: `self` is inout here, and loads through it inside the loop would have to
+    // be repeated after every store.
     let k = KernelConstants.freshCopy(k), rng = rng, limit = limit
+    let n = n, block = block, down = down, up = up
     let bits = UnsafeMutableRawPointer(x).assumingMemoryBound(to: UInt32.self)
     let high = rng.highKey(first), low0 = UInt32(truncatingIfNeeded: first)
     precondition(UInt64(n) <= (1 << 32) - (first & 0xFFFF_FFFF), "block tensors are limited to 2^32 values per call")
