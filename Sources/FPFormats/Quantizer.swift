@@ -371,7 +371,9 @@ struct ColumnRun: KernelVisitor {
   var saturated: UInt32 = 0, flushed: UInt32 = 0
 
   mutating func visit<R: Kernel>(_ rule: R) {
+    // Locals, not properties (see `BlockRun.run`).
     let k = KernelConstants.freshCopy(k), rng = rng, limit = limit, stride = laneStride
+    let rows = rows, cols = cols, groupStride = groupStride, down = down, up = up
     let src = UnsafeRawPointer(tile).assumingMemoryBound(to: UInt32.self)
     let dst = UnsafeMutableRawPointer(out).assumingMemoryBound(to: UInt32.self)
     let high = rng.highKey(first), low0 = UInt32(truncatingIfNeeded: first)
