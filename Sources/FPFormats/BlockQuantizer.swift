@@ -102,7 +102,7 @@ public struct BlockQuantizer: Sendable {
       throw FormatError.invalid("2-D tiles are not blocks along the last axis: quantize the whole matrix")
     }
     let needsAmax = format.rule == .nvfp4 || format.tensorScale
-    let a = tensorAmax ?? (needsAmax ? finiteAmax(source ?? UnsafePointer(base), rows * cols) : 0)
+    let a = tensorAmax ?? (needsAmax ? BlockAmax.finiteAmax(source ?? UnsafePointer(base), rows * cols) : 0)
     let (r, c) = format.block == .tensor ? (1, rows * cols) : (rows, cols)
     quantizeRows(
       base, rows: r, cols: c, block: block, tensorAmax: a, first: firstIndex, firstBlock: firstBlock,
@@ -122,7 +122,7 @@ public struct BlockQuantizer: Sendable {
   /// max |x| over the finite values of a tensor.
   public func amax(_ x: UnsafeBufferPointer<Float>) -> Float {
     guard let b = x.baseAddress else { return 0 }
-    return finiteAmax(b, x.count)
+    return BlockAmax.finiteAmax(b, x.count)
   }
 
   /// In place, a row-major matrix [rows, cols]. Vector blocks run along `axis` (1: along each row, the
@@ -137,7 +137,7 @@ public struct BlockQuantizer: Sendable {
     // The tensor's amax is needed before any block only by NVFP4 and tensor scaling; otherwise the
     // telemetry takes it from the block maxima as they go.
     let needsTensorAmax = format.rule == .nvfp4 || format.tensorScale
-    let tensorAmax = needsTensorAmax ? knownAmax ?? finiteAmax(base, rows * cols) : 0
+    let tensorAmax = needsTensorAmax ? knownAmax ?? BlockAmax.finiteAmax(base, rows * cols) : 0
     switch format.block {
     case .vector(let n):
       if axis == 1 {
@@ -245,10 +245,10 @@ public struct BlockQuantizer: Sendable {
         }
         for b in b0..<nb {
           let lo = b * block
-          down[b] = finiteAmax(from + lo, min(len, lo + block) - lo)
+          down[b] = BlockAmax.finiteAmax(from + lo, min(len, lo + block) - lo)
         }
         // Non-negative floats order as their bits: an integer max, which vectorizes.
-        stats.amax = max(stats.amax, finiteAmax(down, nb))
+        stats.amax = max(stats.amax, BlockAmax.finiteAmax(down, nb))
         let localBlock = r * blocksPerRow + s0 / block
         blockFactors(
           amaxToDown: down, up: up, count: nb, firstBlock: (firstBlock ?? first / max(cols, 1) * blocksPerRow) + localBlock,
@@ -268,18 +268,6 @@ public struct BlockQuantizer: Sendable {
     stats.count += rows * cols
   }
 
-  /// max |x| over the finite values, on bit patterns with an arithmetic mask instead of `?:` (LLVM
-  /// turns a select inside a reduction into a branch and then leaves the loop scalar).
-  func finiteAmax(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
-    let bits = UnsafeRawPointer(x).assumingMemoryBound(to: UInt32.self)
-    var m: UInt32 = 0
-    for i in 0..<n {
-      let a = bits[i] & 0x7FFF_FFFF
-      let finite = 0 &- ((a &- 0x7F80_0000) &>> 31)  // all ones when a < Inf's bits
-      m = max(m, a & finite)
-    }
-    return Float(bitPattern: m)
-  }
 
   /// The tensor-level factor g of the `amax` rule (1 without tensor scaling or for an all-zero tensor).
   func globalFactor(_ a: Float) -> Float {
@@ -388,12 +376,21 @@ func exp2Int(_ k: Int) -> Double { Double(sign: .plus, exponent: k, significand:
 /// The vectorized steps of the block loop for blocks that are whole 16-lane vectors. Written as
 /// loops over lanes with integer masks, which LLVM turns into 512-bit code (the generic SIMD
 /// `pointwiseMax` / `replacing` of the standard library stay per-lane loops and calls).
-enum BlockAmax {
-  /// |x| bits, 0 for Inf and NaN (the amax is over finite values).
+public enum BlockAmax {
+  /// |x| bits, 0 for Inf and NaN (the amax is over finite values). An arithmetic mask instead of `?:`:
+  /// LLVM turns a select inside a reduction into a branch and then leaves the loop scalar.
   @inline(__always)
   static func finiteMagnitude(_ bits: UInt32) -> UInt32 {
     let a = bits & 0x7FFF_FFFF
     return a & (0 &- ((a &- 0x7F80_0000) &>> 31))
+  }
+
+  /// max |x| over the finite values of x[0 ..< n] (0 when there are none).
+  public static func finiteAmax(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+    let bits = UnsafeRawPointer(x).assumingMemoryBound(to: UInt32.self)
+    var m: UInt32 = 0
+    for i in 0..<n { m = max(m, finiteMagnitude(bits[i])) }
+    return Float(bitPattern: m)
   }
 
   /// dst[i] = max(src[2i], src[2i+1]) for i < n: halves the partial maxima of every block, block

@@ -64,8 +64,7 @@ public struct RandomHadamard: Sendable, Hashable {
           RandomHadamard.fwht(p + g, size)
         }
       }
-      let bits = UnsafeRawPointer(p).assumingMemoryBound(to: UInt32.self)
-      for i in 0..<len { amax = max(amax, BlockAmax.finiteMagnitude(bits[i])) }
+      amax = max(amax, BlockAmax.finiteAmax(p, len).bitPattern)
     }
     return Float(bitPattern: amax)
   }

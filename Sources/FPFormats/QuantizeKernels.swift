@@ -31,6 +31,10 @@ struct KernelConstants: Sendable {
   var spacingMap: Bool
   var mField: UInt32  // M << 23: dividing a power of two by 2^M on its bits
 
+  /// `SignedSaturatingFinish` applies (with `saturatingSigned`): -0 exists and the NaN result is the
+  /// input's sign xor-ed onto nanPositive.
+  var signXorEnding: Bool { zeroSignMask == 0x8000_0000 && nanNegative == nanPositive ^ 0x8000_0000 }
+
   @inline(never)
   static func freshCopy(_ k: KernelConstants) -> KernelConstants { k }
 
@@ -296,16 +300,13 @@ struct SaturatingFinish<R: FastRule, M: MagnitudeMap>: Kernel {
 }
 
 /// `SaturatingFinish` for signed formats with -0 whose NaN result is the input's sign xor-ed onto
-/// one pattern (nanNegative = nanPositive ^ sign bit): IEEE-like formats with NaN (fn and IEEE ExMy,
+/// one pattern (nanNegative = nanPositive ^ sign bit; `KernelConstants.signXorEnding`): IEEE-like formats with NaN (fn and IEEE ExMy,
 /// bf16, fp16) keep the sign, formats without NaN (E2M1, E2M3, E3M2) give the zero of the opposite
 /// sign. Every result is then sign ^ (NaN ? nanPositive : magnitude): five vector operations per 16
 /// values instead of eight.
 struct SignedSaturatingFinish<R: FastRule, M: MagnitudeMap>: Kernel {
   let rule: R
   static var usesRandom: Bool { R.usesRandom }
-  static func applies(_ k: KernelConstants) -> Bool {
-    k.zeroSignMask == 0x8000_0000 && k.nanNegative == k.nanPositive ^ 0x8000_0000
-  }
   @inline(__always)
   func apply(_ a: UInt32, _ k: KernelConstants, _ random: UInt32) -> UInt32 {
     let out = min(M.rounded(rule, a, k, random), k.maxBits)

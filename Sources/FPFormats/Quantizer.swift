@@ -118,9 +118,8 @@ public struct Quantizer: Sendable {
     _ k: KernelConstants, _ map: M.Type, _ visitor: inout V
   ) -> Bool {
     if k.saturatingSigned {
-      let signed = SignedSaturatingFinish<FastNearestEven, M>.applies(k)
       func visit<R: FastRule>(_ rule: R) {
-        if signed { visitor.visit(SignedSaturatingFinish<R, M>(rule: rule)) } else { visitor.visit(SaturatingFinish<R, M>(rule: rule)) }
+        if k.signXorEnding { visitor.visit(SignedSaturatingFinish<R, M>(rule: rule)) } else { visitor.visit(SaturatingFinish<R, M>(rule: rule)) }
       }
       switch rounding {
       case .rne: visit(FastNearestEven()); return true
@@ -256,10 +255,7 @@ struct CountingRun: KernelVisitor {
     flushed = flush
     // The max over all magnitudes is the finite amax unless the input holds Inf or NaN: only then a
     // second pass, so that the common case pays one operation per vector for it.
-    if m >= 0x7F80_0000 {
-      m = 0
-      for i in 0..<n { m = max(m, BlockAmax.finiteMagnitude(s[i])) }
-    }
+    if m >= 0x7F80_0000 { m = BlockAmax.finiteAmax(src, n).bitPattern }
     amax = m
   }
 }

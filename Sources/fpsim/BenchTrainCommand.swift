@@ -122,7 +122,6 @@ struct BenchTrainResult: Codable {
   /// The baseline timed in the same run, its steps alternating with these (nil: none).
   var baseline: BenchTrainBaseline? = nil
 
-
   var table: String {
     let rows: [(String, String)] = [
       ("model", model), ("recipe", recipe), ("seed", "\(seed)"),

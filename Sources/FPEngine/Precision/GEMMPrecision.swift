@@ -238,14 +238,14 @@ extension OperandRounder {
     // Strip j lives at a + j0 * rows (A = src^T R in place, so a strip loaded for the amax is not
     // loaded again); its rounded copy goes to the thread's part of B.
     let preload = needsTensorAmax && hadamard != nil
-    var amax: Float? = needsTensorAmax && hadamard == nil ? RoundingCounts.finiteAmax(src, layout.count) : nil
+    var amax: Float? = needsTensorAmax && hadamard == nil ? BlockAmax.finiteAmax(src, layout.count) : nil
     if preload {
       amax = WorkerPool.map(t) { i in
         var m: Float = 0
         for j in stride(from: i, to: strips, by: t) {
           let j0 = j * S, j1 = min(cols, j0 + S)
           load(j0, j1, a + j0 * rows)
-          m = max(m, RoundingCounts.finiteAmax(a + j0 * rows, (j1 - j0) * rows))
+          m = max(m, BlockAmax.finiteAmax(a + j0 * rows, (j1 - j0) * rows))
         }
         return m
       }.max()!
@@ -290,27 +290,16 @@ extension OperandRounder {
 }
 
 extension RoundingCounts {
-  /// `finiteAmax` on up to `threads` contiguous chunks (a max does not depend on the split).
+  /// `BlockAmax.finiteAmax` on up to `threads` contiguous chunks (a max does not depend on the split).
   static func finiteAmax(_ x: UnsafePointer<Float>, _ n: Int, threads: Int) -> Float {
     let t = max(1, min(threads, n / 65_536))
-    if t == 1 { return finiteAmax(x, n) }
+    if t == 1 { return BlockAmax.finiteAmax(x, n) }
     let per = (n + t - 1) / t
     nonisolated(unsafe) let x = x
     return WorkerPool.map(t) { i in
       let lo = i * per
-      return lo < n ? finiteAmax(x + lo, min(n, lo + per) - lo) : 0
+      return lo < n ? BlockAmax.finiteAmax(x + lo, min(n, lo + per) - lo) : 0
     }.max()!
-  }
-
-  /// max |x| over the finite values, on bit patterns with an arithmetic mask (vectorizes).
-  static func finiteAmax(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
-    let bits = UnsafeRawPointer(x).assumingMemoryBound(to: UInt32.self)
-    var m: UInt32 = 0
-    for i in 0..<n {
-      let a = bits[i] & 0x7FFF_FFFF
-      m = max(m, a & (0 &- ((a &- 0x7F80_0000) &>> 31)))
-    }
-    return Float(bitPattern: m)
   }
 }
 
@@ -584,7 +573,7 @@ extension ScaledRounding {
     let maxElem = format.elementMax
     var stats = QuantizationStats()
     scratch.update(from: src, count: n)
-    let a: Float? = needsTensorAmax ? RoundingCounts.finiteAmax(src, n) : nil
+    let a: Float? = needsTensorAmax ? BlockAmax.finiteAmax(src, n) : nil
     var k = 0
     switch format.block {
     case .tile(let tr, let tc):
