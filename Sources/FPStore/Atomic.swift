@@ -64,6 +64,29 @@ extension Store {
     }
   }
 
+  /// Creates a directory (its parent must exist) and puts the new entry on disk (`fsync` of the
+  /// parent), so files published into it later cannot outlive it after a power loss. An existing
+  /// directory is accepted as it is.
+  public static func makeDirectory(_ path: String) throws {
+    if mkdir(path, 0o755) != 0 && errno != EEXIST {
+      throw StoreError(.io, file: path, "cannot create the folder: \(FileSync.errnoText())")
+    }
+    try FileSync.fsyncDirectory(containing: path)
+  }
+
+  /// Renames `from` to `to` (same file system) and puts the change on disk. Refuses to replace an
+  /// existing `to` (renameat2 with RENAME_NOREPLACE is not in Glibc's Swift overlay, so this checks
+  /// first: callers own the folder they rename in).
+  public static func renameDurably(_ from: String, to: String) throws {
+    if FileManager.default.fileExists(atPath: to) {
+      throw StoreError(.invalidArgument, file: to, "cannot rename \(from) onto it: it exists")
+    }
+    guard rename(from, to) == 0 else {
+      throw StoreError(.io, file: from, "cannot rename to \(to): \(FileSync.errnoText())")
+    }
+    try FileSync.fsyncDirectory(containing: to)
+  }
+
   /// The temporary name of a file being written by this process.
   public static func temporaryPath(for path: String) -> String { "\(path).tmp-\(getpid())" }
 
@@ -79,6 +102,22 @@ extension Store {
       let alive = kill(pid, 0) == 0 || errno == EPERM
       if pid != getpid() && !alive {
         let full = (directory as NSString).appendingPathComponent(entry)
+        if unlink(full) == 0 { removed.append(full) }
+      }
+    }
+    return removed
+  }
+
+  /// Deletes every `<name>.tmp-<pid>` in `folder` whose writer no longer runs (what a killed
+  /// ``writeAtomically(to:schema:config:overwrite:_:)`` leaves). Returns their paths.
+  @discardableResult
+  public static func removeStaleTemporaries(inFolder folder: String) -> [String] {
+    var removed: [String] = []
+    for entry in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] {
+      guard let r = entry.range(of: ".tmp-", options: .backwards), let pid = Int32(entry[r.upperBound...]) else { continue }
+      let alive = kill(pid, 0) == 0 || errno == EPERM
+      if pid != getpid() && !alive {
+        let full = (folder as NSString).appendingPathComponent(entry)
         if unlink(full) == 0 { removed.append(full) }
       }
     }

@@ -2,22 +2,32 @@ import FPEngine
 import FPStore
 import Foundation
 
-/// Writes one training run into an `fpsim/run` file as it goes (docs/files.md "fpsim/run").
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Writes one training run as durable units that are never modified in place, then the finished
+/// `fpsim/run` file in one atomic step (docs/files.md "fpsim/run" and "A run while it trains").
 ///
-/// While the run trains, its unit lives under `/.incomplete/runs%2F<id>`: metrics are appended every
-/// `flushEvery` steps (a kill loses at most that many steps' metrics, and nothing a checkpoint covers),
-/// snapshots and checkpoints are added as they come. When the run ends (completed or diverged) the unit
-/// is moved to `/runs/<id>` in one link move, so a reader sees a run only once it is whole. An
-/// interrupted run stays staged, with its checkpoints, for `fpsim train --resume`.
+/// While the run trains, nothing exists at `path`. Its progress lives in the folder `<path>.partial/`:
+/// - `unit_000000000.h5`, written when the run starts: the run's configuration (enough to start again);
+/// - `unit_<N>.h5` (N zero-padded to 9 digits) at every checkpoint after N completed steps: the run's
+///   attributes so far, all metrics rows 1...N, the checkpoint `step_N` and the snapshots taken since the
+///   previous unit, in the layout of a staged run (`/.incomplete/runs%2F<id>`).
+/// Each unit is written to `<unit>.tmp-<pid>`, closed, `fsync`ed and renamed (``Store/writeAtomically``),
+/// so a unit is on disk whole or not at all, and no unit is ever opened for writing again. When the run
+/// completes or diverges, `path` is written the same way (metrics from memory, checkpoints and snapshots
+/// copied from the units) and the folder is then removed. A kill at any instant therefore leaves either
+/// the finished file, or the folder whose newest unit is a complete, correct state to resume from; the
+/// metrics rows after that unit are lost and recomputed (bit for bit) by the resumed run.
 public final class RunFileWriter: TrainingSink {
+  /// The finished run file (absent until the run ends).
   public let path: String
   public let runID: String
-  let file: H5File
-  let unit: H5Group
-  let flushEvery: Int
-  private var names: [String] = []
-  private var pending: [StepMetrics] = []
-  private var metricsGroup: H5Group?
+  /// The run's configuration (the file header's `config`).
+  public let config: String
+  /// `<path>.partial`.
+  public let folder: String
   /// Set (from a signal handler, say) to end the run after its current step.
   public var stopRequested = false
   /// Called after every step with its metrics (progress display).
@@ -26,73 +36,225 @@ public final class RunFileWriter: TrainingSink {
   public var environment: [String: String] = [:]
   /// Items (tokens, examples) per step, known once the run begins.
   public private(set) var itemsPerStep = 0
-  /// The first error writing the file; training stops at the next step when set.
+  /// The first error writing a unit or the file; training stops at the next step when set.
   public private(set) var writeError: Error?
+  /// What was set aside (renamed `<name>.broken-<n>`) before this writer started, for the user.
+  public internal(set) var setAside: [String] = []
+
+  private var names: [String] = []
+  private var attributes: [String: AttributeValue] = [:]
+  private var metrics = RunMetrics()
+  /// Snapshots taken since the last unit (they go into the next unit, or the finished file).
+  private var pendingSnapshots: [(step: Int, tensors: [NamedArray])] = []
+  /// Steps of the published units, ascending (0 first).
+  private var units: [Int]
+  /// Wall seconds of earlier sessions, and when this one began.
+  private var earlierSeconds: Double
+  private var sessionStart = DispatchTime.now().uptimeNanoseconds
+  /// The evaluation of the last step that was due one (Trainer's `lastEvalLoss`, which a restore
+  /// does not carry over), for `final_eval_loss`.
+  private var evalEvery = 0, totalSteps = 0
+  private let lock: Int32
 
   static func stagingKey(_ runID: String) -> String { "runs%2F" + runID }
+  static let stagingGroup = Store.incompleteGroup + "/"
 
-  /// Per rounded operand, every step: fractions saturated and flushed to zero, max |x|, and for block
-  /// formats the fractions of blocks whose scale saturated or underflowed.
-  static let telemetryKinds = ["saturated", "flushed", "amax", "scale_saturated", "scale_underflow"]
+  /// `<path>.partial`, where a run in progress keeps its units.
+  public static func folder(for path: String) -> String { path + ".partial" }
 
-  static func telemetry(_ kind: String, _ m: StepMetrics) -> [Float] {
-    switch kind {
-    case "saturated": return m.saturated
-    case "flushed": return m.flushed
-    case "amax": return m.amax
-    case "scale_saturated": return m.scaleSaturated
-    default: return m.scaleUnderflow
-    }
+  static func unitName(_ step: Int) -> String {
+    let digits = String(step)
+    return "unit_" + String(repeating: "0", count: max(0, 9 - digits.count)) + digits + ".h5"
   }
 
-  /// Starts a new run file at `path` (refusing an existing one), staged until the run ends.
-  public static func create(path: String, runID: String = "run", config: String, flushEvery: Int = 25) throws -> RunFileWriter {
-    let file = try Store.create(path, schema: .run, config: config)
+  /// The steps of the unit files in `folder` (by name; not validated), ascending.
+  static func unitSteps(in folder: String) -> [Int] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+    return entries.compactMap { name -> Int? in
+      guard name.hasPrefix("unit_"), name.hasSuffix(".h5") else { return nil }
+      let digits = name.dropFirst(5).dropLast(3)
+      guard digits.count == 9, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber) else { return nil }
+      return Int(digits)
+    }.sorted()
+  }
+
+  func unitPath(_ step: Int) -> String { folder + "/" + Self.unitName(step) }
+
+  /// Starts a new run at `path`: creates `<path>.partial/` and publishes unit 0 (the configuration).
+  /// The caller has checked that neither `path` nor a resumable folder exists.
+  static func create(path: String, runID: String = "run", config: String) throws -> RunFileWriter {
+    let folder = folder(for: path)
+    try Store.makeDirectory(folder)
     do {
-      let staging = try file.root.requireGroup(Store.incompleteGroup)
-      let unit = try staging.createGroup(stagingKey(runID))
-      try file.flush(durable: false)
-      return RunFileWriter(path: path, runID: runID, file: file, unit: unit, flushEvery: flushEvery)
+      let lock = try lockFolder(folder, path: path)
+      let w = RunFileWriter(path: path, runID: runID, config: config, units: [], earlierSeconds: 0, lock: lock)
+      try w.publishUnit(step: 0, checkpoint: nil)
+      return w
     } catch {
-      try? file.close()
-      try? FileManager.default.removeItem(atPath: path)
+      // Nothing of value is in the folder yet: leave no trace under the --out name.
+      try? FileManager.default.removeItem(atPath: folder)
       throw error
     }
   }
 
-  /// Reopens the staged run of an interrupted `fpsim train` for resuming.
-  public static func reopen(path: String, flushEvery: Int = 25) throws -> (RunFileWriter, config: String) {
-    let (file, header) = try Store.open(path, expecting: .run, mode: .readWrite)
-    let staging = try file.root.group(Store.incompleteGroup)
-    guard let key = try staging.children().map(\.name).first(where: { $0.hasPrefix("runs%2F") }) else {
-      try? file.close()
-      throw StoreError(.invalidArgument, file: path, "has no unfinished run to resume (its runs are complete)")
-    }
-    let unit = try staging.group(key)
-    let writer = RunFileWriter(
-      path: path, runID: String(key.dropFirst("runs%2F".count)), file: file, unit: unit, flushEvery: flushEvery)
-    return (writer, header.config)
-  }
-
-  init(path: String, runID: String, file: H5File, unit: H5Group, flushEvery: Int) {
+  init(path: String, runID: String, config: String, units: [Int], earlierSeconds: Double, lock: Int32) {
     self.path = path
     self.runID = runID
-    self.file = file
-    self.unit = unit
-    self.flushEvery = max(1, flushEvery)
+    self.config = config
+    self.folder = Self.folder(for: path)
+    self.units = units
+    self.earlierSeconds = earlierSeconds
+    self.lock = lock
+  }
+
+  deinit { if lock >= 0 { Glibc.close(lock) } }
+
+  /// Takes an exclusive lock on `<folder>/lock` for this process's lifetime (released by the kernel
+  /// when the process dies), so two processes never write the same run.
+  static func lockFolder(_ folder: String, path: String) throws -> Int32 {
+    let fd = Glibc.open(folder + "/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+    guard fd >= 0 else {
+      throw StoreError(.io, file: path, "cannot create \(folder)/lock: \(String(cString: strerror(errno)))")
+    }
+    guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+      Glibc.close(fd)
+      throw StoreError(.invalidArgument, file: path, "another fpsim process is training this run; wait for it to finish")
+    }
+    return fd
+  }
+
+  // MARK: Resume
+
+  /// What a valid unit holds for a resume.
+  struct LoadedUnit {
+    var step: Int
+    var metrics: RunMetrics
+    var checkpoint: Checkpoint?
+    var attributes: [String: AttributeValue]
+  }
+
+  /// Reads and checks unit `step` of `folder` whole: header (`config` equal to `expectedConfig` when
+  /// given), the staged run, `step` metrics rows counting 1...step, and the checkpoint `step_<step>`.
+  static func loadUnit(_ folder: String, step: Int, expectedConfig: String?) throws -> (LoadedUnit, config: String, runID: String) {
+    let file = folder + "/" + unitName(step)
+    let (f, header) = try Store.open(file, expecting: .run)
+    defer { try? f.close() }
+    if let expectedConfig, header.config != expectedConfig {
+      throw StoreError(.schema, file: file, "holds another run's configuration than unit 0")
+    }
+    let staging = try f.root.group(Store.incompleteGroup)
+    guard let key = try staging.children().map(\.name).first(where: { $0.hasPrefix("runs%2F") }) else {
+      throw StoreError(.missingObject, file: file, "holds no staged run")
+    }
+    let unit = try staging.group(key)
+    let metrics = try RunMetrics.read(from: unit, rows: step)
+    var checkpoint: Checkpoint? = nil
+    if step > 0 {
+      guard try unit.contains("checkpoints/step_\(step)") else {
+        throw StoreError(.missingObject, file: file, object: unit.path, "has no checkpoint step_\(step)")
+      }
+      checkpoint = try readCheckpoint(try unit.group("checkpoints/step_\(step)"))
+      for kind in ["checkpoints", "snapshots"] where try unit.contains(kind) {
+        for child in try unit.group(kind).children() { _ = try unit.group(kind + "/" + child.name) }
+      }
+    }
+    var attributes: [String: AttributeValue] = [:]
+    for (name, value) in try unit.attributes() { attributes[name] = value }
+    return (LoadedUnit(step: step, metrics: metrics, checkpoint: checkpoint, attributes: attributes), header.config, String(key.dropFirst("runs%2F".count)))
+  }
+
+  /// Looks at `<path>.partial/`: returns the newest unit to resume from and the units below it, all
+  /// checked to open. A unit that does not open or check, and every unit after it, is listed in
+  /// `broken` (with the reason of the first). Reads only.
+  static func scan(path: String) -> (newest: (LoadedUnit, config: String, runID: String)?, units: [Int], broken: [Int], reason: String?) {
+    let folder = folder(for: path)
+    let steps = unitSteps(in: folder)
+    guard steps.first == 0 else {
+      return (nil, [], steps, steps.isEmpty ? "\(folder) holds no complete unit" : "\(folder) has no unit_000000000.h5")
+    }
+    // Unit 0 gives the configuration every later unit must carry.
+    let config: String
+    do {
+      config = try loadUnit(folder, step: 0, expectedConfig: nil).config
+    } catch {
+      return (nil, [], steps, "\(error)")
+    }
+    // The newest unit that loads whole wins; the units below it are checked to open (their
+    // checkpoints and snapshots go into the finished file).
+    var reason: String? = nil
+    var top = steps.count - 1
+    while top >= 0 {
+      do {
+        let loaded = try loadUnit(folder, step: steps[top], expectedConfig: config)
+        var good = true
+        for s in steps[1..<max(1, top)] {
+          do {
+            let (f, header) = try Store.open(folder + "/" + unitName(s), expecting: .run)
+            let has = try f.root.contains(Store.incompleteGroup + "/" + stagingKey(loaded.runID) + "/checkpoints/step_\(s)")
+            let same = header.config == config && has
+            try? f.close()
+            if !same { throw StoreError(.schema, file: folder + "/" + unitName(s), "is not a unit of this run") }
+          } catch {
+            reason = reason ?? "\(error)"
+            // Resume below the broken unit instead.
+            top = steps.firstIndex(of: s)! - 1
+            good = false
+            break
+          }
+        }
+        if good { return (loaded, Array(steps[...top]), Array(steps[(top + 1)...]), reason) }
+      } catch {
+        reason = reason ?? "\(error)"
+        top -= 1
+      }
+    }
+    return (nil, [], steps, reason)
+  }
+
+  /// Opens the run in progress at `path` (its folder `<path>.partial/`) for resuming: the newest
+  /// complete unit is the starting point; broken units after it are set aside. Throws when there is
+  /// nothing to resume, with what to do.
+  static func reopenForResume(path: String) throws -> (RunFileWriter, config: String, checkpoint: Checkpoint?) {
+    let folder = folder(for: path)
+    if FileManager.default.fileExists(atPath: path) {
+      // Opening checks it is an fpsim run file (and says what is wrong when it is not).
+      let (f, _) = try Store.open(path, expecting: .run)
+      let finished = (try? f.root.contains("/runs")) == true
+      try? f.close()
+      if finished {
+        // Everything of the folder went into the file before it was published: a leftover is stale.
+        if FileManager.default.fileExists(atPath: folder) { try? FileManager.default.removeItem(atPath: folder) }
+        throw StoreError(.invalidArgument, file: path, "has no unfinished run to resume (its run is complete)")
+      }
+      throw StoreError(
+        .invalidArgument, file: path,
+        "holds an unfinished run of an older fpsim, written in place, which cannot be resumed safely: move it aside and train again")
+    }
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+      throw StoreError(.noSuchFile, file: path, "no such run: neither the file nor \(folder) exists")
+    }
+    let lock = try lockFolder(folder, path: path)
+    Store.removeStaleTemporaries(inFolder: folder)
+    let scanned = scan(path: path)
+    guard let (newest, config, runID) = scanned.newest else {
+      Glibc.close(lock)
+      throw StoreError(
+        .schema, file: path,
+        "cannot resume: \(scanned.reason ?? "no complete unit") (move \(folder) aside and train again)")
+    }
+    let w = RunFileWriter(
+      path: path, runID: runID, config: config, units: scanned.units,
+      earlierSeconds: newest.attributes["wall_seconds"]?.doubleValue ?? 0, lock: lock)
+    for step in scanned.broken {
+      if let moved = try? TrainingRuns.moveAside(w.unitPath(step)) { w.setAside.append(moved) }
+    }
+    w.metrics = newest.metrics
+    w.attributes = newest.attributes
+    return (w, config, newest.checkpoint)
   }
 
   // MARK: Checkpoints
-
-  /// The steps of the checkpoints in the run, ascending.
-  public func checkpointSteps() throws -> [Int] {
-    guard try unit.contains("checkpoints") else { return [] }
-    return try unit.group("checkpoints").children().compactMap { Int($0.name.dropFirst("step_".count)) }.sorted()
-  }
-
-  public func readCheckpoint(step: Int) throws -> Checkpoint {
-    try RunFileWriter.readCheckpoint(try unit.group("checkpoints/step_\(step)"))
-  }
 
   public static func readCheckpoint(_ g: H5Group) throws -> Checkpoint {
     var arrays: [NamedArray] = []
@@ -103,7 +265,11 @@ public final class RunFileWriter: TrainingSink {
           try walk(try group.group(child.name), name)
         } else {
           let d = try group.dataset(child.name)
-          arrays.append(NamedArray(name: name, shape: try d.shape, values: try d.read(as: Float.self)))
+          let shape = try d.shape, values = try d.read(as: Float.self)
+          guard shape.reduce(1, *) == values.count else {
+            throw StoreError(.schema, file: g.file.path, object: d.path, "holds \(values.count) values for shape \(shape)")
+          }
+          arrays.append(NamedArray(name: name, shape: shape, values: values))
         }
       }
     }
@@ -116,155 +282,156 @@ public final class RunFileWriter: TrainingSink {
     return Checkpoint(version: version, step: Int(ints["step"] ?? 0), arrays: arrays, integers: ints)
   }
 
-  /// Drops everything recorded after `step` completed steps (metrics rows, later snapshots and
-  /// checkpoints), so a resumed run appends exactly what an uninterrupted one would have.
-  public func truncate(after step: Int) throws {
-    if try unit.contains("metrics") {
-      let m = try unit.group("metrics")
-      let steps = try m.dataset("step").read(as: Int64.self)
-      let keep = steps.firstIndex { $0 > Int64(step) } ?? steps.count
-      try resizeAll(m, rows: keep)
-      metricsGroup = m
-    }
-    for kind in ["snapshots", "checkpoints"] where try unit.contains(kind) {
-      let g = try unit.group(kind)
-      for child in try g.children() {
-        if let s = Int(child.name.dropFirst("step_".count)), s > step { try g.delete(child.name) }
-      }
-    }
-    try file.flush(durable: false)
+  // MARK: Writing
+
+  private func writeAttributes(_ g: H5Group) throws {
+    for (k, v) in attributes.sorted(by: { $0.key < $1.key }) { try g.setAttribute(k, v) }
   }
 
-  private func resizeAll(_ g: H5Group, rows: Int) throws {
-    for child in try g.children() {
-      if child.kind == .group { try resizeAll(try g.group(child.name), rows: rows) } else { try g.dataset(child.name).resize(rows: rows) }
+  private var sessionSeconds: Double { Double(DispatchTime.now().uptimeNanoseconds - sessionStart) * 1e-9 }
+
+  private static func writeCheckpoint(_ checkpoint: Checkpoint, into all: H5Group) throws {
+    let g = try all.createGroup("step_\(checkpoint.step)")
+    try g.setAttribute("format_version", checkpoint.version)
+    for (k, v) in checkpoint.integers.sorted(by: { $0.key < $1.key }) { try g.setAttribute(k, Int(v)) }
+    for a in checkpoint.arrays { try g.createDataset(a.name, values: a.values, shape: a.shape) }
+  }
+
+  private static func writeSnapshot(step: Int, tensors: [NamedArray], into all: H5Group) throws {
+    let g = try all.createGroup("step_\(step)")
+    for t in tensors { try g.createDataset(t.name, values: t.values, shape: t.shape) }
+  }
+
+  /// Publishes unit `step` (a new file, renamed into place): everything up to `step` completed steps.
+  private func publishUnit(step: Int, checkpoint: Checkpoint?) throws {
+    precondition(metrics.count == step, "a unit after \(step) steps holds \(metrics.count) metrics rows")
+    let due = pendingSnapshots.filter { $0.step <= step }
+    try Store.writeAtomically(to: unitPath(step), schema: .run, config: config, overwrite: true) { file in
+      let unit = try file.root.requireGroup(Store.incompleteGroup).createGroup(Self.stagingKey(runID))
+      var attributes = self.attributes
+      if step > 0 {
+        attributes["wall_seconds"] = .double(earlierSeconds + sessionSeconds)
+        attributes["completed_steps"] = .int(step)
+      }
+      for (k, v) in attributes.sorted(by: { $0.key < $1.key }) { try unit.setAttribute(k, v) }
+      if step > 0 || metrics.count > 0 { try metrics.write(into: unit, names: names) }
+      if !due.isEmpty {
+        let all = try unit.createGroup("snapshots")
+        for s in due { try Self.writeSnapshot(step: s.step, tensors: s.tensors, into: all) }
+      }
+      if let checkpoint { try Self.writeCheckpoint(checkpoint, into: try unit.createGroup("checkpoints")) }
     }
+    pendingSnapshots.removeAll { $0.step <= step }
+    units.removeAll { $0 >= step }
+    units.append(step)
+  }
+
+  /// Writes the finished run file at `path` atomically, then removes the folder.
+  private func publishRun() throws {
+    try Store.writeAtomically(to: path, schema: .run, config: config) { file in
+      let run = try file.root.createGroup("runs").createGroup(runID)
+      try writeAttributes(run)
+      try metrics.write(into: run, names: names)
+      // Checkpoints and snapshots, copied whole (H5Ocopy keeps their layout) from the units.
+      var snapshots: H5Group? = nil, checkpoints: H5Group? = nil
+      for step in units where step > 0 {
+        let (source, _) = try Store.open(unitPath(step), expecting: .run)
+        defer { try? source.close() }
+        let unit = try source.group(Self.stagingGroup + Self.stagingKey(runID))
+        for kind in ["snapshots", "checkpoints"] where try unit.contains(kind) {
+          let from = try unit.group(kind)
+          let into: H5Group
+          if kind == "snapshots" {
+            snapshots = try snapshots ?? run.createGroup(kind)
+            into = snapshots!
+          } else {
+            checkpoints = try checkpoints ?? run.createGroup(kind)
+            into = checkpoints!
+          }
+          for child in try from.children() where !(try into.contains(child.name)) {
+            try into.copy(child.name, from: from, to: child.name)
+          }
+        }
+      }
+      if !pendingSnapshots.isEmpty {
+        snapshots = try snapshots ?? run.createGroup("snapshots")
+        for s in pendingSnapshots { try Self.writeSnapshot(step: s.step, tensors: s.tensors, into: snapshots!) }
+      }
+    }
+    try? FileManager.default.removeItem(atPath: folder)
   }
 
   // MARK: TrainingSink
 
   public func begin(_ run: RunDescription) {
     itemsPerStep = run.itemsPerStep
-    // StepMetrics carry telemetry in this order (a resumed file lists its datasets alphabetically).
+    // StepMetrics carry telemetry in this order.
     names = run.telemetryNames
-    attempt {
-      try unit.setAttribute("model", run.model.description)
-      try unit.setAttribute("recipe", run.recipe.description)
-      try unit.setAttribute("recipe_json", run.recipe.json)  // fully resolved, per operand
-      try unit.setAttribute("lr", Double(run.config.learningRate))
-      try unit.setAttribute("seed", Int(bitPattern: UInt(run.config.seed)))
-      try unit.setAttribute("steps", run.config.steps)
-      try unit.setAttribute("parameter_count", run.parameterCount)
-      try unit.setAttribute("items_per_step", run.itemsPerStep)
-      try unit.setAttribute("status", "running")
-      for (k, v) in environment.sorted(by: { $0.key < $1.key }) { try unit.setAttribute(k, v) }
-      let rule = run.config.divergence
-      try unit.setAttribute("divergence_smoothing", Double(rule.smoothing))
-      try unit.setAttribute("divergence_margin", Double(rule.margin))
-      try unit.setAttribute("divergence_patience", rule.patience)
-      try unit.setAttribute("spike_margin", Double(rule.spikeMargin))
-      try unit.setAttribute("divergence_warmup_steps", rule.warmupSteps ?? run.config.resolvedWarmupSteps)
-      if metricsGroup == nil {
-        let m = try unit.createGroup("metrics")
-        for (name, type) in [("step", ElementType.int64), ("train_loss", .float32), ("eval_loss", .float32),
-                             ("grad_norm", .float32), ("lr", .float32), ("loss_scale", .float32), ("skipped", .uint8),
-                             ("step_seconds", .float64)] {
-          try m.createDataset(name, type: type, shape: [0], growable: true, chunk: [1024])
-        }
-        try m.dataset("train_loss").setAttribute("units", "nats per item")
-        try m.dataset("eval_loss").setAttribute("units", "nats per item; NaN where not evaluated")
-        try m.dataset("step_seconds").setAttribute("units", "seconds (wall time, not reproducible)")
-        for kind in RunFileWriter.telemetryKinds {
-          let g = try m.createGroup(kind)
-          for name in run.telemetryNames { try g.createDataset(name, type: .float32, shape: [0], growable: true, chunk: [1024]) }
-        }
-        metricsGroup = m
-      }
-    }
+    evalEvery = run.config.evalEvery
+    totalSteps = run.config.steps
+    sessionStart = DispatchTime.now().uptimeNanoseconds
+    attributes["model"] = .string(run.model.description)
+    attributes["recipe"] = .string(run.recipe.description)
+    attributes["recipe_json"] = .string(run.recipe.json)  // fully resolved, per operand
+    attributes["lr"] = .double(Double(run.config.learningRate))
+    attributes["seed"] = .int(Int(bitPattern: UInt(run.config.seed)))
+    attributes["steps"] = .int(run.config.steps)
+    attributes["parameter_count"] = .int(run.parameterCount)
+    attributes["items_per_step"] = .int(run.itemsPerStep)
+    attributes["status"] = .string("running")
+    for (k, v) in environment { attributes[k] = .string(v) }
+    let rule = run.config.divergence
+    attributes["divergence_smoothing"] = .double(Double(rule.smoothing))
+    attributes["divergence_margin"] = .double(Double(rule.margin))
+    attributes["divergence_patience"] = .int(rule.patience)
+    attributes["spike_margin"] = .double(Double(rule.spikeMargin))
+    attributes["divergence_warmup_steps"] = .int(rule.warmupSteps ?? run.config.resolvedWarmupSteps)
   }
 
-  public func record(_ metrics: StepMetrics) {
-    pending.append(metrics)
-    if pending.count >= flushEvery { attempt { try flushMetrics() } }
-    onStep?(metrics)
-  }
-
-  private func flushMetrics() throws {
-    guard let m = metricsGroup, !pending.isEmpty else { return }
-    // `step` counts completed optimizer steps (1 after the first update), as checkpoints do.
-    try m.dataset("step").append(pending.map { Int64($0.step + 1) })
-    try m.dataset("train_loss").append(pending.map(\.trainLoss))
-    try m.dataset("eval_loss").append(pending.map { $0.evalLoss ?? .nan })
-    try m.dataset("grad_norm").append(pending.map(\.gradNorm))
-    try m.dataset("lr").append(pending.map(\.learningRate))
-    try m.dataset("loss_scale").append(pending.map(\.lossScale))
-    try m.dataset("skipped").append(pending.map { UInt8($0.skipped ? 1 : 0) })
-    try m.dataset("step_seconds").append(pending.map(\.seconds))
-    for kind in RunFileWriter.telemetryKinds {
-      let g = try m.group(kind)
-      for (i, name) in names.enumerated() {
-        try g.dataset(name).append(pending.map { m in
-          let v = RunFileWriter.telemetry(kind, m)
-          return i < v.count ? v[i] : .nan
-        })
-      }
-    }
-    pending.removeAll(keepingCapacity: true)
-    try file.flush(durable: false)
+  public func record(_ m: StepMetrics) {
+    metrics.append(m, names: names)
+    onStep?(m)
   }
 
   public func snapshot(step: Int, tensors: [NamedArray]) {
-    attempt {
-      let g = try unit.createGroup("snapshots/step_\(step + 1)")  // after step + 1 completed steps
-      for t in tensors { try g.createDataset(t.name, values: t.values, shape: t.shape) }
-      try file.flush(durable: false)
-    }
+    pendingSnapshots.append((step + 1, tensors))  // after step + 1 completed steps
   }
 
   public func checkpoint(_ checkpoint: Checkpoint) {
-    attempt {
-      try flushMetrics()
-      // Written under a temporary name and renamed, so a kill mid-write leaves no half checkpoint.
-      let all = try unit.requireGroup("checkpoints")
-      let temporary = "partial_step_\(checkpoint.step)"
-      if try all.contains(temporary) { try all.delete(temporary) }
-      let g = try all.createGroup(temporary)
-      try g.setAttribute("format_version", checkpoint.version)
-      for (k, v) in checkpoint.integers.sorted(by: { $0.key < $1.key }) { try g.setAttribute(k, Int(v)) }
-      for a in checkpoint.arrays { try g.createDataset(a.name, values: a.values, shape: a.shape) }
-      try file.flush(durable: false)
-      let final = "step_\(checkpoint.step)"
-      if try all.contains(final) { try all.delete(final) }
-      try all.move(temporary, to: final)
-      try file.flush(durable: false)
+    attempt { try publishUnit(step: checkpoint.step, checkpoint: checkpoint) }
+  }
+
+  /// The evaluation loss of the last step that evaluated (the trainer evaluates at multiples of
+  /// `evalEvery` and at the last step), NaN when none did.
+  private var lastEvalLoss: Float {
+    for i in stride(from: metrics.count - 1, through: 0, by: -1) {
+      let s = Int(metrics.step[i])
+      if s == totalSteps || (evalEvery > 0 && s % evalEvery == 0) { return metrics.evalLoss[i] }
     }
+    return .nan
   }
 
   public func end(_ summary: RunSummary) {
+    // An interrupted run keeps its units for --resume; nothing else to write.
+    guard summary.status != .interrupted else { return }
     attempt {
-      try flushMetrics()
-      try unit.setAttribute("status", summary.status.rawValue)
-      try unit.setAttribute("diverged_step", summary.divergedStep ?? -1)
-      try unit.setAttribute("spikes", summary.spikes)
-      try unit.setAttribute("completed_steps", summary.steps)
-      try unit.setAttribute("final_train_loss", Double(summary.finalTrainLoss))
-      try unit.setAttribute("final_eval_loss", Double(summary.finalEvalLoss ?? .nan))
-      let previous = try unit.attribute("wall_seconds")?.doubleValue ?? 0
-      try unit.setAttribute("wall_seconds", previous + summary.wallSeconds)
-      try file.flush(durable: true)
-      if summary.status != .interrupted {
-        let root = try file.root
-        try root.requireGroup("runs")
-        try root.move(Store.incompleteGroup + "/" + RunFileWriter.stagingKey(runID), to: "/runs/" + runID)
-        try file.flush(durable: true)
-      }
+      attributes["status"] = .string(summary.status.rawValue)
+      attributes["diverged_step"] = .int(summary.divergedStep ?? -1)
+      attributes["spikes"] = .int(summary.spikes)
+      attributes["completed_steps"] = .int(summary.steps)
+      // From the rows, not the summary: a run resumed from its last checkpoint has not itself
+      // computed the last loss or the last evaluation.
+      attributes["final_train_loss"] = .double(Double(metrics.trainLoss.last ?? .nan))
+      attributes["final_eval_loss"] = .double(Double(lastEvalLoss))
+      attributes["wall_seconds"] = .double(earlierSeconds + summary.wallSeconds)
+      try publishRun()
     }
   }
 
   public var shouldStop: Bool { stopRequested || writeError != nil }
 
+  /// Ends the writer; throws the first write error, if any.
   public func close() throws {
-    try file.close()
     if let writeError { throw writeError }
   }
 

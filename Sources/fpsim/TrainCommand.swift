@@ -35,12 +35,12 @@ struct Train: ParsableCommand {
   @Option(help: "Divergence: steps the loss must stay above the margin.") var divergencePatience: Int = 50
   @Option(help: "Directory of the data sets.") var data: String = "data"
   @Option(help: "Threads for GEMMs and kernels (results do not depend on it).") var threads: Int = 1
-  @Option(help: "The run file to write (must not exist).") var out: String?
-  @Option(help: "Finish the unfinished run in this file from its last checkpoint.") var resume: String?
+  @Option(help: "The run file to write (must not exist); while training, the run lives in FILE.partial/.") var out: String?
+  @Option(help: "Finish the unfinished run started with --out FILE from its last checkpoint.") var resume: String?
 
   func validate() throws {
     if resume == nil && out == nil { throw ValidationError("give --out FILE for a new run, or --resume FILE") }
-    if resume != nil && out != nil { throw ValidationError("--resume continues a file in place: drop --out") }
+    if resume != nil && out != nil { throw ValidationError("--resume continues the run it names: drop --out") }
     guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
   }
 
@@ -51,6 +51,7 @@ struct Train: ParsableCommand {
     if let path = resume {
       let (spec, summary) = try TrainingRuns.resume(path: path, threads: threads) { w, spec in
         interrupt.watch(w)
+        noteSetAside(w)
         w.environment = environment
         progress.total = spec.training.steps
         w.onStep = { progress.update($0, items: w.itemsPerStep) }
@@ -81,11 +82,18 @@ struct Train: ParsableCommand {
     progress.total = steps
     let summary = try TrainingRuns.start(spec, path: path, threads: threads) { w, _ in
       interrupt.watch(w)
+      noteSetAside(w)
       w.environment = environment
       w.onStep = { progress.update($0, items: w.itemsPerStep) }
     }
     progress.finish()
     report(summary, spec: spec, path: path)
+  }
+
+  private func noteSetAside(_ w: RunFileWriter) {
+    for moved in w.setAside {
+      FileHandle.standardError.write(Data("fpsim: note: set aside a broken leftover of this run as \(moved)\n".utf8))
+    }
   }
 
   private func report(_ s: RunSummary, spec: RunSpec, path: String) {
