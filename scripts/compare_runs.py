@@ -1,7 +1,9 @@
 """Compare two fpsim files object by object: every dataset's dtype, shape, chunking, filters and
 bytes, and every attribute, except the timing ones (wall_seconds, step_seconds, created).
 
-Usage: python3 scripts/compare_runs.py A.h5 B.h5   (prints "same N" or the differences; exit 1 on any)
+Usage: python3 scripts/compare_runs.py A.h5 B.h5 [A2.h5 B2.h5 ...]
+Prints one line per pair, "same N" (N objects and attributes compared) or "differ K: [names]";
+exit status 1 when any pair differs.
 """
 import sys
 
@@ -36,7 +38,13 @@ def describe(f):
     return out
 
 
-a, b = (describe(h5py.File(p, "r")) for p in sys.argv[1:3])
-bad = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-print("same %d" % len(a) if not bad else "differ %d: %s" % (len(bad), bad[:20]))
-sys.exit(1 if bad else 0)
+def compare(pa, pb):
+    a, b = describe(h5py.File(pa, "r")), describe(h5py.File(pb, "r"))
+    bad = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    return ("same %d" % len(a)) if not bad else ("differ %d: %s" % (len(bad), bad[:20]))
+
+
+if __name__ == "__main__":
+    lines = [compare(sys.argv[i], sys.argv[i + 1]) for i in range(1, len(sys.argv) - 1, 2)]
+    print("\n".join(lines))
+    sys.exit(1 if any(not l.startswith("same") for l in lines) else 0)

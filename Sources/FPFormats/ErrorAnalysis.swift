@@ -1,6 +1,11 @@
 import Foundation  // log, cos, log10
 
 /// Synthetic value distributions for comparing formats before training with them.
+/// A distribution name that does not parse; the description names it and lists the valid ones.
+public struct DistributionError: Error, CustomStringConvertible, Equatable {
+  public let description: String
+}
+
 public enum Distribution: Hashable, Sendable, CustomStringConvertible {
   /// N(0, 1).
   case gaussian
@@ -26,26 +31,26 @@ public enum Distribution: Hashable, Sendable, CustomStringConvertible {
   /// `gaussian`, `laplace`, `uniform`, `student-t:NU` (NU = 1...100), `outliers[:FRACTION[:SCALE]]`
   /// (default 0.001 of the values times 100).
   public init(parsing text: String) throws {
-    let parts = text.lowercased().split(separator: ":").map(String.init)
+    let parts = text.lowercased().split(separator: ":", omittingEmptySubsequences: false).map(String.init)
     switch (parts.first ?? "", parts.count) {
     case ("gaussian", 1), ("normal", 1): self = .gaussian
     case ("laplace", 1): self = .laplace
     case ("uniform", 1): self = .uniform
     case ("student-t", 2):
       guard let v = Int(parts[1]), (1...100).contains(v) else {
-        throw FormatError.invalid("student-t takes integer degrees of freedom 1...100, as student-t:3, not '\(parts[1])'")
+        throw DistributionError(description: "student-t takes integer degrees of freedom 1...100, as student-t:3, not '\(parts[1])'")
       }
       self = .studentT(v)
     case ("outliers", 1...3):
       let f = parts.count > 1 ? Double(parts[1]) : 0.001
       let s = parts.count > 2 ? Double(parts[2]) : 100
-      guard let f, let s, f >= 0, f <= 1, s > 0 else {
-        throw FormatError.invalid("outliers takes a fraction in [0, 1] and a positive scale, as outliers:0.001:100")
+      guard let f, let s, f >= 0, f <= 1, s > 0, s.isFinite else {
+        throw DistributionError(description: "outliers takes a fraction in [0, 1] and a positive finite scale, as outliers:0.001:100")
       }
       self = .outliers(fraction: f, scale: s)
     default:
-      throw FormatError.invalid(
-        "unknown distribution '\(text)': use gaussian, laplace, uniform, student-t:NU or outliers[:FRACTION[:SCALE]]")
+      throw DistributionError(
+        description: "unknown distribution '\(text)': use gaussian, laplace, uniform, student-t:NU or outliers[:FRACTION[:SCALE]]")
     }
   }
 

@@ -81,7 +81,10 @@ extension FloatFormat {
   private static func parseGeneric(_ t: String) throws -> FloatFormat? {
     var rest = Substring(t)
     if rest.hasPrefix("int"), let n = Int(rest.dropFirst(3)) {
-      guard (2...24).contains(n) else {
+      guard n >= 2 else {
+        throw FormatError.invalid("int\(n) has too few bits: an integer format needs a sign and at least one magnitude bit (int2 to int24)")
+      }
+      guard n <= 24 else {
         throw FormatError.tooWide("int\(n): integers of 2 to 24 bits are exactly representable in float32")
       }
       return try FloatFormat(name: t, exponentBits: 0, mantissaBits: n - 1, policy: .finite, isInteger: true)

@@ -67,11 +67,7 @@ public struct ScaledFormat: Hashable, Codable, Sendable, CustomStringConvertible
     name: String? = nil, element: FloatFormat, scale: FloatFormat, block: Block, tensorScale: Bool = false,
     rule: ScaleRule? = nil, scaleRounding: RoundingMode = .rne
   ) throws {
-    switch block {
-    case .vector(let n) where n < 1, .tile(let n, _) where n < 1, .tile(_, let n) where n < 1:
-      throw FormatError.invalid("block size must be at least 1 (as in e2m1/ue8m0/32 or 16x16)")
-    default: break
-    }
+    try ScaledFormat.validate(block)
     let powerOfTwoScale = scale.mantissaBits == 0
     let chosen = rule ?? (powerOfTwoScale ? .floor : .amax)
     if (chosen == .floor || chosen == .ceil) && !powerOfTwoScale {
@@ -153,8 +149,12 @@ public struct ScaledFormat: Hashable, Codable, Sendable, CustomStringConvertible
     var rule: ScaleRule? = nil
     var scaleRounding = RoundingMode.rne
     for option in parts {
-      let kv = option.split(separator: "=", maxSplits: 1).map(String.init)
+      let kv = option.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
       switch (kv[0], kv.count == 2 ? kv[1] : nil) {
+      case ("", _):
+        throw FormatError.invalid("empty option in '\(text)': remove the stray ':' or write tensor-scale, rule=... or scale-rounding=...")
+      case (_, ""?):
+        throw FormatError.invalid("option '\(kv[0])' in '\(text)' has no value after '='")
       case ("tensor-scale", nil): tensorScale = true
       case ("rule", let v?):
         guard let r = ScaleRule(rawValue: v), r != .nvfp4 else {
@@ -172,6 +172,27 @@ public struct ScaledFormat: Hashable, Codable, Sendable, CustomStringConvertible
       scaleRounding: scaleRounding)
   }
 
+  /// The most values one block or tile may hold (2^24): bounded so that block arithmetic (rows x
+  /// cols, block counts, offsets) can never overflow.
+  public static let maxBlockValues = 1 << 24
+
+  /// Refuses blocks of fewer than 1 or more than ``maxBlockValues`` values.
+  public static func validate(_ block: Block) throws {
+    let dims: [Int]
+    switch block {
+    case .vector(let n): dims = [n]
+    case .tile(let r, let c): dims = [r, c]
+    default: return
+    }
+    guard dims.allSatisfy({ $0 >= 1 }) else {
+      throw FormatError.invalid("block size must be at least 1 (as in e2m1/ue8m0/32 or 16x16)")
+    }
+    // Each side is checked first, so the product cannot overflow.
+    guard dims.allSatisfy({ $0 <= maxBlockValues }), dims.reduce(1, *) <= maxBlockValues else {
+      throw FormatError.invalid("block \(block) holds more than \(maxBlockValues) (2^24) values")
+    }
+  }
+
   static func parseBlock(_ s: String, in text: String) throws -> Block {
     let t = s.lowercased()
     if t == "row" { return .row }
@@ -183,6 +204,9 @@ public struct ScaledFormat: Hashable, Codable, Sendable, CustomStringConvertible
     }
     guard values.allSatisfy({ $0 >= 1 }) else {
       throw FormatError.invalid("block '\(s)' in '\(text)': a block holds at least 1 value")
+    }
+    guard values.allSatisfy({ $0 <= maxBlockValues }), values.reduce(1, { $0 * $1 }) <= maxBlockValues else {
+      throw FormatError.invalid("block '\(s)' in '\(text)': a block holds at most \(maxBlockValues) (2^24) values")
     }
     return values.count == 1 ? .vector(values[0]) : .tile(rows: values[0], cols: values[1])
   }

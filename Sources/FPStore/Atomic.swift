@@ -46,8 +46,14 @@ extension Store {
       throw StoreError(error.kind, file: path, object: error.object, error.message)
     }
     do {
-      let result = try body(file)
-      try file.close()
+      let result: R
+      do {
+        result = try body(file)
+        try file.close()
+      } catch let error as StoreError where error.file == temporary {
+        // Name the file the user asked for, not the temporary (which is removed below).
+        throw StoreError(error.kind, file: path, object: error.object, error.message + " (nothing was written)")
+      }
       try FileSync.fsync(path: temporary)
       if !overwrite && FileManager.default.fileExists(atPath: path) {
         throw StoreError(.invalidArgument, file: path, "cannot publish: the file appeared while it was being written")

@@ -79,6 +79,13 @@ enum HDF5Errors {
   static func message(default fallback: String) -> String {
     let lines = takeStack()
     guard let first = lines.first else { return fallback }
+    // A failed system call: HDF5's innermost line is a dump (time, descriptor, buffer address ...)
+    // around "error message = '<strerror text>'": keep only that text.
+    for line in lines.reversed() {
+      if let r = line.range(of: "error message = '"), let end = line[r.upperBound...].firstIndex(of: "'") {
+        return String(line[r.upperBound..<end].lowercased())
+      }
+    }
     guard let last = lines.last, last != first else { return first }
     return "\(first): \(last)"
   }

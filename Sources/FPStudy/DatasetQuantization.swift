@@ -78,6 +78,10 @@ public struct DatasetQuantization: Sendable {
         "holds \(info.typeDescription): fpsim quantizes float16, float32 and float64 datasets")
     }
     let shape = info.shape
+    // An empty dataset (a 0 in its shape) has nothing to quantize, and its lines and blocks no size.
+    guard !shape.contains(0) else {
+      throw StoreError(.invalidArgument, file: input.file, object: input.path, "has no values (shape \(shape)): nothing to quantize")
+    }
     let config = """
       {"command": "quantize", "input": "\(input)", "format": "\(format)", "rounding": "\(rounding)", \
       "overflow": "\(overflow.rawValue)", "seed": \(seed), "axis": \(axis.map(String.init) ?? "null")}

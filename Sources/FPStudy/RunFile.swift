@@ -111,16 +111,29 @@ public final class RunFileWriter: TrainingSink {
 
   /// Takes an exclusive lock on `<folder>/lock` for this process's lifetime (released by the kernel
   /// when the process dies), so two processes never write the same run.
-  static func lockFolder(_ folder: String, path: String) throws -> Int32 {
+  ///
+  /// - Parameter wait: block until the holder exits instead of refusing (a resume that finds the run
+  ///   still being trained by an orphaned worker of a killed grid waits for it, then looks again).
+  static func lockFolder(_ folder: String, path: String, wait: Bool = false) throws -> Int32 {
     let fd = Glibc.open(folder + "/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
     guard fd >= 0 else {
       throw StoreError(.io, file: path, "cannot create \(folder)/lock: \(String(cString: strerror(errno)))")
     }
-    guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-      Glibc.close(fd)
-      throw StoreError(.invalidArgument, file: path, "another fpsim process is training this run; wait for it to finish")
+    if flock(fd, LOCK_EX | LOCK_NB) == 0 { return fd }
+    if wait {
+      while flock(fd, LOCK_EX) != 0 {
+        guard errno == EINTR else { break }
+      }
+      return fd
     }
-    return fd
+    Glibc.close(fd)
+    throw StoreError(.invalidArgument, file: path, "another fpsim process is training this run; wait for it to finish")
+  }
+
+  /// Thrown by a resume that waited for another process training the same run, which finished it.
+  public struct FinishedElsewhere: Error, CustomStringConvertible {
+    public let path: String
+    public var description: String { "\(path): finished by another fpsim process while this one waited" }
   }
 
   // MARK: Resume
@@ -234,7 +247,12 @@ public final class RunFileWriter: TrainingSink {
     guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
       throw StoreError(.noSuchFile, file: path, "no such run: neither the file nor \(folder) exists")
     }
-    let lock = try lockFolder(folder, path: path)
+    let lock = try lockFolder(folder, path: path, wait: true)
+    if !FileManager.default.fileExists(atPath: folder + "/" + unitName(0)), FileManager.default.fileExists(atPath: path) {
+      // The process we waited for published the run and removed the folder.
+      Glibc.close(lock)
+      throw FinishedElsewhere(path: path)
+    }
     Store.removeStaleTemporaries(inFolder: folder)
     let scanned = scan(path: path)
     guard let (newest, config, runID) = scanned.newest else {

@@ -1,3 +1,4 @@
+import FPEngine
 import Foundation
 
 /// A value in a spec file.
@@ -36,6 +37,13 @@ public struct SpecDocument: Sendable {
 
   public init(text: String, file: String) throws {
     self.file = file
+    // CRLF line ends (Windows editors) read as LF. (In a Swift String "\r\n" is one Character, so
+    // splitting on "\n" alone would not see them.)
+    let text = text.replacingOccurrences(of: "\r\n", with: "\n")
+    if let bad = text.unicodeScalars.first(where: { $0.value < 0x20 && $0 != "\n" && $0 != "\t" }) {
+      let line = text.unicodeScalars.prefix { $0 != bad }.filter { $0 == "\n" }.count + 1
+      throw SpecError(file: file, line: line, problem: "control character U+\(String(format: "%04X", bad.value)) in the text: a spec is plain text")
+    }
     let trimmed = text.drop { $0.isWhitespace }
     if trimmed.first == "{" { try parseJSON(text) } else { try parseTOML(text) }
   }
@@ -166,11 +174,15 @@ public struct SpecDocument: Sendable {
   // MARK: JSON
 
   mutating func parseJSON(_ text: String) throws {
+    if let (key, line) = JSONDuplicateKeys.first(in: Array(text.utf8)) {
+      throw SpecError(file: file, line: line, problem: "duplicate key '\(key)' (JSON objects take each key once)")
+    }
     let object: Any
     do {
       object = try JSONSerialization.jsonObject(with: Data(text.utf8))
     } catch {
-      throw SpecError(file: file, line: nil, problem: "malformed JSON (\(error.localizedDescription))")
+      // Foundation's text ("The data couldn't be read ...") says nothing useful: name the problem.
+      throw SpecError(file: file, line: nil, problem: "malformed JSON: check brackets, commas and quotes (or write the spec in TOML)")
     }
     guard let top = object as? [String: Any] else {
       throw SpecError(file: file, line: nil, problem: "a JSON spec is an object of keys")

@@ -105,6 +105,17 @@ public enum TrainingRuns {
     return moved
   }
 
+  /// Refuses a recipe whose `keep=layer:NAME` matches no linear layer of the model (a typo would
+  /// otherwise keep nothing and round every layer), listing the model's layer names.
+  static func checkKeptLayers(_ recipe: Recipe, task: any TrainingTask) throws {
+    let layers = task.precision.layers.map(\.info)
+    for selector in recipe.keep {
+      guard case .layer(let name) = selector, !layers.contains(where: { selector.matches($0) }) else { continue }
+      throw RecipeError.badKey(
+        "keep", "layer '\(name)' is not a layer of \(task.model): use one of \(layers.map(\.name).joined(separator: ", ")) (or a prefix ending before a '.')")
+    }
+  }
+
   /// Renames `path` to `<path>.broken-<n>`, n = 1, 2, ... the first free; returns the new name.
   static func moveAside(_ path: String) throws -> String {
     var n = 1
@@ -124,6 +135,7 @@ public enum TrainingRuns {
     let task = try spec.model.makeTask(
       dataDirectory: URL(fileURLWithPath: spec.dataDirectory), recipe: spec.recipe, seed: spec.training.seed,
       threads: threads)
+    try checkKeptLayers(spec.recipe, task: task)
     let trainer = try Trainer(task: task, config: spec.training)
     if FileManager.default.fileExists(atPath: path) {
       throw StoreError(.invalidArgument, file: path, "exists: choose another --out, or continue it with --resume \(path)")

@@ -39,6 +39,8 @@ enum NumberInput {
     default:
       // Float(String) rounds correctly (to nearest, ties to even) and rejects junk.
       guard t.first.map({ $0.isNumber || $0 == "-" || $0 == "+" || $0 == "." }) == true else { return nil }
+      // Only printable ASCII: Float(String) stops at a NUL byte ("5\0abc" would read as 5).
+      guard t.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else { return nil }
       return Float(t)
     }
   }

@@ -85,12 +85,13 @@ struct Quantize: ParsableCommand {
   private func matrixShape(count: Int) throws -> (Int, Int) {
     guard axis == 0 || axis == 1 else { throw CLIError("--axis is 0 or 1, not \(axis)") }
     guard let shape else { return (1, count) }
-    let parts = shape.lowercased().split(separator: "x").compactMap { Int($0) }
+    let parts = shape.lowercased().split(separator: "x", omittingEmptySubsequences: false).compactMap { Int($0) }
     guard parts.count == 2, parts[0] > 0, parts[1] > 0 else {
       throw CLIError("--shape '\(shape)': write ROWSxCOLS, as 4x32")
     }
-    guard parts[0] * parts[1] == count else {
-      throw CLIError("--shape \(shape) holds \(parts[0] * parts[1]) values but the input has \(count)")
+    let (product, overflow) = parts[0].multipliedReportingOverflow(by: parts[1])
+    guard !overflow, product == count else {
+      throw CLIError("--shape '\(shape)' holds \(overflow ? "more values than can be counted" : "\(product) values") but the input has \(count)")
     }
     return (parts[0], parts[1])
   }

@@ -12,11 +12,11 @@ struct SharpnessCommand: ParsableCommand {
   var file: String
   @Option(help: "keskar-logits, hessian-top, sam, or all.") var metric: String = "keskar-logits"
   @Option(help: "Checkpoints: last, all, or comma-separated steps.") var steps: String = "last"
-  @Option(help: "keskar-logits: box half-width factor epsilon.") var epsilon: Double = 1e-3
-  @Option(help: "keskar-logits: projected gradient ascent steps.") var ascentSteps: Int = 20
-  @Option(help: "hessian-top: power iterations at most.") var iterations: Int = 100
-  @Option(help: "hessian-top: relative tolerance of the eigenvalue.") var tolerance: Double = 1e-4
-  @Option(help: "sam: ascent radius rho.") var rho: Double = 0.05
+  @Option(parsing: .unconditional, help: "keskar-logits: box half-width factor epsilon.") var epsilon: Double = 1e-3
+  @Option(parsing: .unconditional, help: "keskar-logits: projected gradient ascent steps.") var ascentSteps: Int = 20
+  @Option(parsing: .unconditional, help: "hessian-top: power iterations at most.") var iterations: Int = 100
+  @Option(parsing: .unconditional, help: "hessian-top: relative tolerance of the eigenvalue.") var tolerance: Double = 1e-4
+  @Option(parsing: .unconditional, help: "sam: ascent radius rho.") var rho: Double = 0.05
   @Flag(help: "Evaluate under the run's own precision recipe instead of float32.") var underRecipe = false
   @Option(help: "Grids: only runs whose id contains one of these comma-separated strings (e.g. e8m3,_s0).")
   var runs: String?
@@ -34,19 +34,26 @@ struct SharpnessCommand: ParsableCommand {
         return v
       }
     }
-    guard epsilon >= 0 else { throw CLIError("--epsilon must be non-negative, got \(epsilon)") }
-    guard rho > 0, iterations > 0, ascentSteps >= 0, tolerance > 0 else {
-      throw CLIError("--rho, --iterations and --tolerance must be positive")
+    guard epsilon.isFinite && epsilon >= 0 else { throw CLIError("--epsilon must be non-negative, got \(epsilon)") }
+    for (flag, v) in [("--rho", rho), ("--tolerance", tolerance)] where !(v.isFinite && v > 0) {
+      throw CLIError("\(flag) must be a positive finite number, got \(v)")
+    }
+    guard iterations > 0, ascentSteps >= 0 else {
+      throw CLIError("--iterations must be positive and --ascent-steps 0 or positive")
     }
     let chosen: SharpnessJob.Steps
     switch steps {
     case "last": chosen = .last
     case "all": chosen = .all
     default:
-      chosen = .chosen(try steps.split(separator: ",").map {
-        guard let s = Int($0) else { throw CLIError("--steps: '\($0)' is not a step; use last, all or 250,500") }
+      let list = try steps.split(separator: ",", omittingEmptySubsequences: false).map {
+        guard let s = Int($0), s >= 0 else { throw CLIError("--steps: '\($0)' is not a step; use last, all or 250,500") }
         return s
-      })
+      }
+      if let repeated = list.first(where: { s in list.filter { $0 == s }.count > 1 }) {
+        throw CLIError("--steps: step \(repeated) is given twice; list each checkpoint once")
+      }
+      chosen = .chosen(list)
     }
     var p = SharpnessParameters()
     p.epsilon = epsilon

@@ -17,31 +17,56 @@ struct Train: ParsableCommand {
   @Option(help: "Model preset.") var model: String = "gpt-tiny"
   @Option(help: "Precision recipe: fp32, bf16, uniform:FORMAT[:ROUNDING], mxfp8, mxfp6, mxfp4, nvfp4, fp4[:...], a .toml/.json file, with :KEY=VALUE overrides (see fpsim recipes).")
   var recipe: String = "fp32"
-  @Option(help: "Peak learning rate.") var lr: Float = 1e-3
-  @Option(help: "Floor of the cosine decay (default lr / 10).") var minLr: Float?
-  @Option(help: "Linear warmup steps (default min(100, steps / 10)).") var warmup: Int?
-  @Option(help: "Optimizer steps.") var steps: Int = 2000
-  @Option(help: "Seed of initialization, data order and stochastic rounding.") var seed: UInt64 = 0
+  @Option(parsing: .unconditional, help: "Peak learning rate.") var lr: Float = 1e-3
+  @Option(parsing: .unconditional, help: "Floor of the cosine decay (default lr / 10).") var minLr: Float?
+  @Option(parsing: .unconditional, help: "Linear warmup steps (default min(100, steps / 10)).") var warmup: Int?
+  @Option(parsing: .unconditional, help: "Optimizer steps.") var steps: Int = 2000
+  // Parsed by hand so that `--seed -1` says what is wrong (swift-argument-parser would call -1 a flag).
+  @Option(parsing: .unconditional, help: "Seed of initialization, data order and stochastic rounding (0 to 2^64-1).")
+  var seed: String = "0"
   @Option(help: "adamw (betas 0.9, 0.95, weight decay 0.1 on matrices), sgd or signsgd (momentum 0.9).")
   var optimizer: String = "adamw"
-  @Option(help: "Weight decay (default 0.1 for adamw, 0 otherwise).") var weightDecay: Float?
-  @Option(help: "Gradient-norm clipping threshold, or 0 for none.") var gradClip: Float = 1.0
-  @Option(help: "Evaluate on the validation split every N steps (and at the end).") var evalEvery: Int = 100
-  @Option(help: "Write a checkpoint every N steps (and at the end); 0: never (no resume, no sharpness).") var checkpointEvery: Int = 250
-  @Option(help: "Write a snapshot of tensors every N steps; 0: never.") var snapshotEvery: Int = 0
+  @Option(parsing: .unconditional, help: "Weight decay (default 0.1 for adamw, 0 otherwise).") var weightDecay: Float?
+  @Option(parsing: .unconditional, help: "Gradient-norm clipping threshold, or 0 for none.") var gradClip: Float = 1.0
+  @Option(parsing: .unconditional, help: "Evaluate on the validation split every N steps (and at the end).") var evalEvery: Int = 100
+  @Option(parsing: .unconditional, help: "Write a checkpoint every N steps (and at the end); 0: never (no resume, no sharpness).") var checkpointEvery: Int = 250
+  @Option(parsing: .unconditional, help: "Write a snapshot of tensors every N steps; 0: never.") var snapshotEvery: Int = 0
   @Option(help: "Comma-separated tensors to snapshot (parameter names, grad/NAME); default all parameters.")
   var snapshotTensors: String?
-  @Option(help: "Divergence: loss margin (nats) above the running minimum of the smoothed loss.") var divergenceMargin: Float = 1.0
-  @Option(help: "Divergence: steps the loss must stay above the margin.") var divergencePatience: Int = 50
+  @Option(parsing: .unconditional, help: "Divergence: loss margin (nats) above the running minimum of the smoothed loss.") var divergenceMargin: Float = 1.0
+  @Option(parsing: .unconditional, help: "Divergence: steps the loss must stay above the margin.") var divergencePatience: Int = 50
   @Option(help: "Directory of the data sets.") var data: String = "data"
-  @Option(help: "Threads for GEMMs and kernels (results do not depend on it).") var threads: Int = 1
+  @Option(parsing: .unconditional, help: "Threads for GEMMs and kernels (results do not depend on it).") var threads: Int = 1
   @Option(help: "The run file to write (must not exist); while training, the run lives in FILE.partial/.") var out: String?
   @Option(help: "Finish the unfinished run started with --out FILE from its last checkpoint.") var resume: String?
 
   func validate() throws {
     if resume == nil && out == nil { throw ValidationError("give --out FILE for a new run, or --resume FILE") }
     if resume != nil && out != nil { throw ValidationError("--resume continues the run it names: drop --out") }
-    guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    guard threads >= 1 else { throw CLIError("--threads must be at least 1, got \(threads)") }
+    guard resume == nil else { return }
+    _ = try Self.parseSeed(seed)
+    guard lr.isFinite && lr > 0 else { throw CLIError("--lr: the learning rate must be a positive number, got \(lr)") }
+    if let m = minLr, !(m.isFinite && m >= 0) { throw CLIError("--min-lr must be a number from 0 to --lr, got \(m)") }
+    if let w = warmup, w < 0 { throw CLIError("--warmup must be 0 or a positive number of steps, got \(w)") }
+    guard steps >= 1 else { throw CLIError("--steps must be a positive number of steps, got \(steps)") }
+    if let d = weightDecay, !(d.isFinite && d >= 0) { throw CLIError("--weight-decay must be a finite number >= 0, got \(d)") }
+    guard gradClip.isFinite && gradClip >= 0 else { throw CLIError("--grad-clip must be a finite number >= 0 (0: no clipping), got \(gradClip)") }
+    for (flag, v) in [("--eval-every", evalEvery), ("--checkpoint-every", checkpointEvery), ("--snapshot-every", snapshotEvery)] where v < 0 {
+      throw CLIError("\(flag) must be 0 (never) or a positive number of steps, got \(v)")
+    }
+    guard divergenceMargin.isFinite && divergenceMargin > 0 else {
+      throw CLIError("--divergence-margin must be a positive number of nats, got \(divergenceMargin)")
+    }
+    guard divergencePatience >= 1 else { throw CLIError("--divergence-patience must be at least 1 step, got \(divergencePatience)") }
+  }
+
+  /// A seed: a decimal integer from 0 to 2^64-1.
+  static func parseSeed(_ text: String) throws -> UInt64 {
+    guard let v = UInt64(text) else {
+      throw CLIError("--seed \(Echo.quoted(text)) is not a seed: seeds are integers from 0 to 18446744073709551615")
+    }
+    return v
   }
 
   func run() throws {
@@ -49,15 +74,21 @@ struct Train: ParsableCommand {
     let progress = Progress()
     let interrupt = InterruptFlag()
     if let path = resume {
-      let (spec, summary) = try TrainingRuns.resume(path: path, threads: threads) { w, spec in
-        interrupt.watch(w)
-        noteSetAside(w)
-        w.environment = environment
-        progress.total = spec.training.steps
-        w.onStep = { progress.update($0, items: w.itemsPerStep) }
+      let resumed: (RunSpec, RunSummary)
+      do {
+        resumed = try TrainingRuns.resume(path: path, threads: threads) { w, spec in
+          interrupt.watch(w)
+          noteSetAside(w)
+          w.environment = environment
+          progress.total = spec.training.steps
+          w.onStep = { progress.update($0, items: w.itemsPerStep) }
+        }
+      } catch let done as RunFileWriter.FinishedElsewhere {
+        print(done.description)  // the run is complete: nothing left to do
+        return
       }
       progress.finish()
-      report(summary, spec: spec, path: path)
+      report(resumed.1, spec: resumed.0, path: TrainingRuns.runPath(path))
       return
     }
     let path = out!
@@ -75,7 +106,7 @@ struct Train: ParsableCommand {
       steps: steps, learningRate: lr, minLearningRate: minLr, warmupSteps: warmup, optimizer: opt,
       gradClip: gradClip > 0 ? gradClip : nil, evalEvery: evalEvery, checkpointEvery: checkpointEvery,
       snapshotEvery: snapshotEvery, snapshotTensors: snapshotTensors.map { $0.split(separator: ",").map(String.init) },
-      seed: seed, divergence: DivergenceRule(margin: divergenceMargin, patience: divergencePatience))
+      seed: try Self.parseSeed(seed), divergence: DivergenceRule(margin: divergenceMargin, patience: divergencePatience))
     let spec = RunSpec(
       model: try ModelSpec(parsing: model), recipe: try Recipe(parsing: recipe), training: training,
       dataDirectory: data)

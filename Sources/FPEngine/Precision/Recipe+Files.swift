@@ -16,8 +16,11 @@ extension Recipe {
     }
     let pairs: [(String, String)]
     if path.lowercased().hasSuffix(".toml") {
-      pairs = try RecipeFile.toml(String(decoding: data, as: UTF8.self), path: path)
+      pairs = try RecipeFile.toml(String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\r\n", with: "\n"), path: path)
     } else {
+      if let (key, line) = JSONDuplicateKeys.first(in: data) {
+        throw RecipeError.badFile(path, "line \(line): duplicate key '\(key)' (JSON objects take each key once)")
+      }
       let value: RecipeFile.JSONValue
       do { value = try JSONDecoder().decode(RecipeFile.JSONValue.self, from: data) } catch {
         throw RecipeError.badFile(path, "not valid JSON, or a value that is not a string, number, boolean or object")
@@ -33,6 +36,7 @@ extension Recipe {
   /// `base` first, then the rest: wider keys (fewer `.`-separated parts, e.g. `format` before
   /// `forward.format` before `forward.x.format`) first, in file order among equals (JSON objects: sorted).
   static func fromPairs(_ pairs: [(String, String)]) throws -> Recipe {
+    try RecipeKeys.refuseRepeatedKeys(pairs)
     let depth = { (k: String) in RecipeKeys.normalize(k).split(separator: ".").count }
     let ordered = pairs.enumerated().sorted { a, b in
       let da = depth(a.element.0), db = depth(b.element.0)
@@ -166,8 +170,12 @@ enum RecipeFile {
   static func toml(_ text: String, path: String) throws -> [(String, String)] {
     var pairs: [(String, String)] = []
     var table = ""
+    if let bad = text.unicodeScalars.first(where: { $0.value < 0x20 && $0 != "\n" && $0 != "\t" }) {
+      throw RecipeError.badFile(path, "control character U+\(String(bad.value, radix: 16, uppercase: true)) in the text: a recipe file is plain text")
+    }
     for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-      let line = stripComment(String(raw)).trimmingCharacters(in: .whitespaces)
+      // trimmingCharacters(.whitespacesAndNewlines) also drops the "\r" of a CRLF line end.
+      let line = stripComment(String(raw)).trimmingCharacters(in: .whitespacesAndNewlines)
       if line.isEmpty { continue }
       if line.hasPrefix("[") {
         guard line.hasSuffix("]"), !line.hasPrefix("[[") else { throw RecipeError.badFile(path, "line \(n + 1): expected a [table] header") }

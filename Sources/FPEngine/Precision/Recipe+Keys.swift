@@ -60,7 +60,8 @@ public enum RecipeKeys {
     let t = text.trimmingCharacters(in: .whitespaces)
     if ["none", "fp32-none"].contains(t.lowercased()) { return nil }
     do {
-      let parts = t.split(separator: "@", maxSplits: 1).map(String.init)
+      let parts = t.split(separator: "@", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+      guard !parts[0].isEmpty else { throw RecipeError.badKey(key, "no format given: write a format name, as e4m3fn, or none") }
       let f = try AnyFormat(parsing: parts[0])
       guard parts.count == 2 else { return f }
       guard case .scaled(var s) = f else {
@@ -71,6 +72,7 @@ public enum RecipeKeys {
         throw RecipeError.badKey(key, "block '\(parts[1])' in '\(t)': use a size (32) or a tile (16x16)")
       }
       s.block = dims.count == 1 ? .vector(dims[0]!) : .tile(rows: dims[0]!, cols: dims[1]!)
+      try ScaledFormat.validate(s.block)
       s.name = t
       return .scaled(s)
     } catch let e as FormatError {
@@ -116,7 +118,7 @@ public enum RecipeKeys {
 
   static func selector(_ text: String, key: String) throws -> LayerSelector {
     let t = text.trimmingCharacters(in: .whitespaces)
-    let parts = t.split(separator: ":", maxSplits: 1).map(String.init)
+    let parts = t.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
     let count = parts.count == 2 ? Int(parts[1]) : nil
     switch (parts[0].lowercased(), parts.count) {
     case ("head", 1): return .head
@@ -159,7 +161,10 @@ public enum RecipeKeys {
 
   /// `fp32` or an element format with an optional rounding: `bf16`, `bf16:stochastic`, `e5m10:rtz`.
   static func stateFormat(_ text: String, key: String) throws -> OperandSetting {
-    let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+    let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+    guard !parts[0].trimmingCharacters(in: .whitespaces).isEmpty else {
+      throw RecipeError.badKey(key, "no format given: write fp32 or an element format with an optional rounding (bf16:stochastic)")
+    }
     if ["fp32", "float32", "none"].contains(parts[0].lowercased()) && parts.count == 1 { return OperandSetting() }
     guard case .element(let f)? = try format(parts[0], key: key) else {
       throw RecipeError.badKey(key, "'\(parts[0])' is a block format: master weights and optimizer states take element formats (bf16, e5m10 ...)")
@@ -170,6 +175,18 @@ public enum RecipeKeys {
   static func stateName(_ s: OperandSetting) -> String {
     guard let f = s.format else { return "fp32" }
     return s.rounding == .rne ? f.description : "\(f.description):\(s.rounding)"
+  }
+
+  /// A key given twice (after normalization: `master_weights` is `master-weights`) would silently
+  /// drop one of its values: refused, naming the key.
+  static func refuseRepeatedKeys(_ pairs: [(String, String)]) throws {
+    var seen = Set<String>()
+    for (k, _) in pairs {
+      let n = normalize(k.trimmingCharacters(in: .whitespaces))
+      guard seen.insert(n).inserted else {
+        throw RecipeError.badKey(k, "given twice: keep one value (a later one would silently replace the earlier)")
+      }
+    }
   }
 
   static func onOff(_ text: String, key: String) throws -> Bool {
@@ -212,7 +229,7 @@ extension Recipe {
       let parts = t.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
       guard parts.count <= 2 else { throw RecipeError.badKey(key, "'\(v)' is not none, SIZE or GEMM[+GEMM]:SIZE (wgrad:16)") }
       let size = try RecipeKeys.hadamardSize(parts.last!, key: key)
-      let gemms = parts.count == 2 ? try parts[0].split(separator: "+").flatMap { try RecipeKeys.gemm(String($0), key: key) } : GEMMKind.allCases
+      let gemms = parts.count == 2 ? try parts[0].split(separator: "+", omittingEmptySubsequences: false).flatMap { try RecipeKeys.gemm(String($0), key: key) } : GEMMKind.allCases
       hadamard = GEMMKind.allCases.map { gemms.contains($0) ? size : nil }
     case "forward.hadamard", "dgrad.hadamard", "wgrad.hadamard":
       let g = try RecipeKeys.gemm(String(k.dropLast(".hadamard".count)), key: key)[0]
@@ -221,7 +238,8 @@ extension Recipe {
       let on = try RecipeKeys.onOff(v, key: key)
       for op in [GEMMOperand.dataGradDY, .weightGradDY] { operands[op.rawValue].rounding = on ? .stochastic : .rne }
     case "keep":
-      keep = v.lowercased() == "none" || v.isEmpty ? [] : try v.split(separator: "+").map { try RecipeKeys.selector(String($0), key: key) }
+      keep = v.lowercased() == "none" || v.isEmpty
+        ? [] : try v.split(separator: "+", omittingEmptySubsequences: false).map { try RecipeKeys.selector(String($0), key: key) }
     case "keep.format":
       keepFormat.format = try RecipeKeys.format(v, key: key)
     case "estimator":
@@ -323,6 +341,7 @@ extension Recipe {
 
   /// A base recipe, then `overrides` in order (the fp4 family's own keys first).
   static func base(parsing text: String, overrides: [(String, String)] = []) throws -> Recipe {
+    try RecipeKeys.refuseRepeatedKeys(overrides)
     let t = text.trimmingCharacters(in: .whitespaces)
     let lower = t.lowercased()
     var pairs = overrides
@@ -397,7 +416,9 @@ extension Recipe {
         scale = v.lowercased()
         base.append("scale=\(scale)")
       case "block":
-        guard let n = Int(v), n >= 1 else { throw RecipeError.badKey(k, "block size '\(v)' is not a positive integer") }
+        guard let n = Int(v), n >= 1, n <= ScaledFormat.maxBlockValues else {
+          throw RecipeError.badKey(k, "block size '\(v)' is not an integer from 1 to \(ScaledFormat.maxBlockValues)")
+        }
         block = n
         base.append("block=\(n)")
       case "tensor.scale":
