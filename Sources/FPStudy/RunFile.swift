@@ -254,6 +254,8 @@ public final class RunFileWriter: TrainingSink {
       throw FinishedElsewhere(path: path)
     }
     Store.removeStaleTemporaries(inFolder: folder)
+    // A writer killed while publishing the run file leaves <path>.tmp-<pid> beside it.
+    _ = try? Store.removeStaleTemporaries(of: path)
     let scanned = scan(path: path)
     guard let (newest, config, runID) = scanned.newest else {
       Glibc.close(lock)

@@ -141,6 +141,7 @@ public enum TrainingRuns {
       throw StoreError(.invalidArgument, file: path, "exists: choose another --out, or continue it with --resume \(path)")
     }
     var setAside: [String] = []
+    _ = try? Store.removeStaleTemporaries(of: path)
     switch state(path: path) {
     case .resumable(let step):
       throw StoreError(

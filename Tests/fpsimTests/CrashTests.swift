@@ -53,15 +53,28 @@ func compareRuns(_ pairs: [(String, String)]) throws -> [String] {
          trials: 2),
   ]
 
-  /// Starts fpsim and SIGKILLs it after `microseconds` unless it ended first; returns whether it was killed.
-  static func startAndKill(_ arguments: [String], after microseconds: Int) throws -> Bool {
+  /// The steps of the units in a run's folder.
+  static func unitSteps(_ folder: String) -> [Int] {
+    ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).compactMap { name in
+      name.hasPrefix("unit_") && name.hasSuffix(".h5") ? Int(name.dropFirst(5).dropLast(3)) : nil
+    }
+  }
+
+  /// Starts fpsim and SIGKILLs it `microseconds` after it started, or, with `afterNewUnitIn`, that long
+  /// after a unit newer than those already in the folder appears (so a resume is killed while it
+  /// works, not only while it starts); returns whether it was killed (false: it ended first).
+  static func startAndKill(_ arguments: [String], after microseconds: Int, afterNewUnitIn folder: String? = nil) throws -> Bool {
     let p = Process()
     p.executableURL = CLI.executable
     p.arguments = arguments
     p.standardOutput = FileHandle.nullDevice
     p.standardError = FileHandle.nullDevice
     p.standardInput = FileHandle.nullDevice
+    let newest = folder.map { Self.unitSteps($0).max() ?? 0 } ?? 0
     try p.run()
+    if let folder {
+      while p.isRunning && (Self.unitSteps(folder).max() ?? 0) <= newest { usleep(500) }
+    }
     let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(microseconds) * 1000
     while p.isRunning && DispatchTime.now().uptimeNanoseconds < deadline { usleep(1000) }
     if p.isRunning { kill(p.processIdentifier, SIGKILL) }
@@ -88,14 +101,17 @@ func compareRuns(_ pairs: [(String, String)]) throws -> [String] {
       var rng = SeededRandom(seed: UInt64(trial) &* 7919 &+ UInt64(c.name.utf8.count))
       let out = dir.appendingPathComponent("t\(trial).h5").path
       let unit0 = out + ".partial/unit_000000000.h5"
-      let plannedKills = 1 + Int(rng.next() % 3)  // the first while starting, the others while resuming
+      let plannedKills = 2 + Int(rng.next() % 2)  // the first while starting, the others while resuming
       for k in 0..<plannedKills {
         if FileManager.default.fileExists(atPath: out) { break }  // finished before it could be killed
         let resuming = FileManager.default.fileExists(atPath: unit0)
         let arguments = resuming ? ["train", "--resume", out] : base + ["--out", out]
         // Early kills are over-represented: starting and the first units are where writes cluster.
-        let moment = k == 0 && rng.next() % 4 == 0 ? Int(rng.next() % 30_000) : Int(rng.next() % UInt64(span))
-        if try Self.startAndKill(arguments, after: moment) {
+        // A resume is killed within 30 ms of publishing its first unit of this session, or while starting.
+        let moment = k == 0 && rng.next() % 4 == 0 ? Int(rng.next() % 30_000)
+          : resuming ? Int(rng.next() % 30_000) : Int(rng.next() % UInt64(span))
+        let watch = resuming && rng.next() % 4 != 0 ? out + ".partial" : nil
+        if try Self.startAndKill(arguments, after: moment, afterNewUnitIn: watch) {
           kills += 1
           if resuming { killsDuringResume += 1 }
         }
@@ -113,11 +129,14 @@ func compareRuns(_ pairs: [(String, String)]) throws -> [String] {
         #expect(r.status == 0, "trial \(trial) (\(resuming ? "resume" : "restart")): \(r.stderr)")
       }
       #expect(!FileManager.default.fileExists(atPath: out + ".partial"), "trial \(trial): the folder outlived the run")
+      let leftovers = ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).filter { $0.hasPrefix("t\(trial).h5.tmp-") }
+      #expect(leftovers.isEmpty, "trial \(trial): \(leftovers)")
       pairs.append((reference, out))
     }
     for (i, line) in try compareRuns(pairs).enumerated() {
       #expect(line.hasPrefix("same"), "trial \(i) of \(c.name): \(line)")
     }
     print("\(c.name): \(c.trials) trials, \(kills) kills (\(killsDuringResume) during a resume)")
+    #expect(kills > 0, "no run was killed: the harness tested nothing")
   }
 }

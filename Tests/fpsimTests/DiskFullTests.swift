@@ -40,7 +40,7 @@ import Testing
     let filler = dir.appendingPathComponent("filler").path
     let attributes = try FileManager.default.attributesOfFileSystem(forPath: dir.path)
     let available = (attributes[.systemFreeSize] as? NSNumber)?.intValue ?? 0
-    FileManager.default.createFile(atPath: filler, contents: Data(count: max(0, available - free)))
+    _ = FileManager.default.createFile(atPath: filler, contents: Data(count: max(0, available - free)))
     return filler
   }
 

@@ -92,7 +92,7 @@ import Testing
     var errors = 0
     for i in 0..<300 {
       var args = Self.cliSeeds[Int(rng.next() % UInt64(Self.cliSeeds.count))]
-      let k = 2 + Int(rng.next() % UInt64(args.count - 2))  // mutate a value, not the subcommand
+      let k = 1 + Int(rng.next() % UInt64(args.count - 1))  // anything after the subcommand
       var chars = Array(args[k])
       for _ in 0...(rng.next() % 3) {
         let at = Int(rng.next() % UInt64(chars.count + 1))
