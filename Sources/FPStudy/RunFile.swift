@@ -40,6 +40,8 @@ public final class RunFileWriter: TrainingSink {
   public private(set) var writeError: Error?
   /// What was set aside (renamed `<name>.broken-<n>`) before this writer started, for the user.
   public internal(set) var setAside: [String] = []
+  /// Set when `TrainingRuns.start` found this same run unfinished and continued it from this step.
+  public internal(set) var continuedFrom: Int?
 
   private var names: [String] = []
   private var attributes: [String: AttributeValue] = [:]

@@ -125,9 +125,11 @@ public enum TrainingRuns {
     return target
   }
 
-  /// Trains `spec` from scratch into a new run at `path`. Refuses when `path` exists or
-  /// `<path>.partial/` holds a run that can be resumed; a broken folder there is set aside first
-  /// (listed in the writer's `setAside`).
+  /// Trains `spec` from scratch into a new run at `path`. Refuses when `path` exists, or when
+  /// `<path>.partial/` holds another run; when it holds this very run (the same configuration, as
+  /// when a killed command is given again), continues it as `resume` would (the writer's
+  /// `continuedFrom` says from which step). A broken folder is set aside first (listed in the
+  /// writer's `setAside`).
   public static func start(
     _ spec: RunSpec, path: String, threads: Int = 1, configure: (RunFileWriter, RunSpec) -> Void = { _, _ in }
   ) throws -> RunSummary {
@@ -144,9 +146,16 @@ public enum TrainingRuns {
     _ = try? Store.removeStaleTemporaries(of: path)
     switch state(path: path) {
     case .resumable(let step):
+      // The same command again (the same configuration, so the same run, bit for bit): continue it.
+      if let unit = RunFileWriter.scan(path: path).newest, unit.config == (try spec.json()) {
+        return try resume(path: path, threads: threads) { w, s in
+          w.continuedFrom = unit.0.step
+          configure(w, s)
+        }.1
+      }
       throw StoreError(
         .invalidArgument, file: path,
-        "has an unfinished run (\(RunFileWriter.folder(for: path)), \(step) steps done): continue it with --resume \(path), or move that folder away")
+        "has an unfinished run of another configuration (\(RunFileWriter.folder(for: path)), \(step) steps done): continue it with --resume \(path), or move that folder away")
     case .broken: setAside = try self.setAside(path: path)
     case .absent, .finished: break
     }

@@ -111,17 +111,26 @@ struct Train: ParsableCommand {
       model: try ModelSpec(parsing: model), recipe: try Recipe(parsing: recipe), training: training,
       dataDirectory: data)
     progress.total = steps
-    let summary = try TrainingRuns.start(spec, path: path, threads: threads) { w, _ in
-      interrupt.watch(w)
-      noteSetAside(w)
-      w.environment = environment
-      w.onStep = { progress.update($0, items: w.itemsPerStep) }
+    let summary: RunSummary
+    do {
+      summary = try TrainingRuns.start(spec, path: path, threads: threads) { w, _ in
+        interrupt.watch(w)
+        noteSetAside(w)
+        w.environment = environment
+        w.onStep = { progress.update($0, items: w.itemsPerStep) }
+      }
+    } catch let done as RunFileWriter.FinishedElsewhere {
+      print(done.description)
+      return
     }
     progress.finish()
     report(summary, spec: spec, path: path)
   }
 
   private func noteSetAside(_ w: RunFileWriter) {
+    if let step = w.continuedFrom {
+      FileHandle.standardError.write(Data("fpsim: note: continuing the unfinished run in \(w.folder) from step \(step) (same configuration)\n".utf8))
+    }
     for moved in w.setAside {
       FileHandle.standardError.write(Data("fpsim: note: set aside a broken leftover of this run as \(moved)\n".utf8))
     }
