@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 
-/// The command line: thin subcommands over the library layers (DESIGN.md "Command line").
+/// The command line: thin subcommands over the library layers (README "Commands").
 ///
 /// Every failure, from a bad flag to a malformed number, prints one line `fpsim: error: ...` on
 /// standard error and exits with status 2.

@@ -17,7 +17,7 @@ struct Train: ParsableCommand {
   @Option(help: "Model preset.") var model: String = "gpt-tiny"
   @Option(help: "Precision recipe: fp32, bf16, uniform:FORMAT[:ROUNDING], mxfp8, mxfp6, mxfp4, nvfp4, fp4[:...], a .toml/.json file, with :KEY=VALUE overrides (see fpsim recipes).")
   var recipe: String = "fp32"
-  @Option(help: "Peak learning rate.") var lr: Float = 1e-3
+  @Option(help: "Peak learning rate.", transform: LearningRateArgument.parse) var lr: Float = 1e-3
   @Option(help: "Floor of the cosine decay (default lr / 10).") var minLr: Float?
   @Option(help: "Linear warmup steps (default min(100, steps / 10)).") var warmup: Int?
   @Option(help: "Optimizer steps.") var steps: Int = 2000
