@@ -51,6 +51,37 @@ import Testing
     #expect(try Self.sha(dir.appendingPathComponent("renamed.h5").path) == before)
   }
 
+  /// scripts/install.sh puts fpsim and its data under a prefix; the installed copy finds its data.
+  @Test func anInstalledFpsimFindsItsData() throws {
+    let dir = try scratchDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let script = URL(fileURLWithPath: dataDirectory).deletingLastPathComponent().appendingPathComponent("scripts/install.sh").path
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/bin/bash")
+    p.arguments = [script, dir.appendingPathComponent("prefix").path]
+    p.environment = ProcessInfo.processInfo.environment.merging(["FPSIM_BIN": CLI.executable.path]) { _, b in b }
+    p.standardOutput = FileHandle.nullDevice
+    try p.run()
+    p.waitUntilExit()
+    #expect(p.terminationStatus == 0)
+    let work = dir.appendingPathComponent("work")
+    try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+    let t = Process()
+    t.executableURL = dir.appendingPathComponent("prefix/bin/fpsim")
+    t.arguments = ["train", "--model", "mlp", "--steps", "3", "--out", "r.h5"]
+    t.currentDirectoryURL = work
+    var environment = ProcessInfo.processInfo.environment
+    environment["FPSIM_DATA"] = nil
+    t.environment = environment
+    t.standardOutput = FileHandle.nullDevice
+    t.standardError = FileHandle.nullDevice
+    try t.run()
+    t.waitUntilExit()
+    #expect(t.terminationStatus == 0)
+    let stored = try python("import h5py, json; print(json.loads(h5py.File('\(work.path)/r.h5', 'r').attrs['config'])['dataDirectory'])")
+    #expect(stored.trimmingCharacters(in: .whitespacesAndNewlines) == dir.appendingPathComponent("prefix/share/fpsim/data").standardizedFileURL.path)
+  }
+
   @Test func aMissingDataFolderIsOneLineNamingTheFix() throws {
     let dir = try scratchDirectory()
     defer { try? FileManager.default.removeItem(at: dir) }
