@@ -43,7 +43,9 @@ public enum GridResults {
     /// Not diverged, but the final validation loss is more than `blowup_margin` above the lowest
     /// validation loss the run reached: a slow blow-up that never crossed the divergence margin.
     case blewUp = 2
-    /// The final validation loss is at or above the model's chance level (`chance_loss`), or not finite.
+    /// The final validation loss is not finite, or within `chanceTolerance` (2%) of the model's chance
+    /// level (`chance_loss`) or above it: the run learned nothing worth the name (a linear regression
+    /// whose weights barely moved ends at 0.9999 of its chance level).
     case atChance = 3
     /// More than `failed_to_learn_margin` above the baseline's final validation loss at the same
     /// learning rate and seed (where the baseline did not diverge).
@@ -200,6 +202,7 @@ public enum GridResults {
       }
       if let chance = c.chance { try g.setAttribute("chance_loss", chance) }
       try g.setAttribute("chance_loss_definition", chanceDefinition)
+      try g.setAttribute("chance_tolerance", chanceTolerance)
       try g.setAttribute("baseline", spec.baselineLabel)
       try g.setAttribute("blowup_margin_nats", spec.blowupMargin ?? GridSpec.defaultBlowupMargin)
       try g.setAttribute("failed_to_learn_margin_nats", spec.failedToLearnMargin)
@@ -207,6 +210,9 @@ public enum GridResults {
       try g.setAttribute("summary_json", summaryJSON(c.rows))
       try g.setAttribute("summary", table(c.rows, kind: spec.labelKind))
   }
+
+  /// A final validation loss within this fraction of the chance level counts as at chance.
+  public static let chanceTolerance = 0.02
 
   static let chanceDefinition =
     "the loss of the best model that ignores its input: the entropy of the training text's character frequencies (language models), ln(classes) (classification), the variance of the standardized targets (regression)"
@@ -378,7 +384,7 @@ public enum GridResults {
             out[i] = .diverged
           } else if e.isFinite, c.minEval.isFinite, e > Double(c.minEval) + blowup {
             out[i] = .blewUp
-          } else if !e.isFinite || (chance.map { e >= $0 } ?? false) {
+          } else if !e.isFinite || (chance.map { e >= $0 * (1 - chanceTolerance) } ?? false) {
             out[i] = .atChance
           } else if f != baseline, b.present, !b.diverged, b.finalEval.isFinite, e > Double(b.finalEval) + margin {
             out[i] = .worseThanBaseline

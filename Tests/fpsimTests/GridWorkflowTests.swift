@@ -51,6 +51,28 @@ import Testing
     #expect(try Self.sha(dir.appendingPathComponent("renamed.h5").path) == before)
   }
 
+  /// A learning rate too small to move the weights leaves linreg at its chance level (the target's
+  /// variance, 1): never learned, never stable, and the summary says which rule.
+  @Test func aRunAtChanceIsNeverCalledLearnedOrStable() throws {
+    let dir = try scratchDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let r = try Self.run(
+      ["grid", "--model", "linreg", "--formats", "e8m7", "--lrs", "1e-7,0.05", "--seeds", "0,1", "--steps", "20",
+       "--out", "g.h5", "--json"], in: dir)
+    #expect(r.status == 0, "\(r.stderr)")
+    let check = try python("""
+      import xarray as xr, json
+      ds = xr.open_dataset('\(dir.path)/g.h5', group='results', engine='h5netcdf')
+      meanings = ds['status'].attrs['flag_meanings'].split()
+      names = [[meanings[int(v)] for v in row] for row in ds['status'].sel(format='e8m7').values]
+      print(names, round(float(ds.attrs['chance_loss']), 6))
+      """)
+    #expect(check.hasPrefix("[['at_chance', 'at_chance'], ['learned', 'learned']] 1.0"), "\(check)")
+    let rows = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]]
+    #expect(rows?.first?["stable_lrs"] as? [Double] == [0.05], "\(r.stdout)")
+    #expect((rows?.first?["status_fractions"] as? [String: Double])?["at_chance"] == 0.5)
+  }
+
   /// scripts/install.sh puts fpsim and its data under a prefix; the installed copy finds its data.
   @Test func anInstalledFpsimFindsItsData() throws {
     let dir = try scratchDirectory()
