@@ -58,17 +58,15 @@ public struct Quantizer: Sendable {
     let n = input.count
     guard n > 0, let src = input.baseAddress, let dst = output.baseAddress else { return }
     let k = constants
-    let t = max(1, min(threads, n / 65_536))
-    if t == 1 {
-      dispatch(k, src, dst, n, UInt64(firstIndex))
-      return
-    }
     nonisolated(unsafe) let s = src, d = dst
-    let per = (n + t - 1) / t
-    WorkerPool.perform(t) { i in
-      let lo = i * per, hi = min(n, lo + per)
-      if lo < hi { dispatch(k, s + lo, d + lo, hi - lo, UInt64(firstIndex + lo)) }
+    Self.split(count: n, threads: threads).forEach { r, _ in
+      dispatch(k, s + r.lowerBound, d + r.lowerBound, r.count, UInt64(firstIndex + r.lowerBound))
     }
+  }
+
+  /// The threads of `quantize`: contiguous chunks of at least 64 Ki values.
+  public static func split(count: Int, threads: Int) -> WorkSplit {
+    WorkSplit(count: count, threads: threads, grain: 65_536)
   }
 
   /// Out of place into a separate `output` (not overlapping), counting in the same pass what

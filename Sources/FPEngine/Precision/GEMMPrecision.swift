@@ -223,10 +223,8 @@ extension OperandRounder {
     context c: RoundingContext, scratch: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)
   ) -> RoundingCounts {
     let rows = layout.rows, cols = layout.cols
-    let S = min(cols, 32)
-    let strips = (cols + S - 1) / S
-    // Each thread owns S * rows values of B (threads * S <= cols keeps them inside).
-    let t = max(1, min(c.threads, cols / S, strips, layout.count / 32_768))
+    let S = OperandLayout.stripWidth(cols: cols)
+    let split = layout.stripSplit(threads: c.threads)
     let blocksPerRow = blocksAlong(rows)
     nonisolated(unsafe) let src = src, dst = dst, a = scratch.0, b = scratch.1
     let hadamard = c.hadamard, seed = c.seed, stream = c.stream, countEvents = c.countEvents
@@ -240,9 +238,9 @@ extension OperandRounder {
     let preload = needsTensorAmax && hadamard != nil
     var amax: Float? = needsTensorAmax && hadamard == nil ? BlockAmax.finiteAmax(src, layout.count) : nil
     if preload {
-      amax = WorkerPool.map(t) { i in
+      amax = split.map { i in
         var m: Float = 0
-        for j in stride(from: i, to: strips, by: t) {
+        for j in split.interleaved(i) {
           let j0 = j * S, j1 = min(cols, j0 + S)
           load(j0, j1, a + j0 * rows)
           m = max(m, BlockAmax.finiteAmax(a + j0 * rows, (j1 - j0) * rows))
@@ -251,10 +249,10 @@ extension OperandRounder {
       }.max()!
     }
     let tensorAmax = amax
-    let parts = WorkerPool.map(t) { i in
+    let parts = split.map { i in
       let pb = b + i * S * rows
       var total = RoundingCounts()
-      for j in stride(from: i, to: strips, by: t) {
+      for j in split.interleaved(i) {
         let j0 = j * S, j1 = min(cols, j0 + S)
         let pa = a + j0 * rows
         if !preload { load(j0, j1, pa) }
@@ -292,13 +290,11 @@ extension OperandRounder {
 extension RoundingCounts {
   /// `BlockAmax.finiteAmax` on up to `threads` contiguous chunks (a max does not depend on the split).
   static func finiteAmax(_ x: UnsafePointer<Float>, _ n: Int, threads: Int) -> Float {
-    let t = max(1, min(threads, n / 65_536))
-    if t == 1 { return BlockAmax.finiteAmax(x, n) }
-    let per = (n + t - 1) / t
+    let split = WorkSplit(count: n, threads: threads, grain: 65_536)
     nonisolated(unsafe) let x = x
-    return WorkerPool.map(t) { i in
-      let lo = i * per
-      return lo < n ? BlockAmax.finiteAmax(x + lo, min(n, lo + per) - lo) : 0
+    return split.map { i in
+      let r = split.range(i)
+      return r.isEmpty ? 0 : BlockAmax.finiteAmax(x + r.lowerBound, r.count)
     }.max()!
   }
 }
@@ -372,13 +368,12 @@ public struct ElementRounding: OperandRounder, Hashable, Codable {
     // Chunks of at least 64 Ki values per thread (below that a thread costs more than it saves).
     // Chunk i quantizes elements lo..<hi as elements lo..<hi of the tensor (`firstIndex`), so the
     // result is independent of the split.
-    let t = max(1, min(threads, n / 65_536))
-    if t == 1 { return Self.round(q, src, dst, n, firstIndex, limit, countEvents) }
-    let per = (n + t - 1) / t
+    let split = Quantizer.split(count: n, threads: threads)
+    if split.parts == 1 { return Self.round(q, src, dst, n, firstIndex, limit, countEvents) }
     nonisolated(unsafe) let src = src, dst = dst
-    let parts = WorkerPool.map(t) { i in
-      let lo = i * per, hi = min(n, lo + per)
-      return lo < hi ? Self.round(q, src + lo, dst + lo, hi - lo, firstIndex + lo, limit, countEvents) : RoundingCounts()
+    let parts = split.map { i in
+      let r = split.range(i), lo = r.lowerBound
+      return r.isEmpty ? RoundingCounts() : Self.round(q, src + lo, dst + lo, r.count, firstIndex + lo, limit, countEvents)
     }
     var c = RoundingCounts()
     for p in parts { c.add(p) }
@@ -466,19 +461,18 @@ public struct ScaledRounding: OperandRounder, Hashable, Codable {
     // Rows cut into at most `threads` chunks of >= 64 Ki values; chunk [r0, r1) passes its first
     // element and block index (random counters) and the whole tensor's amax (NVFP4 and tensor scaling),
     // so the result is that of one call over the whole matrix.
-    let t = max(1, min(threads, n / 65_536, rows))
-    let a: Float? = tensorAmax ?? (needsTensorAmax ? RoundingCounts.finiteAmax(src, n, threads: t) : nil)
-    if t == 1 {
+    let split = Self.rowSplit(rows: rows, cols: cols, threads: threads)
+    let a: Float? = tensorAmax ?? (needsTensorAmax ? RoundingCounts.finiteAmax(src, n, threads: split.parts) : nil)
+    if split.parts == 1 {
       try! q.quantizeLastAxis(
         whole, rows: rows, cols: cols, firstIndex: firstIndex, firstBlock: firstBlock, tensorAmax: a, source: src,
         stats: &stats)
       return RoundingCounts(stats)
     }
-    let per = (rows + t - 1) / t
     nonisolated(unsafe) let src = src, dst = dst
-    let parts = WorkerPool.map(t) { i in
+    let parts = split.map { i in
       var s = QuantizationStats()
-      let r0 = i * per, r1 = min(rows, r0 + per)
+      let r0 = split.range(i).lowerBound, r1 = split.range(i).upperBound
       if r0 < r1 {
         try! q.quantizeLastAxis(
           UnsafeMutableBufferPointer(start: dst + r0 * cols, count: (r1 - r0) * cols), rows: r1 - r0, cols: cols,
@@ -490,6 +484,25 @@ public struct ScaledRounding: OperandRounder, Hashable, Codable {
     var total = QuantizationStats()
     for p in parts { total.add(p) }
     return RoundingCounts(total)
+  }
+}
+
+extension ScaledRounding {
+  /// The threads of `roundLastAxis`: contiguous chunks of whole rows, at least 64 Ki values each.
+  public static func rowSplit(rows: Int, cols: Int, threads: Int) -> WorkSplit {
+    WorkSplit(count: rows, threads: threads, grain: 65_536, work: rows * cols)
+  }
+}
+
+extension OperandLayout {
+  /// The strips of `roundByStrips`: `stripWidth` original columns each.
+  static func stripWidth(cols: Int) -> Int { min(cols, 32) }
+
+  /// The threads of `roundByStrips`: whole strips dealt round, at least 32 Ki values per thread, and no
+  /// more threads than cols / width (each thread owns width * rows values of the scratch buffer).
+  public func stripSplit(threads: Int) -> WorkSplit {
+    let S = Self.stripWidth(cols: cols)
+    return WorkSplit(count: (cols + S - 1) / S, threads: threads, grain: 32_768, work: count, maxParts: cols / S)
   }
 }
 
