@@ -383,7 +383,7 @@ struct ColumnRun: KernelVisitor {
         for r in 0..<rows {
           let o = dst + r * cols + c0, x = group + r * 16
           for j in 0..<16 {
-            let c = low &+ UInt32(truncatingIfNeeded: j) &* stride &+ UInt32(truncatingIfNeeded: r) &+ 1
+            let c = low &+ UInt32(truncatingIfNeeded: j) &* stride &+ UInt32(truncatingIfNeeded: r)
             let random = R.usesRandom ? rng.bits32(low: c, high: high) : 0
             let (value, s, f, _) = BlockRun.one(x[j], d[j], u[j], rule, k, random, limit)
             o[j] = value
