@@ -65,6 +65,14 @@ public struct ElementRounding: OperandRounder, Hashable, Codable {
 
 extension ElementRounding {
   /// Indices i of a tensor whose |x_i| exceeds the format's largest finite value (the clamp's flat part).
+  public func saturatedIndices(
+    _ src: UnsafePointer<Float>, rows: Int, cols: Int, seed: UInt64, stream: UInt64,
+    scratch: UnsafeMutablePointer<Float>, elements: UnsafeMutablePointer<Float>, into indices: UnsafeMutablePointer<Int32>
+  ) -> Int {
+    saturatedIndices(src, count: rows * cols, into: indices)
+  }
+
+  /// The same, for n values in any layout (no rounding needs recomputing).
   func saturatedIndices(_ src: UnsafePointer<Float>, count n: Int, into indices: UnsafeMutablePointer<Int32>) -> Int {
     let limit = format.maxFinite
     var k = 0

@@ -50,6 +50,40 @@ public protocol OperandRounder: Sendable, CustomStringConvertible {
     firstIndex: Int, firstBlock: Int, tensorAmax: Float?,
     seed: UInt64, stream: UInt64, threads: Int, countEvents: Bool
   ) -> RoundingCounts
+  /// Blocks per row of length `n` (the block counters of pieces of a tensor); 1 for formats without
+  /// blocks along rows (the default).
+  func blocksAlong(_ n: Int) -> Int
+  /// True when the rounding covers 2-D tiles of the matrix as stored, so that a tiled weight is the
+  /// same quantized matrix whichever GEMM reads it, even when stochastic (default false).
+  var roundsTiles: Bool { get }
+  /// An operand whose GEMM reduces along its rows, rounded without transposing it, bit for bit what
+  /// `round` gives by transposition; nil where the rounder has no such path for this layout and
+  /// context (the default).
+  func roundColumns(
+    _ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, layout: OperandLayout, context c: RoundingContext
+  ) -> RoundingCounts?
+  /// For the clipped straight-through estimator: writes the indices i of a row-major rows x cols
+  /// forward operand (reducing along its last axis) whose value the rounding clamped, as this rounder
+  /// rounds it with (seed, stream), into `indices`, and returns how many. `scratch` and `elements` hold
+  /// rows * cols values for rounders that recompute the rounding. The default finds none.
+  func saturatedIndices(
+    _ src: UnsafePointer<Float>, rows: Int, cols: Int, seed: UInt64, stream: UInt64,
+    scratch: UnsafeMutablePointer<Float>, elements: UnsafeMutablePointer<Float>, into indices: UnsafeMutablePointer<Int32>
+  ) -> Int
+}
+
+/// The defaults of the optional requirements: a rounder without blocks, tiles, a column path or
+/// saturation.
+extension OperandRounder {
+  public func blocksAlong(_ n: Int) -> Int { 1 }
+  public var roundsTiles: Bool { false }
+  public func roundColumns(
+    _ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, layout: OperandLayout, context c: RoundingContext
+  ) -> RoundingCounts? { nil }
+  public func saturatedIndices(
+    _ src: UnsafePointer<Float>, rows: Int, cols: Int, seed: UInt64, stream: UInt64,
+    scratch: UnsafeMutablePointer<Float>, elements: UnsafeMutablePointer<Float>, into indices: UnsafeMutablePointer<Int32>
+  ) -> Int { 0 }
 }
 
 extension OperandRounder {
@@ -70,7 +104,7 @@ extension OperandRounder {
     }
     guard let (a, b) = c.scratch else { preconditionFailure("operand transform without scratch buffers") }
     if transpose && !isAxisFree {
-      if let s = self as? ScaledRounding, let counts = s.roundColumns(src, into: dst, layout: layout, context: c) {
+      if let counts = roundColumns(src, into: dst, layout: layout, context: c) {
         return counts
       }
       return roundByStrips(src, into: dst, layout: layout, context: c, scratch: (a, b))
@@ -149,15 +183,6 @@ extension OperandRounder {
     var total = RoundingCounts()
     for p in parts { total.add(p) }
     return total
-  }
-
-  /// Blocks per row of length `n` (for counters of pieces); 1 for formats without blocks.
-  func blocksAlong(_ n: Int) -> Int {
-    guard let s = self as? ScaledRounding else { return 1 }
-    switch s.format.block {
-    case .vector(let b): return (n + b - 1) / b
-    default: return 1
-    }
   }
 
   /// The pre-context spelling (no Hadamard, no scratch: the layout must not need a transposition).

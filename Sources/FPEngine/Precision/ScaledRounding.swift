@@ -23,10 +23,22 @@ public struct ScaledRounding: OperandRounder, Hashable, Codable {
   public var description: String { "\(format.name):\(rounding)" }
   public var needsTensorAmax: Bool { format.rule == .nvfp4 || format.tensorScale }
 
+  public func blocksAlong(_ n: Int) -> Int {
+    switch format.block {
+    case .vector(let b): return (n + b - 1) / b
+    default: return 1
+    }
+  }
+
+  public var roundsTiles: Bool {
+    if case .tile = format.block { return true }
+    return false
+  }
+
   /// An operand that reduces along its rows, rounded in place of its columns without transposing
   /// (`BlockQuantizer.quantizeColumns`, the same bits as `roundByStrips`); nil where that path does
   /// not apply.
-  func roundColumns(
+  public func roundColumns(
     _ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, layout: OperandLayout, context c: RoundingContext
   ) -> RoundingCounts? {
     let q = BlockQuantizer(format: format, rounding: rounding, seed: c.seed, stream: c.stream)
@@ -101,7 +113,7 @@ extension ScaledRounding {
   /// beyond the largest magnitude its block can represent: its element came out at the element format's
   /// max and |x_i| > |q_i|. The elements are recomputed with the same quantizer, counters and streams as
   /// `roundLastAxis`, so they are the ones the GEMM used. `scratch` and `elements` hold rows * cols values.
-  func saturatedIndices(
+  public func saturatedIndices(
     _ src: UnsafePointer<Float>, rows: Int, cols: Int, seed: UInt64, stream: UInt64,
     scratch: UnsafeMutablePointer<Float>, elements: UnsafeMutablePointer<Float>, into indices: UnsafeMutablePointer<Int32>
   ) -> Int {
