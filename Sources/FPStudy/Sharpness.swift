@@ -55,8 +55,11 @@ public enum Sharpness {
   public static func applies(_ metric: SharpnessMetric, to model: ModelSpec) -> Bool {
     switch metric {
     case .keskarLogits:
-      if case .gpt = model { return true }
-      return false
+      // Exhaustive on purpose: a new model must say whether it is a language model.
+      switch model {
+      case .gpt: return true
+      case .mlp, .linreg: return false
+      }
     case .hessianTop, .sam: return true
     }
   }

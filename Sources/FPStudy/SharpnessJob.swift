@@ -157,7 +157,7 @@ public struct SharpnessJob: Sendable {
       let unit = try file.group("/runs/" + id)
       let config = isGrid ? (try unit.attribute("config")?.stringValue ?? "") : header.config
       let spec = try RunSpec.decode(config, file: path)
-      let applicable = metrics.filter { Sharpness.applies($0, to: spec.model) }
+      let applicable = SharpnessMetric.allCases.filter { m in metrics.contains(m) && Sharpness.applies(m, to: spec.model) }
       if !onlyApplicable, let m = metrics.first(where: { !applicable.contains($0) }) {
         let others = SharpnessMetric.allCases.filter { Sharpness.applies($0, to: spec.model) }.map(\.rawValue)
         throw SharpnessError(
