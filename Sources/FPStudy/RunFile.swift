@@ -151,7 +151,8 @@ public final class RunFileWriter: TrainingSink {
       try unit.setAttribute("model", run.model.description)
       try unit.setAttribute("recipe", run.recipe.description)
       try unit.setAttribute("recipe_json", run.recipe.json)  // fully resolved, per operand
-      try unit.setAttribute("lr", Double(run.config.learningRate))
+      // The learning rate as given (0.003, not the float32 0.003000000026): its shortest decimal.
+      try unit.setAttribute("lr", Double("\(run.config.learningRate)") ?? Double(run.config.learningRate))
       try unit.setAttribute("seed", Int(bitPattern: UInt(run.config.seed)))
       try unit.setAttribute("steps", run.config.steps)
       try unit.setAttribute("parameter_count", run.parameterCount)
