@@ -132,7 +132,7 @@ public struct SharpnessJob: Sendable {
     } catch let e as StoreError where write && e.message.contains("unable to lock file") {
       throw StoreError(
         .io, file: path,
-        "cannot record sharpness: another process has the file open (a reader such as h5py or xarray, or a writer); close it there, or measure without recording (--no-write)")
+        "is open in another program (a notebook's h5py.File or xarray data set?), and recording sharpness needs it closed: close it there (f.close() / ds.close()) and rerun, or measure without recording (--no-write)")
     }
   }
 
