@@ -179,27 +179,7 @@ public enum GridResults {
         }
       }
 
-      if spec.sharpnessEvery > 0 {
-        // sharpness_<metric> [format, lr, seed, sharpness_step]: NaN where not measured.
-        let K = spec.sharpnessSteps
-        let kScale = try g.createDimensionScale("sharpness_step", values: K.map(Int64.init))
-        for metric in spec.sharpnessMetrics {
-          var v = [Double](repeating: .nan, count: spec.runs.count * K.count)
-          for (i, r) in spec.runs.enumerated() {
-            let base = "/runs/\(r.id)/sharpness/\(metric)"
-            guard try grid.root.contains(base + "/value") else { continue }
-            let steps = try grid.dataset(base + "/step").read(as: Int64.self)
-            let values = try grid.dataset(base + "/value").read(as: Double.self)
-            for (s, value) in zip(steps, values) {
-              if let k = K.firstIndex(of: Int(s)) { v[i * K.count + k] = value }
-            }
-          }
-          let d = try g.createDataset(
-            "sharpness_" + metric.replacingOccurrences(of: "-", with: "_"), values: v, shape: [F, L, S, K.count])
-          try d.attach(scales: [label, lr, seed, kScale])
-          try d.setAttribute("metric", metric)
-        }
-      }
+      try SharpnessResults.write(into: g, grid: grid, spec: spec, labelScale: label, lrScale: lr, seedScale: seed)
       if let chance = c.chance { try g.setAttribute("chance_loss", chance) }
       try g.setAttribute("chance_loss_definition", chanceDefinition)
       try g.setAttribute("chance_tolerance", chanceTolerance)
