@@ -49,20 +49,48 @@ public enum Sharpness {
     return (loss, (0..<g.count).map { Double(g.pointer[$0]) })
   }
 
+  /// Whether `metric` is defined for `model`: keskar-logits needs a language model's next-token
+  /// logits (gpt-*, llama-*); hessian-top and sam need only a training loss, so they apply to every model.
+  /// (Keep in step with the guard in `measure`.)
+  public static func applies(_ metric: SharpnessMetric, to model: ModelSpec) -> Bool {
+    switch metric {
+    case .keskarLogits:
+      // Exhaustive on purpose: a new model must say whether it is a language model.
+      switch model {
+      case .gpt, .llama: return true
+      case .mlp, .linreg: return false
+      }
+    case .hessianTop, .sam: return true
+    }
+  }
+
+  /// hessian-top with how it ended: the eigenvalue, the power iterations run, and whether the
+  /// Rayleigh quotient settled within `tolerance` (false: it stopped at `powerIterations`).
+  public struct HessianTop: Sendable, Equatable {
+    public var value: Double
+    public var iterations: Int
+    public var converged: Bool
+  }
+
+  static func hessianTop(_ task: any TrainingTask, _ p: SharpnessParameters) -> Double {
+    hessianTopDetailed(task, p).value
+  }
+
   /// Largest-magnitude eigenvalue of the training-loss Hessian by power iteration on
   /// Hv ~ (g(theta + h v) - g(theta - h v)) / (2h) for unit v (exact for quadratic losses up to
   /// float32 rounding), started from a seeded random vector; stops when the Rayleigh quotient
   /// changes by less than `tolerance` relatively.
-  static func hessianTop(_ task: any TrainingTask, _ p: SharpnessParameters) -> Double {
+  public static func hessianTopDetailed(_ task: any TrainingTask, _ p: SharpnessParameters) -> HessianTop {
     let P = task.parameters
     let n = P.count
     let theta = (0..<n).map { P.values.pointer[$0] }
     let rng = CounterRNG(seed: p.seed, stream: 0x5AB)
     var v = (0..<n).map { Double(rng.uniform(UInt64($0))) - 0.5 }
     normalize(&v)
-    var lambda = 0.0
+    var lambda = 0.0, iterations = 0, converged = false
     func set(_ t: Double) { for i in 0..<n { P.values.pointer[i] = Float(Double(theta[i]) + t * v[i]) } }
     for k in 0..<p.powerIterations {
+      iterations = k + 1
       set(p.differenceStep)
       let (_, gPlus) = gradient(task, p.batch)
       set(-p.differenceStep)
@@ -71,12 +99,12 @@ public enum Sharpness {
       let next = zip(v, hv).reduce(0.0) { $0 + $1.0 * $1.1 }
       normalize(&hv)
       v = hv
-      let converged = k > 0 && abs(next - lambda) <= p.tolerance * abs(next)
+      converged = k > 0 && abs(next - lambda) <= p.tolerance * abs(next)
       lambda = next
       if converged { break }
     }
     for i in 0..<n { P.values.pointer[i] = theta[i] }
-    return lambda
+    return HessianTop(value: lambda, iterations: iterations, converged: converged)
   }
 
   /// L(theta + rho g/|g|) - L(theta) on the training batch: the loss increase of one normalized

@@ -3,7 +3,7 @@ import FPFormats
 /// A precision recipe: for every GEMM of every linear layer (forward `Y = X W^T`, data gradient
 /// `dX = dY W`, weight gradient `dW = dY^T X`), the format, rounding and overflow of each operand,
 /// the random Hadamard transform of each GEMM, the gradient estimator, and the layers kept in high
-/// precision (DESIGN.md "Precision recipe").
+/// precision (README "Precision recipes").
 ///
 /// A recipe is a named preset, a file (JSON or a TOML subset), or either followed by inline
 /// `key=value` overrides (see `Recipe(parsing:)` and `RecipeKeys`):
