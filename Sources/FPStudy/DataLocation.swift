@@ -74,7 +74,7 @@ extension ModelSpec {
   /// The files in the data folder that the model trains on.
   public var dataFiles: [String] {
     switch self {
-    case .gpt: return ["shakespeare.txt"]
+    case .gpt, .llama: return ["shakespeare.txt"]
     case .mlp: return ["digits.csv.gz"]
     case .linreg: return ["diabetes_data_raw.csv.gz", "diabetes_target.csv.gz"]
     }
@@ -87,7 +87,7 @@ extension ModelSpec {
   public func chanceLoss(dataDirectory: String) throws -> Double {
     let dir = URL(fileURLWithPath: dataDirectory)
     switch self {
-    case .gpt: return try CharDataset(contentsOf: dir.appendingPathComponent("shakespeare.txt")).unigramEntropy
+    case .gpt, .llama: return try CharDataset(contentsOf: dir.appendingPathComponent("shakespeare.txt")).unigramEntropy
     case .mlp: return log(Double(DigitsDataset.classes))
     case .linreg:
       let d = try DiabetesDataset(

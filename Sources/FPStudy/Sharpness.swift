@@ -35,10 +35,10 @@ public enum Sharpness {
     case .hessianTop: return hessianTop(task, p)
     case .sam: return sam(task, p)
     case .keskarLogits:
-      guard let gpt = task as? GPTTask else {
-        throw SharpnessError("keskar-logits needs a language model (gpt-*): its logits are the next-token scores")
+      guard let lm = task as? any CharacterLanguageTask else {
+        throw SharpnessError("keskar-logits needs a language model (gpt-*, llama-*): its logits are the next-token scores")
       }
-      return keskarLogits(gpt, p)
+      return keskarLogits(lm, p)
     }
   }
 
@@ -50,14 +50,14 @@ public enum Sharpness {
   }
 
   /// Whether `metric` is defined for `model`: keskar-logits needs a language model's next-token
-  /// logits (gpt-*); hessian-top and sam need only a training loss, so they apply to every model.
+  /// logits (gpt-*, llama-*); hessian-top and sam need only a training loss, so they apply to every model.
   /// (Keep in step with the guard in `measure`.)
   public static func applies(_ metric: SharpnessMetric, to model: ModelSpec) -> Bool {
     switch metric {
     case .keskarLogits:
       // Exhaustive on purpose: a new model must say whether it is a language model.
       switch model {
-      case .gpt: return true
+      case .gpt, .llama: return true
       case .mlp, .linreg: return false
       }
     case .hessianTop, .sam: return true
@@ -125,17 +125,17 @@ public enum Sharpness {
   /// phi = 100 (max over y in C of L(z + y) - L(z)) / (1 + L(z)) on the last position's logits z of
   /// each sequence of validation batch 0, averaged over the batch; L the cross-entropy against the
   /// true next token, C = { |y_i| <= epsilon (|z_i| + 1) }.
-  static func keskarLogits(_ task: GPTTask, _ p: SharpnessParameters) -> Double {
-    let gpt = task.gpt
-    let B = gpt.B, T = gpt.T, V = task.data.vocabularySize
+  static func keskarLogits(_ task: any CharacterLanguageTask, _ p: SharpnessParameters) -> Double {
+    let lm = task.languageModel
+    let B = lm.B, T = lm.T, V = task.data.vocabularySize
     let x = UnsafeMutablePointer<Int32>.allocate(capacity: B * T), y = UnsafeMutablePointer<Int32>.allocate(capacity: B * T)
     defer { x.deallocate(); y.deallocate() }
     task.data.validationBatch(index: 0, seed: task.seed, B: B, T: T, tokens: x, targets: y)
-    _ = gpt.forward(tokens: x, targets: y)
-    let stride = gpt.logits.count / (B * T)  // the logits row may be padded beyond V
+    lm.forward(tokens: x, targets: y)
+    let stride = lm.logits.count / (B * T)  // the logits row may be padded beyond V
     var total = 0.0
     for b in 0..<B {
-      let row = gpt.logits.pointer + (b * T + T - 1) * stride
+      let row = lm.logits.pointer + (b * T + T - 1) * stride
       let z = (0..<V).map { Double(row[$0]) }
       total += keskarPhi(z: z, target: Int(y[b * T + T - 1]), epsilon: p.epsilon, steps: p.ascentSteps)
     }

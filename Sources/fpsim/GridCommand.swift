@@ -20,7 +20,7 @@ struct GridSpecOptions: ParsableArguments {
   @Argument(help: "The grid spec (TOML or JSON). Or give --model, --formats/--recipes, --lrs, --seeds, --steps.")
   var spec: String?
 
-  @Option(help: "Model preset.") var model: String?
+  @Option(help: "Model preset: gpt-tiny, gpt-micro, llama-tiny, llama-micro, mlp, linreg.") var model: String?
   @Option(help: "Comma-separated formats and ranges (e8m7..e8m3).") var formats: String?
   @Option(help: "Recipes (instead of --formats), separated by ';' (recipes may hold commas: 'fp32;fp4:scale=ue5m3,block=16'), or the option repeated; commas separate recipes that hold no '='.")
   var recipes: [String] = []

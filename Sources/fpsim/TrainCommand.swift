@@ -9,12 +9,13 @@ struct Train: ParsableCommand {
     abstract: "Train a model with every GEMM operand rounded by a precision recipe; write an fpsim/run file.",
     discussion: """
       Models: gpt-tiny (nanoGPT, 4 layers, 4 heads, width 128, context 128, batch 16, on data/shakespeare.txt), \
-      gpt-micro, mlp (digits), linreg (diabetes). Recipes: fp32, bf16, uniform:FORMAT[:ROUNDING] \
+      gpt-micro, llama-tiny (RMSNorm, rotary, SwiGLU width 384, no biases, untied head; otherwise as \
+      gpt-tiny), llama-micro, mlp (digits), linreg (diabetes). Recipes: fp32, bf16, uniform:FORMAT[:ROUNDING] \
       (e.g. uniform:e8m4:rtz, the bit reduction of "To FP8 and Back"), mxfp8, mxfp6, mxfp4, nvfp4, \
       fp4[:scale=..,block=..], recipe files and key=value overrides: `fpsim recipes` lists them.
       """)
 
-  @Option(help: "Model preset.") var model: String = "gpt-tiny"
+  @Option(help: "Model preset: gpt-tiny, gpt-micro, llama-tiny, llama-micro, mlp, linreg.") var model: String = "gpt-tiny"
   @Option(help: "Precision recipe: fp32, bf16, uniform:FORMAT[:ROUNDING], mxfp8, mxfp6, mxfp4, nvfp4, fp4[:...], a .toml/.json file, with :KEY=VALUE overrides (see fpsim recipes).")
   var recipe: String = "fp32"
   @Option(help: "Peak learning rate.", transform: LearningRateArgument.parse) var lr: Float = 1e-3

@@ -193,7 +193,7 @@ public enum GradientEstimator: String, Hashable, Codable, Sendable, CaseIterable
 /// Which linear layers a recipe keeps in high precision.
 /// - `head`: the output layer (`lm_head`, the MLP's last layer).
 /// - `first-block`, `last-block`, `first-blocks:K`, `last-blocks:K`: the first / last K blocks
-///   (transformer blocks of a GPT; the hidden layer of the MLP).
+///   (transformer blocks of a GPT or a Llama; the hidden layer of the MLP).
 /// - `layer:NAME`: the layer called NAME and every layer whose name starts with `NAME.`.
 public enum LayerSelector: Hashable, Sendable, CustomStringConvertible {
   case head
@@ -224,7 +224,7 @@ public enum LayerSelector: Hashable, Sendable, CustomStringConvertible {
 
 /// What a recipe knows about a linear layer when it resolves its precision.
 public struct LinearLayerInfo: Hashable, Sendable {
-  /// Parameter-style name, e.g. `transformer.h.0.attn.c_attn` or `lm_head`.
+  /// Parameter-style name, e.g. `transformer.h.0.attn.c_attn` (GPT), `model.layers.0.self_attn.q_proj` (Llama) or `lm_head`.
   public var name: String
   /// Position among the model's linear layers, in forward order.
   public var index: Int
