@@ -321,7 +321,13 @@ public final class RunFileWriter: TrainingSink {
 
   private static func writeSnapshot(step: Int, tensors: [NamedArray], into all: H5Group) throws {
     let g = try all.createGroup("step_\(step)")
-    for t in tensors { try g.createDataset(t.name, values: t.values, shape: t.shape) }
+    try g.setAttribute("step", step)
+    try g.setAttribute("units", "step: completed optimizer steps; tensors: float32 values at that step")
+    for t in tensors {
+      let d = try g.createDataset(t.name, values: t.values, shape: t.shape)
+      try d.setAttribute(
+        "tensor", t.name.hasPrefix("grad/") ? "gradient of parameter \(t.name.dropFirst(5)) as the optimizer used it (after clipping)" : "parameter \(t.name) (master weights)")
+    }
   }
 
   /// Publishes unit `step` (a new file, renamed into place): everything up to `step` completed steps.
@@ -395,7 +401,8 @@ public final class RunFileWriter: TrainingSink {
     attributes["model"] = .string(run.model.description)
     attributes["recipe"] = .string(run.recipe.description)
     attributes["recipe_json"] = .string(run.recipe.json)  // fully resolved, per operand
-    attributes["lr"] = .double(Double(run.config.learningRate))
+    // The learning rate as given (0.003, not the float32 0.003000000026): its shortest decimal.
+    attributes["lr"] = .double(Double("\(run.config.learningRate)") ?? Double(run.config.learningRate))
     attributes["seed"] = .int(Int(bitPattern: UInt(run.config.seed)))
     attributes["steps"] = .int(run.config.steps)
     attributes["parameter_count"] = .int(run.parameterCount)

@@ -44,7 +44,7 @@ func compareRuns(_ pairs: [(String, String)]) throws -> [String] {
                                   "--checkpoint-every", "4", "--snapshot-every", "10", "--eval-every", "15", "--seed", "3"],
          trials: 8),
     Case(name: "gpt-micro", arguments: ["--model", "gpt-micro", "--recipe", "uniform:e4m3fn:stochastic", "--steps", "40",
-                                        "--checkpoint-every", "7", "--snapshot-every", "10", "--snapshot-tensors", "wte,grad/wte",
+                                        "--checkpoint-every", "7", "--snapshot-every", "10", "--snapshot-tensors", "transformer.wte.weight,grad/transformer.h.0.attn.c_attn.weight",
                                         "--eval-every", "20"],
          trials: 3),
     // Diverges at step 21 and stops at step 31, after its last evaluation at 25.
