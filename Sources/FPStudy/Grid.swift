@@ -249,6 +249,7 @@ public final class GridRunner {
     if !keepRuns {
       try? source.close()
       try? FileManager.default.removeItem(atPath: runFile(run))
+      try? FileManager.default.removeItem(atPath: RunFileWriter.folder(for: runFile(run)))
       try? FileManager.default.removeItem(atPath: logFile(run))
     }
   }
@@ -275,20 +276,24 @@ public final class GridRunner {
 
   enum RunFileState: Equatable { case absent, finished, resumable, broken }
 
-  /// What an earlier attempt left for `run`; a finished or resumable file written for other settings
-  /// is refused (it would put another study's numbers into this one).
+  /// What an earlier attempt left for `run` (`TrainingRuns.state`: a finished file, or a
+  /// `<file>.partial/` folder of durable units to resume from); a finished or resumable run written
+  /// for other settings is refused (it would put another study's numbers into this one).
   func state(of run: GridSpec.Run) throws -> RunFileState {
     let path = runFile(run)
-    guard FileManager.default.fileExists(atPath: path) else { return .absent }
-    guard let (file, header) = try? Store.open(path, expecting: .run) else { return .broken }
-    let finished = (try? file.root.contains("/runs/run")) ?? false
-    try? file.close()
-    if !finished {
-      guard let (writer, _) = try? RunFileWriter.reopen(path: path) else { return .broken }
-      try? writer.close()
+    switch TrainingRuns.state(path: path) {
+    case .absent: return .absent
+    case .broken: return .broken
+    case .finished:
+      guard let (file, header) = try? Store.open(path, expecting: .run) else { return .broken }
+      try? file.close()
+      try checkRunFile(header.config, run: run, path: path)
+      return .finished
+    case .resumable:
+      guard let config = RunFileWriter.scan(path: path).newest?.config else { return .broken }
+      try checkRunFile(config, run: run, path: path)
+      return .resumable
     }
-    try checkRunFile(header.config, run: run, path: path)
-    return finished ? .finished : .resumable
   }
 
   /// Refuses a run file whose stored run description differs from the one this spec gives `run`
@@ -305,13 +310,12 @@ public final class GridRunner {
       "\(path) was written for other settings (\(difference)): it is not a run of this grid; move it away or use another --runs-dir")
   }
 
-  /// Renames a broken run file (a kill during its first write, a full disk) out of the way, so that
-  /// its run starts again and the leftover stays for inspection.
+  /// Moves a broken leftover (a kill during its first write, a full disk) out of the way, so that its
+  /// run starts again and the leftover stays for inspection (`TrainingRuns.setAside`).
   func setAside(_ path: String) throws {
-    var n = 1
-    while FileManager.default.fileExists(atPath: "\(path).broken-\(n)") { n += 1 }
-    try FileManager.default.moveItem(atPath: path, toPath: "\(path).broken-\(n)")
-    FileHandle.standardError.write(Data("fpsim: \(path) was broken (a kill during its first write?); set aside as \(path).broken-\(n), its run starts again\n".utf8))
+    for moved in try TrainingRuns.setAside(path: path) {
+      FileHandle.standardError.write(Data("fpsim: a broken leftover of \(path) was set aside as \(moved); its run starts again\n".utf8))
+    }
   }
 
   /// Collects a finished run (a shard leaves it in its file); returns whether it diverged.
