@@ -92,7 +92,7 @@ public enum Report {
   static let css = """
     body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;color:#222;max-width:1280px;margin:0 auto;padding:16px 24px;background:#fff}
     h1{font-size:24px;margin:4px 0}h2{font-size:20px;margin:28px 0 6px;border-bottom:2px solid #4e79a7;padding-bottom:3px}
-    h3{font-size:16px;margin:22px 0 4px}p.meta{color:#555;margin:2px 0}p.note{color:#444;margin:4px 0 8px;max-width:900px}
+    h3{font-size:16px;margin:22px 0 4px}h4{font-size:13px;margin:12px 0 2px;color:#444}p.meta{color:#555;margin:2px 0}p.note{color:#444;margin:4px 0 8px;max-width:900px}
     .answer{background:#eef4fa;border-left:4px solid #4e79a7;padding:8px 12px;margin:10px 0;max-width:1000px}
     svg{display:block;margin:6px 0;font-size:11px;font-family:inherit;max-width:100%;height:auto}svg text{fill:#333}svg text.title{font-size:12px;font-weight:600}svg text.note{fill:#555}
     svg .grid{stroke:#e4e4e4;stroke-width:1}svg .tick{stroke:#666}svg .frame{fill:none;stroke:#888}
@@ -333,7 +333,7 @@ struct PageBuilder {
           series.append(SVG.Series(name: v.labels[f], color: SVG.color(f), points: zip(idx, mean).map { (Double(g.steps[$0]), $1) }))
         }
         for (k, t) in idx.enumerated() { rows.append([op, String(g.steps[t])] + columns.map { NumberText.g6($0[k]) }) }
-        s += "<div>" + SVG.linePlot(title: "\(kind) \(op)", series: series, xTitle: "step (optimizer updates) — operand \(op)", yTitle: "fraction \(kind) (of values)", logX: options.logSteps, yFromZero: true, width: 400, height: 250) + "</div>"
+        s += "<div>" + SVG.linePlot(title: "\(kind) \(op)", series: series, xTitle: "step (optimizer updates) — operand \(op)", yTitle: "fraction \(kind) (of values)", logX: options.logSteps, yFromZero: true, width: 390, height: 250) + "</div>"
       }
       s += "</div>"
       if !allZero.isEmpty { s += "<p class=\"note\">0 at every step for every \(v.labelKind): \(allZero.joined(separator: ", ")).</p>" }
@@ -385,7 +385,7 @@ struct PageBuilder {
     s += "<h3>Loss</h3><p class=\"note\">Training loss (solid) and validation loss (dashed, where evaluated)\(markers.isEmpty ? "" : "; × marks a divergence").</p>"
     s += SVG.linePlot(title: "loss", series: trainSeries, markers: markers, xTitle: stepTitle, yTitle: "loss (nats per item)", logX: options.logSteps, width: 900, height: 340)
     if !gradSeries.isEmpty {
-      s += "<h3>Gradient norm</h3>" + SVG.linePlot(title: "gradient norm", series: gradSeries, xTitle: stepTitle, yTitle: "global gradient norm before clipping", logX: options.logSteps, logY: true, width: 900, height: 260)
+      s += "<h3>Gradient norm</h3>" + SVG.linePlot(title: "gradient norm", series: gradSeries, xTitle: stepTitle, yTitle: "gradient norm (before clipping)", logX: options.logSteps, logY: true, width: 900, height: 260)
     }
     s += PageBuilder.table(nextPlot(), header: ["run", "step", "train loss", "validation loss", "gradient norm"], rows: evalRows, collapsed: true)
     // Each run: attributes, telemetry, snapshot histograms, side by side.
@@ -405,6 +405,7 @@ struct PageBuilder {
         for kind in ReportCurves.telemetryKinds {
           guard let ops = byKind[kind] else { continue }
           var series: [SVG.Series] = []
+          s += "<h4>Fraction \(kind == "saturated" ? "saturated" : "flushed to zero"), mean over layers</h4>"
           for (j, op) in ops.keys.sorted().enumerated() {
             let pts = idx.map { (Double(t.steps[$0]), ops[op]![$0]) }
             series.append(SVG.Series(name: op, color: SVG.color(j), points: pts))

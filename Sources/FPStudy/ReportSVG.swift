@@ -107,11 +107,12 @@ enum SVG {
     "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 \(px(width)) \(px(height))\" width=\"\(px(width))\" height=\"\(px(height))\" role=\"img\" aria-label=\"\(escape(label))\">"
   }
 
-  static func legend(_ items: [(String, String)], x: Double, y: Double) -> String {
+  static func legend(_ items: [(String, String)], x: Double, y: Double, dashed: [Bool] = []) -> String {
     var s = ""
     for (i, (name, color)) in items.enumerated() {
       let yy = y + Double(i) * 15
-      s += "<line x1=\"\(px(x))\" x2=\"\(px(x + 16))\" y1=\"\(px(yy))\" y2=\"\(px(yy))\" stroke=\"\(color)\" stroke-width=\"3\"/>"
+      let dash = i < dashed.count && dashed[i] ? " stroke-dasharray=\"4 2\"" : ""
+      s += "<line x1=\"\(px(x))\" x2=\"\(px(x + 16))\" y1=\"\(px(yy))\" y2=\"\(px(yy))\" stroke=\"\(color)\" stroke-width=\"3\"\(dash)/>"
       s += "<text x=\"\(px(x + 20))\" y=\"\(px(yy + 4))\">\(escape(name))</text>"
     }
     return s
@@ -166,7 +167,7 @@ enum SVG {
       svg += "<path d=\"M\(px(cx - 4)),\(px(cy - 4))L\(px(cx + 4)),\(px(cy + 4))M\(px(cx - 4)),\(px(cy + 4))L\(px(cx + 4)),\(px(cy - 4))\" stroke=\"\(m.color)\" stroke-width=\"2.2\"><title>\(escape(m.title))</title></path>"
     }
     svg += "</g>"
-    svg += legend(series.map { ($0.name, $0.color) }, x: right + 12, y: top + 8)
+    svg += legend(series.map { ($0.name, $0.color) }, x: right + 12, y: top + 8, dashed: series.map(\.dashed))
     return svg + "</svg>"
   }
 
