@@ -278,7 +278,9 @@ public struct BitReduction: Codable, Sendable, Equatable {
 enum NumberText {
   /// Shortest round-trip text of a learning rate (3e-3 -> 0.003).
   static func number(_ d: Double) -> String {
-    let s = "\(d)"
+    var s = "\(d)"
+    // 0.009000000000000001 (3 x 0.003 computed) reads as 0.009: six significant digits when shorter.
+    if s.count > 10 { s = String(format: "%.6g", d) }
     return s.hasSuffix(".0") ? String(s.dropLast(2)) : s
   }
   static func fixed(_ d: Double, _ digits: Int = 4) -> String {

@@ -64,7 +64,7 @@ public enum Report {
     head += "<header><h1>fpsim report</h1><p class=\"meta\">\(SVG.escape(title))</p>"
     head += "<p class=\"meta\">made by fpsim \(SVG.escape(options.fpsimVersion))"
     if !options.command.isEmpty { head += " with <code>\(SVG.escape(options.command))</code>" }
-    head += "; \(plotCounter) plots, each followed by the table of its numbers.</p></header>\n"
+    head += "; \(plotCounter) figures, each followed by the table of its numbers.</p></header>\n"
     return head + body + "<footer>Losses are in nats per item (token or example); steps are completed optimizer steps. Intervals are 95% Student-t intervals over seeds.</footer>\n</body></html>\n"
   }
 
@@ -113,8 +113,8 @@ struct PageBuilder {
     return "plot\(counter)"
   }
 
-  static func table(_ id: String, header: [String], rows: [[String]], leftColumns: Int = 1, collapsed: Bool = false, caption: String = "numbers of this plot") -> String {
-    var t = "<table class=\"data\" data-plot=\"\(id)\"><thead><tr>"
+  static func table(_ id: String, kind: String, header: [String], rows: [[String]], leftColumns: Int = 1, collapsed: Bool = false, caption: String = "numbers of this plot") -> String {
+    var t = "<table class=\"data\" data-plot=\"\(id)\" data-kind=\"\(SVG.escape(kind))\"><thead><tr>"
     for (i, h) in header.enumerated() { t += "<th\(i < leftColumns ? " class=\"l\"" : "")>\(SVG.escape(h))</th>" }
     t += "</tr></thead><tbody>"
     for r in rows {
@@ -180,7 +180,7 @@ struct PageBuilder {
           yTitle: "\(what) (nats per item)", logX: options.logSteps, width: L > 1 ? 600 : 760) + "</div>"
       }
       let id = nextPlot()
-      out += "</div>" + PageBuilder.table(id, header: ["lr", "step"] + v.labels.flatMap { ["\($0) median", "\($0) min", "\($0) max"] }, rows: rows, leftColumns: 0, collapsed: true)
+      out += "</div>" + PageBuilder.table(id, kind: "curve-\(what == "training loss" ? "train" : "eval")", header: ["lr", "step"] + v.labels.flatMap { ["\($0) median", "\($0) min", "\($0) max"] }, rows: rows, leftColumns: 0, collapsed: true)
       return out
     }
     s += "<h2>Loss curves</h2>"
@@ -202,7 +202,7 @@ struct PageBuilder {
     for f in 0..<F { for l in 0..<L {
       stabRows.append([v.labels[f], NumberText.number(v.lrs[l]), String(S), String(dCounts[f][l]), NumberText.g6(Double(dCounts[f][l]) / Double(S)), g.failedToLearn == nil ? "-" : String(fCounts[f][l]), g.failedToLearn == nil ? "-" : NumberText.g6(Double(fCounts[f][l]) / Double(S))])
     } }
-    s += PageBuilder.table(nextPlot(), header: [kind, "lr", "seeds", "diverged", "fraction diverged", "failed to learn", "fraction failed"], rows: stabRows, collapsed: true)
+    s += PageBuilder.table(nextPlot(), kind: "stability", header: [kind, "lr", "seeds", "diverged", "fraction diverged", "failed to learn", "fraction failed"], rows: stabRows, collapsed: true)
 
     // Final validation loss: against bits removed (format grids) and paired differences.
     s += "<h2>Final validation loss and paired differences</h2>"
@@ -224,7 +224,7 @@ struct PageBuilder {
       let ticks = Array(Set(removed)).sorted().map(Double.init)
       s += "<h3>Final validation loss against bits removed</h3><p class=\"note\">Mean over the seeds that finished (diverged runs left out; their count is in the table) with its 95% t-interval, one colour per learning rate. Bits = sign + exponent + mantissa; removed = \(bits.baselineBits) (\(SVG.escape(bits.baseline))) minus that.</p>"
       s += SVG.intervalPlot(title: "final validation loss against bits removed", series: series, xTitle: "bits removed from \(bits.baseline) (\(bits.baselineBits) bits)", yTitle: "final validation loss (nats per item)", xTicks: ticks, width: 760)
-      s += PageBuilder.table(nextPlot(), header: [kind, "bits", "bits removed", "lr", "seeds finished", "mean", "95% low", "95% high"], rows: rows)
+      s += PageBuilder.table(nextPlot(), kind: "bits", header: [kind, "bits", "bits removed", "lr", "seeds finished", "mean", "95% low", "95% high"], rows: rows)
     }
     // Paired differences: a bar chart for recipe grids (and any grid without bit counts).
     if bits == nil {
@@ -245,7 +245,7 @@ struct PageBuilder {
        r.difference.map { NumberText.g6($0.mean) } ?? "-", r.difference?.low.map(NumberText.g6) ?? "-",
        r.difference?.high.map(NumberText.g6) ?? "-", r.verdict + (r.labelDiverged > 0 && r.label != r.baseline ? " (\(r.labelDiverged) not finished)" : "")]
     }
-    s += PageBuilder.table(nextPlot(), header: [kind, "lr", "seeds", "pairs", "mean final eval loss", "diff to baseline", "95% low", "95% high", "verdict"], rows: diffRows, leftColumns: 1)
+    s += PageBuilder.table(nextPlot(), kind: "paired", header: [kind, "lr", "seeds", "pairs", "mean final eval loss", "diff to baseline", "95% low", "95% high", "verdict"], rows: diffRows, leftColumns: 1)
     if let bits {
       let rows = bits.formats.map { f -> [String] in
         [f.label, String(f.bits), String(f.bitsRemoved), f.passes ? "yes" : "no", f.passesConfidently ? "yes" : "no",
@@ -254,7 +254,7 @@ struct PageBuilder {
          f.unfinishedLRs.isEmpty ? "" : f.unfinishedLRs.map(NumberText.number).joined(separator: ", ")]
       }
       s += "<h3>Bit reduction, tolerance \(NumberText.number(options.tolerance)) nats</h3>"
-      s += PageBuilder.table(nextPlot(), header: [kind, "bits", "removed", "mean within tol at every lr", "95% interval within tol", "worst lr", "worst mean diff", "95% low", "95% high", "lrs with unfinished seeds"], rows: rows)
+      s += PageBuilder.table(nextPlot(), kind: "bit-reduction", header: [kind, "bits", "removed", "mean within tol at every lr", "95% interval within tol", "worst lr", "worst mean diff", "95% low", "95% high", "lrs with unfinished seeds"], rows: rows)
     }
 
     // Sharpness.
@@ -282,7 +282,7 @@ struct PageBuilder {
           }
           s += "<div>" + SVG.linePlot(title: "\(sh.metric), lr \(NumberText.number(v.lrs[l]))", series: series, markers: markers, xTitle: "step (optimizer updates) — lr \(NumberText.number(v.lrs[l]))", yTitle: "\(sh.metric) sharpness", logX: options.logSteps, width: L > 1 ? 600 : 760) + "</div>"
         }
-        s += "</div>" + PageBuilder.table(nextPlot(), header: [kind, "lr", "step", "median", "min", "max"], rows: rows, collapsed: true)
+        s += "</div>" + PageBuilder.table(nextPlot(), kind: "sharpness-\(sh.metric)", header: [kind, "lr", "step", "median", "min", "max"], rows: rows, collapsed: true)
       }
     }
 
@@ -338,7 +338,7 @@ struct PageBuilder {
       s += "</div>"
       if !allZero.isEmpty { s += "<p class=\"note\">0 at every step for every \(v.labelKind): \(allZero.joined(separator: ", ")).</p>" }
       if rows.isEmpty { continue }
-      s += PageBuilder.table(nextPlot(), header: ["operand", "step"] + v.labels.map { "\($0) fraction \(kind)" }, rows: rows, leftColumns: 1, collapsed: true)
+      s += PageBuilder.table(nextPlot(), kind: "telemetry-\(kind)", header: ["operand", "step"] + v.labels.map { "\($0) fraction \(kind)" }, rows: rows, leftColumns: 1, collapsed: true)
     }
     return s
   }
@@ -387,7 +387,7 @@ struct PageBuilder {
     if !gradSeries.isEmpty {
       s += "<h3>Gradient norm</h3>" + SVG.linePlot(title: "gradient norm", series: gradSeries, xTitle: stepTitle, yTitle: "gradient norm (before clipping)", logX: options.logSteps, logY: true, width: 900, height: 260)
     }
-    s += PageBuilder.table(nextPlot(), header: ["run", "step", "train loss", "validation loss", "gradient norm"], rows: evalRows, collapsed: true)
+    s += PageBuilder.table(nextPlot(), kind: "run-curves", header: ["run", "step", "train loss", "validation loss", "gradient norm"], rows: evalRows, collapsed: true)
     // Each run: attributes, telemetry, snapshot histograms, side by side.
     s += "<div class=\"side\">"
     for (k, r) in data.enumerated() {
@@ -396,7 +396,7 @@ struct PageBuilder {
       for (name, value) in try r.group.attributes() where !["recipe_json", "config"].contains(name) {
         attrs.append([name, value.description])
       }
-      s += PageBuilder.table("attributes-\(k)", header: ["attribute", "value"], rows: attrs, leftColumns: 2, collapsed: true, caption: "run attributes")
+      s += PageBuilder.table("attributes-\(k)", kind: "run-attributes", header: ["attribute", "value"], rows: attrs, leftColumns: 2, collapsed: true, caption: "run attributes")
       let t = try ReportCurves.telemetry(r.file, run: r.id)
       let byKind = ReportCurves.byOperandKind(t)
       if !byKind.isEmpty {
@@ -413,7 +413,7 @@ struct PageBuilder {
           }
           s += SVG.linePlot(title: "\(kind) by operand", series: series, xTitle: stepTitle, yTitle: "fraction \(kind) (of values)", logX: options.logSteps, yFromZero: true, width: 560, height: 250)
         }
-        s += PageBuilder.table(nextPlot(), header: ["kind", "operand", "step", "fraction (mean over layers)"], rows: rows, leftColumns: 2, collapsed: true)
+        s += PageBuilder.table(nextPlot(), kind: "run-telemetry", header: ["kind", "operand", "step", "fraction (mean over layers)"], rows: rows, leftColumns: 2, collapsed: true)
       }
       s += try snapshotHistograms(r.file, run: r.id, color: SVG.color(k))
       s += "</div>"
@@ -447,6 +447,6 @@ struct PageBuilder {
       s += "<div>" + SVG.histogram(title: name, edges: edges, counts: counts, xTitle: "value of \(name)", color: color) + "</div>"
       for i in 0..<bins { rows.append([name, NumberText.g6(edges[i]), NumberText.g6(edges[i + 1]), String(counts[i])]) }
     }
-    return s + "</div>" + PageBuilder.table(nextPlot(), header: ["tensor", "bin low", "bin high", "count"], rows: rows, leftColumns: 1, collapsed: true)
+    return s + "</div>" + PageBuilder.table(nextPlot(), kind: "histograms", header: ["tensor", "bin low", "bin high", "count"], rows: rows, leftColumns: 1, collapsed: true)
   }
 }
