@@ -169,8 +169,8 @@ import Testing
       import numpy as np
       from PIL import Image
       root = '\(root.path)'
-      subprocess.run([sys.executable, root + '/experiments/plots/grid_figures.py', '\(grid)', '--out', '\(figs)'], check=True)
-      subprocess.run([sys.executable, root + '/experiments/plots/run_figures.py', '\(run)', '\(run)', '--out', '\(figs)'], check=True)
+      subprocess.run([sys.executable, root + '/experiments/plots/grid_figures.py', '\(grid)', '--out', '\(figs)'], check=True, stdout=subprocess.DEVNULL)
+      subprocess.run([sys.executable, root + '/experiments/plots/run_figures.py', '\(run)', '\(run)', '--out', '\(figs)'], check=True, stdout=subprocess.DEVNULL)
       names = ['loss', 'stability', 'final_eval', 'paired', 'run_loss', 'run_telemetry', 'run_histograms']
       for n in names:
           im = np.asarray(Image.open(os.path.join('\(figs)', n + '.png')).convert('RGB'))
@@ -230,7 +230,7 @@ import Testing
     }
     let leftovers = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.contains(".tmp-") }
     #expect(leftovers.isEmpty)
-    if let made { try? FileManager.default.removeItem(at: made.dir) }
+    if let made = Self.made { try? FileManager.default.removeItem(at: made.dir) }
     Self.made = nil
   }
 }
