@@ -28,6 +28,10 @@ public struct GridStudy: Sendable {
   public var runIDs: [String?]
   /// `units` attributes of the `/results` datasets.
   public var units: [String: String]
+  /// `/results/saturated` and `/results/flushed` [F, L, S, T, K] (fraction per operand kind, mean
+  /// over layers) with the operand kinds [K], when the file has them (else the report reads the runs).
+  public var operands: [String] = []
+  public var telemetry: [String: [Float]] = [:]
 
   public struct Sharpness: Sendable {
     public var metric: String
@@ -71,8 +75,10 @@ public struct GridStudy: Sendable {
     if names.contains("total_bits"), let bits = try? r.dataset("total_bits").read(as: Int64.self), bits.count == labels.count {
       totalBits = bits.map { $0 > 0 ? Int($0) : nil }
     }
-    let values = GridValues(
+    var values = GridValues(
       labelKind: kind, labels: labels, lrs: lrs, seeds: seeds, finalEval: finalEval, diverged: diverged, totalBits: totalBits)
+    // The grid's own baseline (`/results@baseline`), when it names one of its labels.
+    if let b = try r.attribute("baseline")?.stringValue, labels.contains(b) { values.defaultBaseline = b }
     var units: [String: String] = [:]
     for name in names {
       if let u = try? r.dataset(name).attribute("units")?.stringValue { units[name] = u }
@@ -88,13 +94,17 @@ public struct GridStudy: Sendable {
       finalTrain: try grid3("final_loss", Double.self) ?? Array(repeating: .nan, count: n),
       divergedStep: try grid3("diverged_step", Int64.self)?.map(Int.init) ?? Array(repeating: -1, count: n),
       failedToLearn: try grid3("failed_to_learn", UInt8.self)?.map { $0 != 0 },
-      failedToLearnMargin: try? r.dataset("failed_to_learn").attribute("margin_nats")?.doubleValue,
+      failedToLearnMargin: (try? r.dataset("failed_to_learn").attribute("margin_nats")?.doubleValue)
+        ?? (try? r.attribute("failed_to_learn_margin_nats")?.doubleValue),
       sharpness: [], runIDs: Array(repeating: nil, count: n), units: units)
     try study.readRunIDs(file)
     // Sharpness [F, L, S, K] with its step scale.
     if names.contains("sharpness_step") {
       let k = try r.dataset("sharpness_step").read(as: Int64.self).map(Int.init)
-      for name in names.sorted() where name.hasPrefix("sharpness_") && name != "sharpness_step" && !name.hasSuffix("_last") {
+      for name in names.sorted()
+      where name.hasPrefix("sharpness_") && name != "sharpness_step"
+        && !["_last", "_iterations", "_converged"].contains(where: { name.hasSuffix($0) })
+      {
         let d = try r.dataset(name)
         guard (try d.shape) == [labels.count, lrs.count, seeds.count, k.count] else { continue }
         let metric = (try? d.attribute("metric")?.stringValue) ?? String(name.dropFirst("sharpness_".count))
@@ -117,6 +127,14 @@ public struct GridStudy: Sendable {
       }
     }
     if study.evalSteps.isEmpty { try study.readEvalCurves(file) }
+    if names.contains("operand"), let ops = try? r.dataset("operand").readStrings() {
+      for kind in ["saturated", "flushed"] where names.contains(kind) {
+        let d = try r.dataset(kind)
+        guard (try d.shape) == [labels.count, lrs.count, seeds.count, steps.count, ops.count] else { continue }
+        study.telemetry[kind] = try d.read(as: Float.self)
+        study.operands = ops
+      }
+    }
     return study
   }
 

@@ -69,6 +69,8 @@ public struct GridValues: Sendable {
   public var diverged: [Bool]
   /// Total bits of each label's format (nil for recipes or labels that are not formats).
   public var totalBits: [Int?]
+  /// The baseline when none is asked for (the grid's `/results@baseline`); nil: the first label.
+  public var defaultBaseline: String? = nil
 
   public init(
     labelKind: String, labels: [String], lrs: [Double], seeds: [Int], finalEval: [Double], diverged: [Bool],
@@ -99,9 +101,10 @@ public struct GridValues: Sendable {
     return (f.signed ? 1 : 0) + f.exponentBits + f.mantissaBits
   }
 
-  /// The index of the baseline: `name` when given (an error naming the labels when absent), else the first label.
+  /// The index of the baseline: `name` when given (an error naming the labels when absent), else
+  /// `defaultBaseline`, else the first label.
   public func baselineIndex(_ name: String?) throws -> Int {
-    guard let name else { return 0 }
+    guard let name = name ?? defaultBaseline else { return 0 }
     guard let i = labels.firstIndex(of: name) else {
       throw StudyInputError(description: "no \(labelKind) '\(name)' to use as --baseline; this grid has \(labels.joined(separator: ", "))")
     }

@@ -108,6 +108,13 @@ struct PageBuilder {
   var options: ReportOptions
   var counter: Int
 
+  /// Axis titles with units of the sharpness metrics (README "Sharpness").
+  static let sharpnessUnits = [
+    "keskar-logits": "keskar-logits phi (percent of 1 + loss)",
+    "hessian-top": "top eigenvalue of the loss Hessian",
+    "sam": "SAM sharpness (nats per item)",
+  ]
+
   mutating func nextPlot() -> String {
     counter += 1
     return "plot\(counter)"
@@ -280,7 +287,7 @@ struct PageBuilder {
               }
             }
           }
-          s += "<div>" + SVG.linePlot(title: "\(sh.metric), lr \(NumberText.number(v.lrs[l]))", series: series, markers: markers, xTitle: "step (optimizer updates) — lr \(NumberText.number(v.lrs[l]))", yTitle: "\(sh.metric) sharpness", logX: options.logSteps, width: L > 1 ? 600 : 760) + "</div>"
+          s += "<div>" + SVG.linePlot(title: "\(sh.metric), lr \(NumberText.number(v.lrs[l]))", series: series, markers: markers, xTitle: "step (optimizer updates) — lr \(NumberText.number(v.lrs[l]))", yTitle: PageBuilder.sharpnessUnits[sh.metric] ?? "\(sh.metric) sharpness", logX: options.logSteps, width: L > 1 ? 600 : 760) + "</div>"
         }
         s += "</div>" + PageBuilder.table(nextPlot(), kind: "sharpness-\(sh.metric)", header: [kind, "lr", "step", "median", "min", "max"], rows: rows, collapsed: true)
       }
@@ -299,7 +306,26 @@ struct PageBuilder {
     let stepIndex = Dictionary(uniqueKeysWithValues: g.steps.enumerated().map { ($1, $0) })
     var acc: [String: [String: ([Double], [Int])]] = [:]  // "\(f)|kind|op"
     var operandKinds = Set<String>()
-    for f in 0..<g.F {
+    if !g.telemetry.isEmpty {
+      // /results/saturated, /results/flushed [F, L, S, T, K]: already the mean over layers per run.
+      let K = g.operands.count
+      for (kind, values) in g.telemetry {
+        for f in 0..<g.F {
+          for (k, op) in g.operands.enumerated() {
+            var sum = [Double](repeating: 0, count: T), n = [Int](repeating: 0, count: T)
+            for l in 0..<g.L { for s in 0..<g.S { for t in 0..<T {
+              let x = values[((v.index(f, l, s) * T) + t) * K + k]
+              if x.isFinite { sum[t] += Double(x); n[t] += 1 }
+            } } }
+            if n.contains(where: { $0 > 0 }) {
+              operandKinds.insert(op)
+              acc["\(f)|\(kind)", default: [:]][op] = (sum, n)
+            }
+          }
+        }
+      }
+    }
+    for f in 0..<g.F where g.telemetry.isEmpty {
       for l in 0..<g.L { for s in 0..<g.S {
         guard let id = g.runIDs[v.index(f, l, s)] else { continue }
         let t = try ReportCurves.telemetry(file, run: id)

@@ -66,6 +66,8 @@ enum SVG {
           if lv >= lo - 1e-9 && lv <= hi + 1e-9 { out.append(v) }
         }
       }
+      // Less than a decade (steps 20..40): the ends, so the axis has a scale.
+      if out.count < 2 { out = [pow(10, lo), pow(10, hi)].map { ($0 * 1e6).rounded() / 1e6 } }
       return out
     }
   }
