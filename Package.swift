@@ -1,8 +1,8 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Release builds are tuned for the CPU that builds them (PLATFORM.md: a quantization loop ran 4x faster
-// with -target-cpu native). On AVX-512 CPUs LLVM's tuning prefers 256-bit vectors; turning the
+// Release builds are tuned for the CPU that builds them (Swift's default target is baseline x86-64,
+// SSE2; a quantization loop ran 4x faster with -target-cpu native). On AVX-512 CPUs LLVM's tuning prefers 256-bit vectors; turning the
 // "prefer-256-bit" feature off lets the quantization loops use all 16 lanes. Debug builds stay portable.
 let native: [SwiftSetting] = [
   .unsafeFlags(
@@ -15,7 +15,7 @@ let native: [SwiftSetting] = [
 let package = Package(
   name: "fpsim",
   products: [
-    // Public modules, bottom layer first (DESIGN.md "Layers").
+    // Public modules, bottom layer first; each imports only those above it in this list.
     .library(name: "FPFormats", targets: ["FPFormats"]),
     .library(name: "FPStore", targets: ["FPStore"]),
     .library(name: "FPEngine", targets: ["FPEngine"]),
@@ -31,10 +31,11 @@ let package = Package(
     .target(name: "FPStore", dependencies: ["CHDF5", "CZstd"], swiftSettings: native),
     .target(name: "FPEngine", dependencies: ["FPFormats", "CBLAS"], swiftSettings: native),
     .target(name: "FPStudy", dependencies: ["FPFormats", "FPEngine", "FPStore"], swiftSettings: native),
-    // System libraries with shim headers (PLATFORM.md "HDF5 from Swift"); hdf5_hl is linked by the module map.
+    // System libraries with shim headers (HDF5's type and property-list ids are macros that Swift cannot
+    // import: the shims wrap them); hdf5_hl is linked by the module map.
     .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
     .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
-    // CBLAS: cblas.h from /usr/include/x86_64-linux-gnu, no pkg-config entry (PLATFORM.md); links libblas.
+    // CBLAS: cblas.h from /usr/include/x86_64-linux-gnu, which has no pkg-config entry; links libblas.
     .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
 
     // MARK: Command line (thin: parses, builds a library value, calls it)

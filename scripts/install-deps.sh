@@ -11,7 +11,7 @@ if ! dpkg -s pkg-config libhdf5-dev libzstd-dev libopenblas-dev hdf5-tools chrom
   apt-get install -y -qq --no-install-recommends pkg-config libhdf5-dev libzstd-dev libopenblas-dev hdf5-tools chromium >/dev/null
 fi
 python3 -m pip install -q --disable-pip-version-check h5py hdf5plugin xarray h5netcdf numpy ml_dtypes matplotlib scipy
-# CPU PyTorch for the engine's reference test (PLATFORM.md: the machine's wheel folder, not PyPI's CUDA build).
+# CPU PyTorch for the engine's reference test (the wheel in the folder PIP_FIND_LINKS names, not PyPI's CUDA build).
 if ! python3 -c "import torch" >/dev/null 2>&1; then
   wheels="${PIP_FIND_LINKS:-/opt/wheels}"
   python3 -m pip install -q --disable-pip-version-check "$wheels"/torch-*.whl

@@ -1,6 +1,6 @@
 // HDF5 for Swift: the library's type ids, property-list classes and flags are macros that call
 // H5open() and read a mutable global, which Swift imports neither as a macro nor (in Swift 6 mode)
-// as a global. Each is wrapped here in a static inline function (PLATFORM.md "HDF5 from Swift").
+// as a global. Each is wrapped here in a static inline function.
 #ifndef FPSIM_CHDF5_SHIM_H
 #define FPSIM_CHDF5_SHIM_H
 

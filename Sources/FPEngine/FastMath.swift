@@ -1,5 +1,5 @@
 /// Elementwise transcendental functions written so that LLVM vectorizes the loops that call them
-/// (glibc's `expf`/`erff` are opaque calls and keep a loop scalar: PLATFORM.md "Speed").
+/// (glibc's `expf`/`erff` are opaque calls and keep a loop scalar).
 ///
 /// Accuracy (checked against Foundation in double by the tests): `fastExp` within 2 ulp,
 /// `normalCDF` within 3e-7 absolute everywhere, 1e-6 relative down to x = -5, 4e-6 down to -9.

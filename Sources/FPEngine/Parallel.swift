@@ -5,16 +5,7 @@ import FPFormats
 /// depend on the split: elementwise work, independent rows, or sums that each chunk owns whole.
 @inline(__always)
 func parallelRanges(_ count: Int, _ threads: Int, grain: Int, _ body: @Sendable (Int, Int) -> Void) {
-  let t = max(1, min(threads, count / max(1, grain)))
-  if t == 1 {
-    body(0, count)
-    return
-  }
-  let per = (count + t - 1) / t
-  WorkerPool.perform(t) { i in
-    let lo = i * per, hi = min(count, lo + per)
-    if lo < hi { body(lo, hi) }
-  }
+  WorkSplit(count: count, threads: threads, grain: grain).forEach { r, _ in body(r.lowerBound, r.upperBound) }
 }
 
 /// `parallelRanges` over elements, 32 Ki of them at least per chunk.

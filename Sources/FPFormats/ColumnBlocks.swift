@@ -20,15 +20,13 @@ extension BlockQuantizer {
     _ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, rows: Int, cols: Int,
     hadamard: RandomHadamard?, threads: Int, stats: inout QuantizationStats
   ) -> Bool {
-    guard case .vector(let block) = format.block, !format.scaleRounding.isStochastic,
-      hadamard == nil || hadamard!.size == 16, block <= 256, 16 % block == 0 || block % 16 == 0,
-      rows > 0, cols > 0, cols % 16 == 0
-    else { return false }
+    guard columnsApply(rows: rows, cols: cols, hadamard: hadamard), case .vector(let block) = format.block else {
+      return false
+    }
     let height = max(block, 16)
-    guard rows % height == 0 else { return false }
     let needsTensorAmax = format.rule == .nvfp4 || format.tensorScale
-    let tiles = rows / height, groups = cols / 16
-    let t = max(1, min(threads, tiles, rows * cols / 32_768))
+    let groups = cols / 16
+    let split = Self.columnSplit(rows: rows, cols: cols, height: height, threads: threads)
     nonisolated(unsafe) let src = src, dst = dst
     let matrix = hadamard?.matrix
     // Tensor amax of A (R): over the transformed tiles when there is a transform. Those are parked in
@@ -36,7 +34,7 @@ extension BlockQuantizer {
     var tensorAmax: Float = 0
     var input = UnsafePointer(src), transform = matrix
     if needsTensorAmax {
-      tensorAmax = parallelMax(t, tiles) { tile, buffer in
+      tensorAmax = parallelMax(split) { tile, buffer in
         var m: UInt32 = 0
         for g in 0..<groups {
           Self.loadTile(src, cols: cols, r0: tile * height, c0: g * 16, height: height, into: buffer, hadamard: matrix)
@@ -50,12 +48,12 @@ extension BlockQuantizer {
     let a = tensorAmax, global = globalFactor(tensorAmax)
     nonisolated(unsafe) let source = input
     let sourceTransform = transform
-    let parts = WorkerPool.map(t) { w in
+    let parts = split.map { w in
       var s = QuantizationStats()
       // The tile, group-major ([group][row][16]), then one factor pair per column.
       withUnsafeTemporaryAllocation(of: Float.self, capacity: (height + 2) * cols) { scratch in
         let buffer = scratch.baseAddress!, down = buffer + height * cols, up = down + cols
-        for tile in stride(from: w, to: tiles, by: t) {
+        for tile in split.interleaved(w) {
           let r0 = tile * height
           for g in 0..<groups {
             Self.loadTile(
@@ -89,6 +87,21 @@ extension BlockQuantizer {
     stats.blocks += rows / block * cols
     stats.count += rows * cols
     return true
+  }
+
+  /// Whether `quantizeColumns` takes these shapes (see there).
+  public func columnsApply(rows: Int, cols: Int, hadamard: RandomHadamard?) -> Bool {
+    guard case .vector(let block) = format.block, !format.scaleRounding.isStochastic,
+      hadamard == nil || hadamard!.size == 16, block <= 256, 16 % block == 0 || block % 16 == 0,
+      rows > 0, cols > 0, cols % 16 == 0
+    else { return false }
+    return rows % max(block, 16) == 0
+  }
+
+  /// The threads of `quantizeColumns`: whole tiles of `height` rows dealt round, at least 32 Ki values
+  /// per thread.
+  public static func columnSplit(rows: Int, cols: Int, height: Int, threads: Int) -> WorkSplit {
+    WorkSplit(count: rows / height, threads: threads, grain: 32_768, work: rows * cols)
   }
 
   /// Tile rows r0 ..< r0 + height, columns c0 ..< c0 + 16 of `src` into `buffer` (height x 16), each
@@ -162,14 +175,14 @@ extension BlockQuantizer {
   }
 
   /// max over tiles of `body(tile, scratch)` (float bits compared as integers: all non-negative), tiles
-  /// split between `threads`.
+  /// dealt round as `split` says.
   private func parallelMax(
-    _ threads: Int, _ tiles: Int, _ body: @Sendable (Int, UnsafeMutablePointer<Float>) -> Float
+    _ split: WorkSplit, _ body: @Sendable (Int, UnsafeMutablePointer<Float>) -> Float
   ) -> Float {
-    WorkerPool.map(threads) { w in
+    split.map { w in
       var m: Float = 0
       withUnsafeTemporaryAllocation(of: Float.self, capacity: 256 * 16) { scratch in
-        for tile in stride(from: w, to: tiles, by: threads) { m = max(m, body(tile, scratch.baseAddress!)) }
+        for tile in split.interleaved(w) { m = max(m, body(tile, scratch.baseAddress!)) }
       }
       return m
     }.max()!

@@ -1,8 +1,8 @@
 /// A format's properties as ordered (key, value) pairs: what `fpsim formats` prints and its JSON
-/// carries. Values are numbers, booleans, strings or nil (JSON null: "this format has none").
+/// carries. Values are numbers, booleans, strings, lists of integers or nil (JSON null: "this format has none").
 extension FloatFormat {
   public enum PropertyValue: Sendable, Equatable {
-    case int(Int), float(Float), double(Double), bool(Bool), string(String), none
+    case int(Int), float(Float), double(Double), bool(Bool), string(String), ints([Int]), none
   }
 
   public var properties: [(key: String, value: PropertyValue)] {

@@ -32,19 +32,21 @@ public enum RoundingMode: Hashable, Codable, Sendable, CustomStringConvertible {
 
   public var isStochastic: Bool { if case .stochastic = self { return true } else { return false } }
 
-  /// Parses `rne`, `rna`, `rtz`, `up`, `down`, `odd`, `stochastic` or `stochastic:BITS` (1...32);
-  /// `nearest`, `truncate` and `sr` are accepted as synonyms.
+  /// Every spelling `init(parsing:)` accepts for a mode, case-insensitively: the names, and the
+  /// synonyms `nearest` (rne), `truncate` (rtz) and `sr` (stochastic, also `sr:BITS`). The README's
+  /// "Rounding and overflow" lists each one (a test reads it).
+  public static let spellings: [(spelling: String, mode: RoundingMode)] = [
+    ("rne", .rne), ("nearest", .rne), ("rna", .rna), ("rtz", .rtz), ("truncate", .rtz), ("up", .up),
+    ("down", .down), ("odd", .odd), ("stochastic", .stochastic), ("sr", .stochastic),
+  ]
+
+  /// Parses `rne`, `rna`, `rtz`, `up`, `down`, `odd`, `stochastic` or `stochastic:BITS` (1...32), or a
+  /// synonym (``spellings``).
   public init(parsing text: String) throws {
     let t = text.lowercased()
-    switch t {
-    case "rne", "nearest": self = .rne
-    case "rna": self = .rna
-    case "rtz", "truncate": self = .rtz
-    case "up": self = .up
-    case "down": self = .down
-    case "odd": self = .odd
-    case "stochastic", "sr": self = .stochastic
-    default:
+    if let match = Self.spellings.first(where: { $0.spelling == t }) {
+      self = match.mode
+    } else {
       let parts = t.split(separator: ":", omittingEmptySubsequences: false)
       if parts.count == 2, parts[0] == "stochastic" || parts[0] == "sr" {
         guard let b = Int(parts[1]), (1...32).contains(b) else {

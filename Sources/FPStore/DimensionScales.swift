@@ -43,6 +43,16 @@ extension H5Dataset {
     for (axis, scale) in scales.enumerated() { try attach(scale: scale, toDimension: axis) }
   }
 
+  /// Removes `scale` from axis `dimension` of this dataset, and this dataset from the scale's list of
+  /// users. Detach before deleting a dataset that has scales: otherwise the scale keeps a reference to
+  /// the deleted dataset, which readers that follow those references (h5netcdf) trip over.
+  public func detach(scale: H5Dataset, fromDimension dimension: Int) throws {
+    try HDF5Library.locked {
+      try file.requireOpen(object: path)
+      try check(H5DSdetach_scale(id, scale.id, UInt32(dimension)), "cannot detach scale \(scale.path) from axis \(dimension)")
+    }
+  }
+
   /// For each axis, the names of the scales attached to it (the scale's `NAME`, or its path when
   /// it has none).
   public func dimensionScaleNames() throws -> [[String]] {

@@ -11,12 +11,18 @@ public struct InspectReport: Sendable, Codable, Equatable {
   public var headerProblem: String?
   /// Keys of units under `/.incomplete` (left by writers that stopped before publishing).
   public var incompleteUnits: [String]
+  /// For a grid file with results: `/results@summary_json` as JSON (one object per format or
+  /// recipe), nil otherwise.
+  public var summary: JSONValue?
+  /// The tree's depth limit (nil: the whole tree); groups at the limit list no children.
+  public var depth: Int?
   public var root: InspectNode
 
   enum CodingKeys: String, CodingKey {
     case file, header
     case headerProblem = "header_problem"
     case incompleteUnits = "incomplete_units"
+    case summary, depth
     case root
   }
 }
@@ -42,7 +48,9 @@ public struct InspectNode: Sendable, Codable, Equatable {
   public var dimensions: [[String]]?
   public var isDimensionScale: Bool?
   // Groups only:
+  /// nil for a group below the depth limit, whose children are counted in `childCount` instead.
   public var children: [InspectNode]?
+  public var childCount: Int?
 
   enum CodingKeys: String, CodingKey {
     case name, path, kind, attributes, dtype, shape, maxshape, chunks, compression, filters
@@ -50,6 +58,7 @@ public struct InspectNode: Sendable, Codable, Equatable {
     case dimensions
     case isDimensionScale = "is_dimension_scale"
     case children
+    case childCount = "child_count"
   }
 }
 
@@ -103,9 +112,15 @@ public enum Inspector {
   /// Reads the tree of the file at `path`. Errors (missing file, not HDF5, truncated, damaged
   /// object) are one-line ``StoreError``s naming the file.
   ///
-  /// - Parameter showHidden: include `/.incomplete` (units of interrupted writers) in the tree.
-  public static func inspect(_ path: String, showHidden: Bool = false) throws -> InspectReport {
-    let file = try H5File.open(path)
+  /// The file is opened read-only, so a reader that holds it open (h5py, xarray) does not stop
+  /// inspection.
+  ///
+  /// - Parameters:
+  ///   - showHidden: include `/.incomplete` (units of interrupted writers) in the tree.
+  ///   - depth: levels of the tree below the root to list (0: the root's attributes only); groups
+  ///     at the limit show how many children they have. nil: everything.
+  public static func inspect(_ path: String, showHidden: Bool = false, depth: Int? = nil) throws -> InspectReport {
+    let file = try H5File.open(path, mode: .readOnly)
     defer { try? file.close() }
     var header: FileHeader? = nil
     var problem: String? = nil
@@ -115,18 +130,36 @@ public enum Inspector {
     } catch let error as StoreError where error.kind == .schema {
       problem = error.message
     }
-    let root = try node(try file.root, showHidden: showHidden)
+    let root = try node(try file.root, showHidden: showHidden, levels: depth)
     return InspectReport(
-      file: path, header: header, headerProblem: problem, incompleteUnits: try file.incompleteUnits(), root: root)
+      file: path, header: header, headerProblem: problem, incompleteUnits: try file.incompleteUnits(),
+      summary: header?.schema == Schema.grid.name ? try gridSummary(file) : nil, depth: depth, root: root)
   }
 
-  private static func node(_ group: H5Group, showHidden: Bool) throws -> InspectNode {
+  /// `/results@summary_json` parsed, when the grid has results and the attribute is JSON.
+  private static func gridSummary(_ file: H5File) throws -> JSONValue? {
+    guard try file.root.contains("results"),
+      let text = try file.group("/results").attribute("summary_json")?.stringValue
+    else { return nil }
+    return JSONValue(parsing: text)
+  }
+
+  /// `levels`: how many levels of children to list below this group (nil: all).
+  private static func node(_ group: H5Group, showHidden: Bool, levels: Int?) throws -> InspectNode {
     var children: [InspectNode] = []
-    for child in try group.children() {
+    let listed = try group.children().filter {
+      showHidden || ObjectPath.join(group.path, $0.name) != Store.incompleteGroup
+    }
+    if let levels, levels <= 0 {
+      return InspectNode(
+        name: group.name, path: group.path, kind: "group", attributes: try attributes(group), children: nil,
+        childCount: listed.count)
+    }
+    for child in listed {
       let childPath = ObjectPath.join(group.path, child.name)
-      if !showHidden && childPath == Store.incompleteGroup { continue }
       switch child.kind {
-      case .group: children.append(try node(try group.group(child.name), showHidden: showHidden))
+      case .group:
+        children.append(try node(try group.group(child.name), showHidden: showHidden, levels: levels.map { $0 - 1 }))
       case .dataset: children.append(try node(try group.dataset(child.name)))
       case .datatype, .other:
         children.append(InspectNode(name: child.name, path: childPath, kind: child.kind.rawValue, attributes: []))
@@ -161,7 +194,8 @@ extension InspectReport {
   }
 
   /// A header line, then the tree indented two spaces a level: groups end in `/`, attributes start
-  /// with `@`, datasets show `dtype [shape]`, chunking, compression and dimension names.
+  /// with `@`, datasets show `dtype [shape]`, chunking, compression and dimension names; a group
+  /// at the depth limit shows `(N children)`.
   public func text() -> String {
     var lines: [String] = [headerLine()]
     if !incompleteUnits.isEmpty {
@@ -185,7 +219,9 @@ extension InspectReport {
     let indent = String(repeating: "  ", count: depth)
     switch node.kind {
     case "group":
-      lines.append(indent + (node.path == "/" ? "/" : node.name + "/"))
+      var line = indent + (node.path == "/" ? "/" : node.name + "/")
+      if node.children == nil, let n = node.childCount, n > 0 { line += "  (\(n) \(n == 1 ? "child" : "children"), below --depth)" }
+      lines.append(line)
     case "dataset":
       var line = "\(indent)\(node.name)  \(node.dtype ?? "?") \(Self.shapeText(node.shape ?? []))"
       if let maxshape = node.maxshape, maxshape.contains(where: { $0 == nil }) || maxshape != (node.shape ?? []).map(Optional.some) {

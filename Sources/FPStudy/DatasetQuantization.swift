@@ -160,6 +160,7 @@ public struct DatasetQuantization: Sendable {
       }
       try unit.setAttribute("block_size", block)
       try unit.setAttribute("scale_format", s.scale.name)
+      try unit.setAttribute("scale_rule", s.rule.rawValue)  // how values follow from codes and scales
       if s.rule == .nvfp4 || s.tensorScale {
         let a = try streamAmax(dataset, count: count, rowValues: rowValues)
         tensorAmax = a

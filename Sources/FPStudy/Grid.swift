@@ -1,14 +1,22 @@
+import FPEngine
 import FPStore
 import Foundation
 
-/// Runs a `GridSpec`: a pool of `fpsim train` worker processes writing one run file each into a run
-/// directory, collected run by run into the grid file (`/runs/<id>`, each an atomic unit), then the
-/// labelled arrays under `/results` and the summary.
+/// Runs a `GridSpec`: a pool of worker processes (`fpsim worker`, each handed its run's `RunSpec` as
+/// JSON on standard input) writing one run file each into a run directory, collected run by run into
+/// the grid file (`/runs/<id>`, each an atomic unit), then the labelled arrays under `/results` and
+/// the summary.
+///
+/// Everything is checked before anything is written: the spec (when it was built), the data files,
+/// an existing grid file's spec, and the run files left by an earlier attempt (a run file written for
+/// other settings is refused, naming the first setting that differs).
 ///
 /// Resume: a run already in the grid file is skipped; a finished run file is collected; a run file
-/// with an unfinished run is resumed from its last checkpoint; anything else starts fresh. A killed
-/// grid therefore loses at most the runs in flight, and finishes with the same results as one never
-/// killed (every run is deterministic, and `/results` is built in spec order, not completion order).
+/// with an unfinished run is resumed from its last checkpoint; a broken one is set aside and its run
+/// starts again. A killed grid therefore loses at most the runs in flight, and finishes with the same
+/// results as one never killed (every run is deterministic, and `/results` is built in spec order).
+/// A finished grid is opened read-only and left untouched, so rerunning it writes nothing (and works
+/// while a notebook holds the file open).
 public final class GridRunner {
   public let spec: GridSpec
   /// The grid file; nil for a shard, which only writes run files.
@@ -19,22 +27,34 @@ public final class GridRunner {
   public let shard: (index: Int, count: Int)?
   /// The `fpsim` executable the workers run.
   public let executable: String
+  /// The data folder every run trains on (absolute).
+  public let dataDirectory: String
+  /// Keep the run files once they are in the grid file (default: remove them, and the run directory
+  /// when it is empty, so that a grid is not stored twice).
+  public var keepRuns = false
+  /// Collect finished run files only, never train (`fpsim grid merge`).
+  public var collectOnly = false
 
   public struct Progress: Sendable {
     public var done = 0, total = 0, running = 0, diverged = 0, failed = 0
+    /// Optimizer steps done across all runs (finished runs count whole), and in all.
+    public var stepsDone = 0, stepsTotal = 0
     public var elapsed = 0.0
     public var eta: Double? = nil
   }
 
   public init(
-    spec: GridSpec, gridPath: String?, runDirectory: String, jobs: Int, shard: (Int, Int)? = nil, executable: String
-  ) {
+    spec: GridSpec, gridPath: String?, runDirectory: String, jobs: Int, shard: (Int, Int)? = nil, executable: String,
+    environment: [String: String] = ProcessInfo.processInfo.environment
+  ) throws {
     self.spec = spec
     self.gridPath = gridPath
     self.runDirectory = runDirectory
     self.jobs = max(1, jobs)
     self.shard = shard
     self.executable = executable
+    dataDirectory = try DataLocation.resolve(
+      spec.data, model: try ModelSpec(parsing: spec.model), executable: executable, environment: environment)
   }
 
   public static func defaultRunDirectory(for gridPath: String) -> String {
@@ -48,37 +68,72 @@ public final class GridRunner {
   }
 
   func runFile(_ run: GridSpec.Run) -> String { runDirectory + "/" + run.id + ".h5" }
+  func logFile(_ run: GridSpec.Run) -> String { runDirectory + "/" + run.id + ".log" }
 
-  /// Runs what is missing. `shouldStop` is polled between launches (SIGINT); `report` gets progress.
-  /// Returns the ids of runs that failed (their logs are beside their run files).
+  /// Runs what is missing. `shouldStop` is polled while workers run (SIGINT, SIGTERM, SIGHUP); `report`
+  /// gets progress at least once a second while runs are in flight. Returns the ids of runs that
+  /// failed (their logs are beside their run files).
   public func run(shouldStop: @escaping () -> Bool, report: (Progress) -> Void) throws -> [String] {
-    try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
-    let grid = try gridPath.map { try openGrid($0) }
-    defer { try? grid?.close() }
     let runs = selectedRuns
     var progress = Progress()
     progress.total = runs.count
+    progress.stepsTotal = runs.count * spec.steps
     let start = Date()
-    var todo: [GridSpec.Run] = []
-    for r in runs {
-      if let grid, try grid.root.contains("/runs/" + r.id) {
-        progress.done += 1
-        if try isDiverged(try grid.group("/runs/" + r.id)) { progress.diverged += 1 }
-        continue
+
+    // 1. What the grid file has already, read-only: a finished grid stops here, untouched.
+    var inGrid = Set<String>()
+    if let gridPath, FileManager.default.fileExists(atPath: gridPath) {
+      let (file, header) = try Store.open(gridPath, expecting: .grid)
+      defer { try? file.close() }
+      try checkSameStudy(header.config, path: gridPath)
+      for r in runs where try file.root.contains("/runs/" + r.id) {
+        inGrid.insert(r.id)
+        if try isDiverged(try file.group("/runs/" + r.id)) { progress.diverged += 1 }
       }
-      if try finishedRunFile(runFile(r)) {
-        if let grid { try collect(r, into: grid) }
-        progress.done += 1
-        continue
+      if inGrid.count == runs.count, shard == nil, try GridResults.isUpToDate(file, spec: spec) {
+        progress.done = runs.count
+        progress.stepsDone = progress.stepsTotal
+        report(progress)
+        return []
       }
-      todo.append(r)
     }
-    let startedDone = progress.done
+    progress.done = inGrid.count
+    progress.stepsDone = inGrid.count * spec.steps
+
+    // 2. The run files of an earlier attempt: checked before anything is written.
+    var toCollect: [GridSpec.Run] = [], toResume: [GridSpec.Run] = [], toStart: [GridSpec.Run] = [], broken: [String] = []
+    for r in runs where !inGrid.contains(r.id) {
+      switch try state(of: r) {
+      case .finished: toCollect.append(r)
+      case .resumable: toResume.append(r)
+      case .broken: broken.append(r.id); toStart.append(r)
+      case .absent: toStart.append(r)
+      }
+    }
+    if collectOnly, let r = (toResume + toStart).first {
+      throw GridError(
+        "\(toResume.count + toStart.count) runs have no finished run file in \(runDirectory) (first: \(r.id)): run (or rerun) their shards first")
+    }
+
+    // 3. Write: the grid file, the run directory, collected runs.
+    let grid = try gridPath.map { try openGrid($0) }
+    defer { try? grid?.close() }
+    try Folders.create(runDirectory, for: "the run files")
+    for id in broken { try setAside(runDirectory + "/" + id + ".h5") }
+    for r in toCollect {
+      if try finish(r, grid: grid) { progress.diverged += 1 }
+      progress.done += 1
+      progress.stepsDone += spec.steps
+    }
+    let startedDone = progress.done, startedSteps = progress.stepsDone
     report(progress)
 
+    // 4. Train what is missing, `jobs` at a time.
+    let todo = toResume.map { ($0, true) } + toStart.map { ($0, false) }
     var failed: [String] = []
     var running: [(run: GridSpec.Run, process: Process)] = []
     var next = 0
+    var lastReport = Date.distantPast
     while next < todo.count || !running.isEmpty {
       if shouldStop() {
         for (_, p) in running where p.isRunning { kill(p.processIdentifier, SIGINT) }
@@ -86,74 +141,115 @@ public final class GridRunner {
         throw GridInterrupted(done: progress.done, total: progress.total)
       }
       while running.count < jobs && next < todo.count {
-        running.append((todo[next], try launch(todo[next])))
+        running.append((todo[next].0, try launch(todo[next].0, resume: todo[next].1)))
         next += 1
       }
       progress.running = running.count
-      // Wait for the first worker to finish.
-      var finishedIndex: Int? = nil
-      while finishedIndex == nil && !shouldStop() {
-        finishedIndex = running.firstIndex { !$0.process.isRunning }
-        if finishedIndex == nil { usleep(20_000) }
+      guard let k = running.firstIndex(where: { !$0.process.isRunning }) else {
+        if Date().timeIntervalSince(lastReport) >= 1 {
+          progress.elapsed = Date().timeIntervalSince(start)
+          let inFlight = running.reduce(0) { $0 + (stepsDone(in: logFile($1.run)) ?? 0) }
+          var shown = progress
+          shown.stepsDone += inFlight
+          shown.eta = eta(done: shown.stepsDone - startedSteps, elapsed: shown.elapsed, left: shown.stepsTotal - shown.stepsDone)
+          report(shown)
+          lastReport = Date()
+        }
+        usleep(20_000)
+        continue
       }
-      guard let k = finishedIndex else { continue }
       let (r, p) = running.remove(at: k)
-      if p.terminationStatus == 0, try finishedRunFile(runFile(r)) {
-        if let grid { try collect(r, into: grid) }
-        if try runDiverged(runFile(r)) { progress.diverged += 1 }
+      if p.terminationStatus == 0, try state(of: r) == .finished {
+        if try finish(r, grid: grid) { progress.diverged += 1 }
       } else {
         failed.append(r.id)
         progress.failed += 1
       }
       progress.done += 1
+      progress.stepsDone += spec.steps
       progress.running = running.count
       progress.elapsed = Date().timeIntervalSince(start)
-      let finishedHere = progress.done - startedDone
-      if finishedHere > 0 {
-        progress.eta = progress.elapsed / Double(finishedHere) * Double(progress.total - progress.done)
+      if progress.done > startedDone {
+        progress.eta = eta(done: progress.stepsDone - startedSteps, elapsed: progress.elapsed, left: progress.stepsTotal - progress.stepsDone)
       }
       report(progress)
+      lastReport = Date()
     }
-    if let grid, shard == nil, failed.isEmpty { try GridResults.write(spec: spec, into: grid) }
+    if let grid, shard == nil, failed.isEmpty {
+      try GridResults.write(spec: spec, into: grid, dataDirectory: dataDirectory)
+      try grid.flush(durable: true)
+      if !keepRuns { try? FileManager.default.removeItem(atPath: runDirectory) }
+    }
     return failed
+  }
+
+  func eta(done: Int, elapsed: Double, left: Int) -> Double? {
+    done > 0 ? elapsed / Double(done) * Double(left) : nil
+  }
+
+  /// The step count of the last `step N/T` progress line in a worker's log.
+  func stepsDone(in log: String) -> Int? {
+    guard let h = FileHandle(forReadingAtPath: log) else { return nil }
+    defer { try? h.close() }
+    let end = (try? h.seekToEnd()) ?? 0
+    try? h.seek(toOffset: end > 512 ? end - 512 : 0)
+    let tail = String(decoding: h.readDataToEndOfFile(), as: UTF8.self)
+    guard let range = tail.range(of: "step ", options: .backwards) else { return nil }
+    return Int(tail[range.upperBound...].prefix { $0.isNumber })
   }
 
   // MARK: Grid file
 
+  func checkSameStudy(_ config: String, path: String) throws {
+    guard let stored = try? JSONDecoder().decode(GridSpec.self, from: Data(config.utf8)), stored.sameStudy(as: spec) else {
+      throw GridError(
+        "\(path) was written by a different grid spec; mixing them would corrupt the results: write to a new --out (or restore the spec)")
+    }
+  }
+
   func openGrid(_ path: String) throws -> H5File {
-    let config = try spec.json()
     if FileManager.default.fileExists(atPath: path) {
-      let (file, header) = try Store.open(path, expecting: .grid, mode: .readWrite)
-      guard header.config == config else {
+      let file: H5File, header: FileHeader
+      do { (file, header) = try Store.open(path, expecting: .grid, mode: .readWrite) } catch let e as StoreError {
+        throw GridError.explainingLock(e, path: path)
+      }
+      do { try checkSameStudy(header.config, path: path) } catch {
         try? file.close()
-        throw StoreError(
-          .invalidArgument, file: path,
-          "was written by a different grid spec; mixing them would corrupt the results: write to a new --out (or restore the spec)")
+        throw error
       }
       _ = try file.discardIncompleteUnits()
       return file
     }
-    let file = try Store.create(path, schema: .grid, config: config)
+    try Folders.createParent(of: path)
+    let file = try Store.create(path, schema: .grid, config: try spec.json())
     try file.root.requireGroup("runs")
     try file.flush(durable: true)
     return file
   }
 
-  /// Copies the finished run of `run`'s file into the grid as `/runs/<id>`, in one atomic unit.
+  /// Copies the finished run of `run`'s file into the grid as `/runs/<id>`, in one atomic unit, then
+  /// (unless `keepRuns`) removes the run file and its log once the grid file is on disk.
   func collect(_ run: GridSpec.Run, into grid: H5File) throws {
     try measureSharpness(run)
     let (source, header) = try Store.open(runFile(run), expecting: .run)
     defer { try? source.close() }
     let from = try source.group("/runs/run")
     let runs = try grid.root.requireGroup("runs")
-    if try runs.contains(run.id) { return }
-    try runs.publishUnit(run.id) { unit in
-      for child in try from.children() { try unit.copy(child.name, from: from, to: child.name) }
-      for (name, value) in try from.attributes() { try unit.setAttribute(name, value) }
-      try unit.setAttribute(spec.labelKind, spec.labels[run.labelIndex])
-      try unit.setAttribute("grid_lr", run.lr)
-      try unit.setAttribute("grid_seed", run.seed)
-      try unit.setAttribute("config", header.config)  // the run's own specification, for sharpness
+    if try !runs.contains(run.id) {
+      try runs.publishUnit(run.id) { unit in
+        for child in try from.children() { try unit.copy(child.name, from: from, to: child.name) }
+        for (name, value) in try from.attributes() { try unit.setAttribute(name, value) }
+        try unit.setAttribute(spec.labelKind, spec.labels[run.labelIndex])
+        try unit.setAttribute("grid_lr", run.lr)
+        try unit.setAttribute("grid_seed", run.seed)
+        try unit.setAttribute("config", header.config)  // the run's own specification, for sharpness
+      }
+      try grid.flush(durable: true)
+    }
+    if !keepRuns {
+      try? source.close()
+      try? FileManager.default.removeItem(atPath: runFile(run))
+      try? FileManager.default.removeItem(atPath: logFile(run))
     }
   }
 
@@ -175,15 +271,56 @@ public final class GridRunner {
     ).run()
   }
 
-  func finishedRunFile(_ path: String) throws -> Bool {
-    guard FileManager.default.fileExists(atPath: path) else { return false }
-    guard let (file, _) = try? Store.open(path, expecting: .run) else { return false }
-    defer { try? file.close() }
-    return try file.root.contains("/runs/run")
+  // MARK: Run files
+
+  enum RunFileState: Equatable { case absent, finished, resumable, broken }
+
+  /// What an earlier attempt left for `run`; a finished or resumable file written for other settings
+  /// is refused (it would put another study's numbers into this one).
+  func state(of run: GridSpec.Run) throws -> RunFileState {
+    let path = runFile(run)
+    guard FileManager.default.fileExists(atPath: path) else { return .absent }
+    guard let (file, header) = try? Store.open(path, expecting: .run) else { return .broken }
+    let finished = (try? file.root.contains("/runs/run")) ?? false
+    try? file.close()
+    if !finished {
+      guard let (writer, _) = try? RunFileWriter.reopen(path: path) else { return .broken }
+      try? writer.close()
+    }
+    try checkRunFile(header.config, run: run, path: path)
+    return finished ? .finished : .resumable
   }
 
-  func runDiverged(_ path: String) throws -> Bool {
-    let (file, _) = try Store.open(path, expecting: .run)
+  /// Refuses a run file whose stored run description differs from the one this spec gives `run`
+  /// (the data folder aside), naming the first setting that differs.
+  func checkRunFile(_ config: String, run: GridSpec.Run, path: String) throws {
+    let expected = try spec.runSpec(run, dataDirectory: "")
+    guard var stored = try? RunSpec.decode(config, file: path) else {
+      throw GridError("\(path) holds a run this fpsim cannot read: move it away, or write the grid to a new --out")
+    }
+    stored.dataDirectory = ""
+    guard stored != expected else { return }
+    let difference = RunSpecDifference.first(stored: stored, expected: expected) ?? "its settings"
+    throw GridError(
+      "\(path) was written for other settings (\(difference)): it is not a run of this grid; move it away or use another --runs-dir")
+  }
+
+  /// Renames a broken run file (a kill during its first write, a full disk) out of the way, so that
+  /// its run starts again and the leftover stays for inspection.
+  func setAside(_ path: String) throws {
+    var n = 1
+    while FileManager.default.fileExists(atPath: "\(path).broken-\(n)") { n += 1 }
+    try FileManager.default.moveItem(atPath: path, toPath: "\(path).broken-\(n)")
+    FileHandle.standardError.write(Data("fpsim: \(path) was broken (a kill during its first write?); set aside as \(path).broken-\(n), its run starts again\n".utf8))
+  }
+
+  /// Collects a finished run (a shard leaves it in its file); returns whether it diverged.
+  func finish(_ run: GridSpec.Run, grid: H5File?) throws -> Bool {
+    if let grid {
+      try collect(run, into: grid)
+      return try isDiverged(try grid.group("/runs/" + run.id))
+    }
+    let (file, _) = try Store.open(runFile(run), expecting: .run)
     defer { try? file.close() }
     return try isDiverged(try file.group("/runs/run"))
   }
@@ -192,41 +329,85 @@ public final class GridRunner {
 
   // MARK: Workers
 
-  func launch(_ r: GridSpec.Run) throws -> Process {
+  /// Starts `fpsim worker` for `r`: a new run reads its `RunSpec` as JSON on standard input; an
+  /// unfinished one resumes from its file.
+  func launch(_ r: GridSpec.Run, resume: Bool) throws -> Process {
     let path = runFile(r)
-    var arguments: [String]
-    if FileManager.default.fileExists(atPath: path), (try? RunFileWriter.reopen(path: path)).map({ try? $0.0.close(); return true }) == true {
-      arguments = ["train", "--resume", path, "--threads", "1"]
-    } else {
-      try? FileManager.default.removeItem(atPath: path)
-      arguments = [
-        "train", "--model", spec.model, "--recipe", r.recipe, "--lr", "\(r.lr)", "--seed", "\(r.seed)",
-        "--steps", "\(spec.steps)", "--eval-every", "\(spec.evalEvery)",
-        "--checkpoint-every", "\(spec.checkpointEvery)", "--optimizer", spec.optimizer, "--data", spec.data,
-        "--divergence-margin", "\(spec.divergenceMargin)", "--divergence-patience", "\(spec.divergencePatience)",
-        "--threads", "1", "--out", path,
-      ]
-      if let w = spec.warmup { arguments += ["--warmup", "\(w)"] }
-    }
+    let threads = spec.threads ?? 1
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
-    p.arguments = arguments
+    var input: Data? = nil
+    if resume {
+      p.arguments = ["worker", "--resume", path, "--threads", "\(threads)"]
+    } else {
+      var runSpec = try spec.runSpec(r, dataDirectory: dataDirectory)
+      runSpec.runID = "run"
+      input = Data(try runSpec.json().utf8)
+      p.arguments = ["worker", "--out", path, "--threads", "\(threads)"]
+    }
     var environment = ProcessInfo.processInfo.environment
-    environment["OPENBLAS_NUM_THREADS"] = "1"  // one BLAS thread per worker; the pool uses the cores
+    environment["OPENBLAS_NUM_THREADS"] = "1"  // one BLAS thread per worker; fpsim's pool uses `threads`
     p.environment = environment
-    let log = runDirectory + "/" + r.id + ".log"
-    _ = FileManager.default.createFile(atPath: log, contents: nil)
-    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+    _ = FileManager.default.createFile(atPath: logFile(r), contents: nil)
+    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile(r)))
     p.standardError = handle
     p.standardOutput = handle
-    p.standardInput = FileHandle.nullDevice
+    let pipe = Pipe()
+    p.standardInput = input == nil ? FileHandle.nullDevice : pipe
     try p.run()
+    if let input {
+      pipe.fileHandleForWriting.write(input)
+      try? pipe.fileHandleForWriting.close()
+    }
     return p
   }
 }
 
-/// A grid stopped by SIGINT: everything finished is kept; rerunning the command resumes.
+/// The first setting in which two run descriptions differ, as `training.steps: 800 in the run file,
+/// 300 in the spec` (the JSON paths of their stored form).
+enum RunSpecDifference {
+  static func first(stored: RunSpec, expected: RunSpec) -> String? {
+    func flat(_ spec: RunSpec) -> [(String, String)] {
+      guard let json = try? spec.json(), let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) else { return [] }
+      var out: [(String, String)] = []
+      func walk(_ v: Any, _ path: String) {
+        if let d = v as? [String: Any] {
+          for k in d.keys.sorted() { walk(d[k]!, path.isEmpty ? k : path + "." + k) }
+        } else if let a = v as? [Any] {
+          for (i, x) in a.enumerated() { walk(x, "\(path)[\(i)]") }
+        } else {
+          out.append((path, "\(v)"))
+        }
+      }
+      walk(object, "")
+      return out
+    }
+    let a = Dictionary(flat(stored), uniquingKeysWith: { x, _ in x })
+    let b = Dictionary(flat(expected), uniquingKeysWith: { x, _ in x })
+    for key in Set(a.keys).union(b.keys).sorted() where a[key] != b[key] {
+      return "\(key): \(a[key] ?? "absent") in the run file, \(b[key] ?? "absent") in the spec"
+    }
+    return nil
+  }
+}
+
+/// A grid stopped by SIGINT, SIGTERM or SIGHUP: everything finished is kept; rerunning the command resumes.
 public struct GridInterrupted: Error, CustomStringConvertible {
   public let done: Int, total: Int
   public var description: String { "interrupted after \(done) of \(total) runs" }
+}
+
+/// A grid that cannot go on; the text is the whole one-line message.
+public struct GridError: Error, CustomStringConvertible {
+  public let description: String
+  public init(_ text: String) { description = text }
+
+  /// HDF5 refuses to open a file for writing while another program (h5py in a notebook) has it open;
+  /// its own text speaks of locks. Say what happened and what to do.
+  static func explainingLock(_ error: StoreError, path: String) -> Error {
+    let text = "\(error)".lowercased()
+    guard text.contains("lock") || text.contains("open for") || text.contains("unable to open") else { return error }
+    return GridError(
+      "\(path) is open in another program (a notebook's h5py.File or xarray data set?), and adding to it needs it closed: close it there (f.close() / ds.close()) and rerun; reading it alongside is fine")
+  }
 }

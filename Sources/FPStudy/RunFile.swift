@@ -151,7 +151,8 @@ public final class RunFileWriter: TrainingSink {
       try unit.setAttribute("model", run.model.description)
       try unit.setAttribute("recipe", run.recipe.description)
       try unit.setAttribute("recipe_json", run.recipe.json)  // fully resolved, per operand
-      try unit.setAttribute("lr", Double(run.config.learningRate))
+      // The learning rate as given (0.003, not the float32 0.003000000026): its shortest decimal.
+      try unit.setAttribute("lr", Double("\(run.config.learningRate)") ?? Double(run.config.learningRate))
       try unit.setAttribute("seed", Int(bitPattern: UInt(run.config.seed)))
       try unit.setAttribute("steps", run.config.steps)
       try unit.setAttribute("parameter_count", run.parameterCount)
@@ -216,7 +217,13 @@ public final class RunFileWriter: TrainingSink {
   public func snapshot(step: Int, tensors: [NamedArray]) {
     attempt {
       let g = try unit.createGroup("snapshots/step_\(step + 1)")  // after step + 1 completed steps
-      for t in tensors { try g.createDataset(t.name, values: t.values, shape: t.shape) }
+      try g.setAttribute("step", step + 1)
+      try g.setAttribute("units", "step: completed optimizer steps; tensors: float32 values at that step")
+      for t in tensors {
+        let d = try g.createDataset(t.name, values: t.values, shape: t.shape)
+        try d.setAttribute(
+          "tensor", t.name.hasPrefix("grad/") ? "gradient of parameter \(t.name.dropFirst(5)) as the optimizer used it (after clipping)" : "parameter \(t.name) (master weights)")
+      }
       try file.flush(durable: false)
     }
   }

@@ -35,10 +35,10 @@ public enum Sharpness {
     case .hessianTop: return hessianTop(task, p)
     case .sam: return sam(task, p)
     case .keskarLogits:
-      guard let gpt = task as? GPTTask else {
-        throw SharpnessError("keskar-logits needs a language model (gpt-*): its logits are the next-token scores")
+      guard let lm = task as? any CharacterLanguageTask else {
+        throw SharpnessError("keskar-logits needs a language model (gpt-*, llama-*): its logits are the next-token scores")
       }
-      return keskarLogits(gpt, p)
+      return keskarLogits(lm, p)
     }
   }
 
@@ -49,20 +49,48 @@ public enum Sharpness {
     return (loss, (0..<g.count).map { Double(g.pointer[$0]) })
   }
 
+  /// Whether `metric` is defined for `model`: keskar-logits needs a language model's next-token
+  /// logits (gpt-*, llama-*); hessian-top and sam need only a training loss, so they apply to every model.
+  /// (Keep in step with the guard in `measure`.)
+  public static func applies(_ metric: SharpnessMetric, to model: ModelSpec) -> Bool {
+    switch metric {
+    case .keskarLogits:
+      // Exhaustive on purpose: a new model must say whether it is a language model.
+      switch model {
+      case .gpt, .llama: return true
+      case .mlp, .linreg: return false
+      }
+    case .hessianTop, .sam: return true
+    }
+  }
+
+  /// hessian-top with how it ended: the eigenvalue, the power iterations run, and whether the
+  /// Rayleigh quotient settled within `tolerance` (false: it stopped at `powerIterations`).
+  public struct HessianTop: Sendable, Equatable {
+    public var value: Double
+    public var iterations: Int
+    public var converged: Bool
+  }
+
+  static func hessianTop(_ task: any TrainingTask, _ p: SharpnessParameters) -> Double {
+    hessianTopDetailed(task, p).value
+  }
+
   /// Largest-magnitude eigenvalue of the training-loss Hessian by power iteration on
   /// Hv ~ (g(theta + h v) - g(theta - h v)) / (2h) for unit v (exact for quadratic losses up to
   /// float32 rounding), started from a seeded random vector; stops when the Rayleigh quotient
   /// changes by less than `tolerance` relatively.
-  static func hessianTop(_ task: any TrainingTask, _ p: SharpnessParameters) -> Double {
+  public static func hessianTopDetailed(_ task: any TrainingTask, _ p: SharpnessParameters) -> HessianTop {
     let P = task.parameters
     let n = P.count
     let theta = (0..<n).map { P.values.pointer[$0] }
     let rng = CounterRNG(seed: p.seed, stream: 0x5AB)
     var v = (0..<n).map { Double(rng.uniform(UInt64($0))) - 0.5 }
     normalize(&v)
-    var lambda = 0.0
+    var lambda = 0.0, iterations = 0, converged = false
     func set(_ t: Double) { for i in 0..<n { P.values.pointer[i] = Float(Double(theta[i]) + t * v[i]) } }
     for k in 0..<p.powerIterations {
+      iterations = k + 1
       set(p.differenceStep)
       let (_, gPlus) = gradient(task, p.batch)
       set(-p.differenceStep)
@@ -71,12 +99,12 @@ public enum Sharpness {
       let next = zip(v, hv).reduce(0.0) { $0 + $1.0 * $1.1 }
       normalize(&hv)
       v = hv
-      let converged = k > 0 && abs(next - lambda) <= p.tolerance * abs(next)
+      converged = k > 0 && abs(next - lambda) <= p.tolerance * abs(next)
       lambda = next
       if converged { break }
     }
     for i in 0..<n { P.values.pointer[i] = theta[i] }
-    return lambda
+    return HessianTop(value: lambda, iterations: iterations, converged: converged)
   }
 
   /// L(theta + rho g/|g|) - L(theta) on the training batch: the loss increase of one normalized
@@ -97,17 +125,17 @@ public enum Sharpness {
   /// phi = 100 (max over y in C of L(z + y) - L(z)) / (1 + L(z)) on the last position's logits z of
   /// each sequence of validation batch 0, averaged over the batch; L the cross-entropy against the
   /// true next token, C = { |y_i| <= epsilon (|z_i| + 1) }.
-  static func keskarLogits(_ task: GPTTask, _ p: SharpnessParameters) -> Double {
-    let gpt = task.gpt
-    let B = gpt.B, T = gpt.T, V = task.data.vocabularySize
+  static func keskarLogits(_ task: any CharacterLanguageTask, _ p: SharpnessParameters) -> Double {
+    let lm = task.languageModel
+    let B = lm.B, T = lm.T, V = task.data.vocabularySize
     let x = UnsafeMutablePointer<Int32>.allocate(capacity: B * T), y = UnsafeMutablePointer<Int32>.allocate(capacity: B * T)
     defer { x.deallocate(); y.deallocate() }
     task.data.validationBatch(index: 0, seed: task.seed, B: B, T: T, tokens: x, targets: y)
-    _ = gpt.forward(tokens: x, targets: y)
-    let stride = gpt.logits.count / (B * T)  // the logits row may be padded beyond V
+    lm.forward(tokens: x, targets: y)
+    let stride = lm.logits.count / (B * T)  // the logits row may be padded beyond V
     var total = 0.0
     for b in 0..<B {
-      let row = gpt.logits.pointer + (b * T + T - 1) * stride
+      let row = lm.logits.pointer + (b * T + T - 1) * stride
       let z = (0..<V).map { Double(row[$0]) }
       total += keskarPhi(z: z, target: Int(y[b * T + T - 1]), epsilon: p.epsilon, steps: p.ascentSteps)
     }

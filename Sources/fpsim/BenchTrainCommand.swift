@@ -17,7 +17,7 @@ struct BenchTrain: ParsableCommand {
       and uniform:e4m3fn with PyTorch on the same model.
       """)
 
-  @Option(help: "Model preset: gpt-tiny, gpt-micro, mlp, linreg.") var model: String = "gpt-tiny"
+  @Option(help: "Model preset: gpt-tiny, gpt-micro, llama-tiny, llama-micro, mlp, linreg.") var model: String = "gpt-tiny"
   @Option(help: "Precision recipe: fp32, bf16, uniform:FORMAT[:ROUNDING].") var recipe: String = "fp32"
   @Option(help: "Timed steps; the median is reported.") var steps: Int = 20
   @Option(help: "Untimed steps first (buffers, caches, branch predictors).") var warmup: Int = 3

@@ -16,9 +16,37 @@ enum FormatReport {
   }
 
   static func propertiesJSON(_ formats: [FloatFormat]) -> String {
-    "[\n" + formats.map { f in
-      "  {" + f.properties.map { "\"\($0.key)\": \(json($0.value))" }.joined(separator: ", ") + "}"
+    propertiesJSON(formats.map(AnyFormat.element))
+  }
+
+  /// One JSON object a format, in the order given. A block format's object holds its own properties
+  /// (`ScaledFormat.blockProperties`) and, under `element` and `scale`, those of its two formats.
+  static func propertiesJSON(_ formats: [AnyFormat]) -> String {
+    func object(_ properties: [(key: String, value: FloatFormat.PropertyValue)]) -> String {
+      "{" + properties.map { "\"\($0.key)\": \(json($0.value))" }.joined(separator: ", ") + "}"
+    }
+    return "[\n" + formats.map { f in
+      switch f {
+      case .element(let e): return "  " + object(e.properties)
+      case .scaled(let s):
+        return "  {" + s.blockProperties.map { "\"\($0.key)\": \(json($0.value))" }.joined(separator: ", ")
+          + ",\n   \"element\": " + object(s.element.properties)
+          + ",\n   \"scale\": " + object(s.scale.properties) + "}"
+      }
     }.joined(separator: ",\n") + "\n]\n"
+  }
+
+  /// Block formats, one row each: the element and scale formats, the block, the tensor scale, the
+  /// scale rule and the storage bits per value with how they are counted.
+  static func blockTable(_ formats: [ScaledFormat]) -> String {
+    let rows = formats.map { s -> [String] in
+      [s.name, s.element.name, s.scale.name, s.block.description, s.tensorScale ? "float32" : "-", s.rule.rawValue,
+       s.bitsPerValueWithoutTensorScale.map { "\($0)" + (s.tensorScale ? " + 32/N" : "") } ?? "-",
+       s.bitsPerValueFormula]
+    }
+    return TextTable.render(
+      header: ["name", "element", "scale", "block", "tensor scale", "scale rule", "bits/value", "counted as"],
+      rows: rows)
   }
 
   static func valuesTable(_ formats: [FloatFormat]) -> String {
@@ -57,13 +85,17 @@ enum FormatReport {
   }
 
   /// JSON has no NaN or Inf: they become strings, as Python's json module can be told to read.
+  /// A float32 is written as the Double of the same value (exact: every float32 is a Double), whose
+  /// shortest text reads back as exactly that value in any float64 parser: 2^-14 is written
+  /// 6.103515625e-05, not float32's shortest 6.1035156e-05, which a float64 parser reads as another number.
   static func json(_ v: FloatFormat.PropertyValue) -> String {
     switch v {
     case .int(let i): return "\(i)"
-    case .float(let f): return f.isFinite ? "\(f)" : "\"\(number(f))\""
+    case .float(let f): return f.isFinite ? "\(Double(f))" : "\"\(number(f))\""
     case .double(let d): return d.isFinite ? "\(d)" : "\"\(d)\""
     case .bool(let b): return b ? "true" : "false"
     case .string(let s): return "\"\(s)\""
+    case .ints(let v): return "[" + v.map(String.init).joined(separator: ", ") + "]"
     case .none: return "null"
     }
   }

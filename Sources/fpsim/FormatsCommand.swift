@@ -2,12 +2,19 @@ import ArgumentParser
 import FPFormats
 import Foundation
 
-/// `fpsim formats [NAME ...] [--json] [--values]`: the properties of formats, or every code of one.
+/// `fpsim formats [NAME ...] [--json] [--values]`: the properties of formats (element formats and
+/// block specs), or every code of one.
 struct Formats: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Show format properties (all catalog formats when no name is given), or every code with --values.")
+    abstract: "Show format properties (all catalog formats when no name is given), or every code with --values.",
+    discussion: """
+      A block format (a preset such as mxfp4_e2m1 or nvfp4, or ELEMENT/SCALE/BLOCK[:OPTION...] such as \
+      e2m1/ue5m3/16) is shown with its block, tensor scale, scale rule and storage bits per value \
+      (element bits + scale bits / values per block; a float32 tensor scale adds 32/N for a tensor of N \
+      values), followed by the properties of its element and scale formats.
+      """)
 
-  @Argument(help: "Format names or generic spellings (e4m3fn, e8m3, ue5m3, e5m3b13fn-nosub, int8, ...).")
+  @Argument(help: "Format names, generic spellings or block specs (e4m3fn, e8m3, ue5m3, int8, mxfp4_e2m1, nvfp4, e2m1/ue5m3/16, ...).")
   var names: [String] = []
 
   @Flag(help: "Print JSON instead of a table.")
@@ -20,27 +27,48 @@ struct Formats: ParsableCommand {
   var scaled = false
 
   func run() throws {
+    let formats: [AnyFormat]
     if scaled {
-      let presets = try ScaledFormat.presetNames.map { try ScaledFormat(parsing: $0) }
-      let rows = presets.map { s -> [String] in
-        let block: Int
-        if case .vector(let k) = s.block { block = k } else { block = 0 }
-        return [s.name, s.element.name, s.scale.name, "\(s.block)", s.tensorScale ? "fp32" : "-", s.rule.rawValue,
-                String(format2: s.bitsPerValue(count: 1 << 20, blockSize: max(block, 1)))]
-      }
-      print(TextTable.render(
-        header: ["name", "element", "scale", "block", "tensor scale", "scale rule", "bits/value"], rows: rows),
-        terminator: "")
-      return
+      formats = try ScaledFormat.presetNames.map { .scaled(try ScaledFormat(parsing: $0)) }
+    } else {
+      formats = try names.isEmpty ? FloatFormat.named.map(AnyFormat.element) : names.map { try AnyFormat(parsing: $0) }
     }
-    let formats = try names.isEmpty ? FloatFormat.named : names.map { try FloatFormat(parsing: $0) }
+    let blocks = formats.compactMap { f -> ScaledFormat? in if case .scaled(let s) = f { return s } else { return nil } }
     if values {
-      for f in formats where f.bitCount > 8 {
+      if let s = blocks.first {
+        throw CLIError("\(s.name) is a block format; --values lists the codes of element formats: fpsim formats \(s.element.name) \(s.scale.name) --values")
+      }
+      let elements = formats.map(\.elementFormat)
+      for f in elements where f.bitCount > 8 {
         throw CLIError("\(f.name) has \(f.codeCount) codes; --values lists formats of at most 8 bits")
       }
-      print(json ? FormatReport.valuesJSON(formats) : FormatReport.valuesTable(formats), terminator: "")
-    } else {
-      print(json ? FormatReport.propertiesJSON(formats) : FormatReport.propertiesTable(formats), terminator: "")
+      print(json ? FormatReport.valuesJSON(elements) : FormatReport.valuesTable(elements), terminator: "")
+      return
     }
+    if json {
+      print(FormatReport.propertiesJSON(formats), terminator: "")
+      return
+    }
+    if blocks.isEmpty {
+      print(FormatReport.propertiesTable(formats.map(\.elementFormat)), terminator: "")
+      return
+    }
+    // Block formats first, then one table of every element and scale format involved (each once).
+    var seen = Set<String>()
+    var involved: [FloatFormat] = []
+    for f in formats {
+      let parts: [FloatFormat]
+      switch f {
+      case .element(let e): parts = [e]
+      case .scaled(let s): parts = [s.element, s.scale]
+      }
+      for p in parts where seen.insert(p.name).inserted { involved.append(p) }
+    }
+    print(FormatReport.blockTable(blocks), terminator: "")
+    if blocks.contains(where: { $0.bitsPerValueFormula.contains("N") || $0.bitsPerValueFormula.contains("C") }) {
+      print("(N: values in the tensor; C: values in a row)")
+    }
+    print("")
+    print(FormatReport.propertiesTable(involved), terminator: "")
   }
 }

@@ -20,40 +20,45 @@ struct GridSpecOptions: ParsableArguments {
   @Argument(help: "The grid spec (TOML or JSON). Or give --model, --formats/--recipes, --lrs, --seeds, --steps.")
   var spec: String?
 
-  @Option(help: "Model preset.") var model: String?
+  @Option(help: "Model preset: gpt-tiny, gpt-micro, llama-tiny, llama-micro, mlp, linreg.") var model: String?
   @Option(help: "Comma-separated formats and ranges (e8m7..e8m3).") var formats: String?
-  @Option(help: "Comma-separated recipes (instead of --formats).") var recipes: String?
+  @Option(help: "Recipes (instead of --formats), separated by ';' (recipes may hold commas: 'fp32;fp4:scale=ue5m3,block=16'), or the option repeated; commas separate recipes that hold no '='.")
+  var recipes: [String] = []
   @Option(help: "Rounding of the formats (rne, rtz, stochastic, ...).") var rounding: String = "rne"
   @Option(help: "Comma-separated learning rates.") var lrs: String?
   @Option(help: "Seeds: a range A..B or a comma-separated list.") var seeds: String?
   @Option(help: "Steps per run.") var steps: Int?
   @Option(help: "Evaluate every N steps.") var evalEvery: Int = 100
   @Option(help: "Checkpoint every N steps (0: only at the end).") var checkpointEvery: Int = 0
-  @Option(help: "Directory of the data sets.") var data: String = "data"
+  @Option(help: "Optimizer: adamw, sgd or signsgd.") var optimizer: String = "adamw"
+  @Option(help: "Linear warmup steps (default min(100, steps / 10)).") var warmup: Int?
+  @Option(help: "The format or recipe every run is compared with at its learning rate and seed (default: the first).")
+  var baseline: String?
+  @Option(help: "Directory of the data sets (default: FPSIM_DATA, else the data shipped with fpsim).") var data: String?
   @Option(help: "The grid file.") var out: String
   @Option(help: "Where the workers' run files go (default: the grid file's name + .runs).") var runsDir: String?
 
   func resolve() throws -> GridSpec {
     if let spec {
-      if model != nil || formats != nil || recipes != nil || lrs != nil || seeds != nil || steps != nil {
+      if model != nil || formats != nil || !recipes.isEmpty || lrs != nil || seeds != nil || steps != nil {
         throw CLIError("give either a spec file or --model/--formats/--lrs/--seeds/--steps flags, not both")
       }
       return try GridSpec(file: spec)
     }
-    guard let model, let lrs, let seeds, let steps, formats != nil || recipes != nil else {
+    guard let model, let lrs, let seeds, let steps, formats != nil || !recipes.isEmpty else {
       throw CLIError("give a spec file, or --model, --formats (or --recipes), --lrs, --seeds and --steps")
     }
     var labels: [String] = [], recipeList: [String] = [], kind = "format"
     if let formats {
       for f in formats.split(separator: ",") { labels += try GridSpec.expandFormats(String(f)) }
       recipeList = labels.map { "uniform:\($0):\(rounding)" }
-    } else if let recipes {
-      labels = recipes.split(separator: ",").map(String.init)
+    } else {
+      labels = GridSpecOptions.splitRecipes(recipes)
       recipeList = labels
       kind = "recipe"
     }
     let lrValues = try lrs.split(separator: ",").map { s -> Double in
-      guard let d = Double(s) else { throw CLIError("--lrs: '\(s)' is not a number") }
+      guard let d = Double(s), d.isFinite else { throw CLIError("--lrs: '\(s)' is not a number") }
       return d
     }
     var seedValues: [Int] = []
@@ -61,7 +66,18 @@ struct GridSpecOptions: ParsableArguments {
     return try GridSpec(
       name: URL(fileURLWithPath: out).deletingPathExtension().lastPathComponent, model: model, labels: labels,
       recipes: recipeList, labelKind: kind, lrs: lrValues, seeds: seedValues, steps: steps, evalEvery: evalEvery,
-      checkpointEvery: checkpointEvery, data: data)
+      checkpointEvery: checkpointEvery, warmup: warmup, optimizer: optimizer,
+      data: data.map { DataLocation.absolute($0, base: FileManager.default.currentDirectoryPath) },
+      options: GridSpec.TrainOptions(baseline: baseline))
+  }
+
+  /// `--recipes` values: each split at ';', or at ',' when it holds no '=' (then no recipe in it has
+  /// options, so commas can only separate recipes).
+  static func splitRecipes(_ values: [String]) -> [String] {
+    values.flatMap { v -> [String] in
+      let separator: Character = v.contains(";") || v.contains("=") ? ";" : ","
+      return v.split(separator: separator).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
   }
 
   var runDirectory: String { runsDir ?? GridRunner.defaultRunDirectory(for: out) }
@@ -75,21 +91,28 @@ struct GridRun: ParsableCommand {
   @Option(help: "Run only slice I of N (I/N, from 0); defaults to SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT. Shards write run files only: assemble them with `fpsim grid merge`.")
   var shard: String?
   @Flag(help: "Print the summary as JSON.") var json = false
+  @Flag(help: "Run a grid of more than 10,000 runs (refused otherwise, after printing its size).") var yes = false
+  @Flag(help: "Keep the run files in the run directory once they are in the grid file.") var keepRuns = false
 
   func run() throws {
     let spec = try options.resolve()
     let shard = try parseShard()
     let jobs = self.jobs ?? ProcessInfo.processInfo.activeProcessorCount
     guard jobs >= 1 else { throw CLIError("--jobs must be at least 1") }
-    let runner = GridRunner(
+    if spec.runCount > GridSpec.largeGrid && !yes {
+      throw CLIError(
+        "this grid has \(spec.runCount) runs (\(spec.labels.count) \(spec.labelKind)s x \(spec.lrs.count) learning rates x \(spec.seeds.count) seeds) of \(spec.steps) steps: pass --yes to run it")
+    }
+    let runner = try GridRunner(
       spec: spec, gridPath: shard == nil ? options.out : nil, runDirectory: options.runDirectory, jobs: jobs,
       shard: shard, executable: Grid.executablePath)
+    runner.keepRuns = keepRuns || shard != nil
     let stop = StopFlag()
     let terminal = isatty(STDERR_FILENO) == 1
     let failed: [String]
     do {
       failed = try runner.run(shouldStop: { stop.requested }) { p in
-        var line = "runs \(p.done)/\(p.total), running \(p.running), diverged \(p.diverged)"
+        var line = "runs \(p.done)/\(p.total) (\(p.running) running), steps \(p.stepsDone)/\(p.stepsTotal), diverged \(p.diverged)"
         if p.failed > 0 { line += ", failed \(p.failed)" }
         line += ", elapsed \(Int(p.elapsed)) s"
         if let eta = p.eta { line += ", ETA \(Int(eta)) s" }
@@ -128,14 +151,13 @@ struct GridMerge: ParsableCommand {
 
   @OptionGroup var options: GridSpecOptions
   @Flag(help: "Print the summary as JSON.") var json = false
+  @Flag(help: "Keep the run files once they are in the grid file.") var keepRuns = false
 
   func run() throws {
     let spec = try options.resolve()
-    let missing = spec.runs.filter { !FileManager.default.fileExists(atPath: options.runDirectory + "/" + $0.id + ".h5") }
-    if !missing.isEmpty {
-      throw CLIError("\(missing.count) runs have no run file in \(options.runDirectory) (first: \(missing[0].id)): run the missing shards first")
-    }
-    let runner = GridRunner(spec: spec, gridPath: options.out, runDirectory: options.runDirectory, jobs: 1, executable: Grid.executablePath)
+    let runner = try GridRunner(spec: spec, gridPath: options.out, runDirectory: options.runDirectory, jobs: 1, executable: Grid.executablePath)
+    runner.collectOnly = true
+    runner.keepRuns = keepRuns
     let failed = try runner.run(shouldStop: { false }) { _ in }
     if !failed.isEmpty { throw CLIError("\(failed.count) runs failed while merging; see their .log files") }
     try Grid.printSummary(options.out, json: json)
@@ -154,7 +176,6 @@ extension Grid {
     let (spec, rows) = try GridResults.summary(of: file)
     if json {
       let e = JSONEncoder()
-      e.keyEncodingStrategy = .convertToSnakeCase
       e.outputFormatting = [.prettyPrinted, .sortedKeys]
       print(String(decoding: try e.encode(rows), as: UTF8.self))
     } else {
@@ -164,16 +185,19 @@ extension Grid {
   }
 }
 
-/// SIGINT sets the flag; the grid stops launching, interrupts its workers (they keep their
-/// checkpoints) and exits, saying how to resume.
+/// SIGINT, SIGTERM or SIGHUP (Ctrl-C, `kill`, a closed terminal, a cluster's time limit) sets the
+/// flag; the grid stops launching, interrupts its workers (they keep their checkpoints) and exits,
+/// saying how to resume.
 final class StopFlag: @unchecked Sendable {
   private(set) var requested = false
-  private var source: DispatchSourceSignal?
+  private var sources: [DispatchSourceSignal] = []
   init() {
-    signal(SIGINT, SIG_IGN)
-    let s = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-    s.setEventHandler { [weak self] in self?.requested = true }
-    s.resume()
-    source = s
+    for sig in [SIGINT, SIGTERM, SIGHUP] {
+      signal(sig, SIG_IGN)
+      let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+      s.setEventHandler { [weak self] in self?.requested = true }
+      s.resume()
+      sources.append(s)
+    }
   }
 }

@@ -17,6 +17,11 @@ enum NumberInput {
       defer { line += 1 }
       for token in rawLine.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "," }) {
         index += 1
+        // Float("0x3f800000") would read the hex digits as an integer (1065353216): a bit pattern read
+        // as a value by mistake, so refuse it and name the flag that reads it.
+        if kind == .value, token.drop(while: { $0 == "-" || $0 == "+" }).lowercased().hasPrefix("0x") {
+          throw CLIError("'\(token)' looks like a bit pattern: add --from bits (position \(index), line \(line))")
+        }
         guard let v = kind == .value ? value(token) : bits(token) else {
           let expected = kind == .value
             ? "a decimal number, nan or inf" : "a float32 bit pattern such as 0x3f800000"

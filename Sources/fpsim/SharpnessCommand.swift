@@ -20,12 +20,16 @@ struct SharpnessCommand: ParsableCommand {
   @Flag(help: "Evaluate under the run's own precision recipe instead of float32.") var underRecipe = false
   @Option(help: "Grids: only runs whose id contains one of these comma-separated strings (e.g. e8m3,_s0).")
   var runs: String?
+  @Option(help: "Runs measured at once (grids; with one run, its model's threads). Default: the cores.")
+  var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+  @Flag(help: "Measure only: open the file read-only and record nothing (works while h5py or xarray hold it).")
+  var noWrite = false
   @Flag(help: "Print JSON.") var json = false
 
   func run() throws {
     let metrics: [SharpnessMetric]
     if metric == "all" {
-      metrics = SharpnessMetric.allCases
+      metrics = SharpnessMetric.allCases  // those that apply to each run's model
     } else {
       metrics = try metric.split(separator: ",").map { m in
         guard let v = SharpnessMetric(rawValue: String(m)) else {
@@ -38,6 +42,7 @@ struct SharpnessCommand: ParsableCommand {
     guard rho > 0, iterations > 0, ascentSteps >= 0, tolerance > 0 else {
       throw CLIError("--rho, --iterations and --tolerance must be positive")
     }
+    guard jobs >= 1 else { throw CLIError("--jobs must be at least 1, got \(jobs)") }
     let chosen: SharpnessJob.Steps
     switch steps {
     case "last": chosen = .last
@@ -69,7 +74,15 @@ struct SharpnessCommand: ParsableCommand {
       underRecipe: underRecipe)
     job.runFilter = runs.map { $0.split(separator: ",").map(String.init) } ?? []
     job.runID = single?.run
+    job.onlyApplicable = metric == "all"
+    job.jobs = jobs
+    job.write = !noWrite
     let results = try job.run { FileHandle.standardError.write(Data("\($0)\n".utf8)) }
+    let stopped = results.filter { $0.converged == false }.count
+    if stopped > 0 {
+      FileHandle.standardError.write(Data(
+        "hessian-top: \(stopped) of \(results.filter { $0.converged != nil }.count) values stopped at --iterations \(iterations) without converging to --tolerance \(tolerance)\n".utf8))
+    }
     if json {
       let e = JSONEncoder()
       e.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -94,7 +107,10 @@ struct SharpnessCommand: ParsableCommand {
       }
       return
     }
-    print("run  metric  step  value")
-    for r in results { print("\(r.run)  \(r.metric)  \(r.step)  \(String(format: "%.6g", r.value))") }
+    print("run  metric  step  value  iterations")
+    for r in results {
+      let detail = r.iterations.map { "\($0)" + (r.converged == true ? "" : " (not converged)") } ?? "-"
+      print("\(r.run)  \(r.metric)  \(r.step)  \(String(format: "%.6g", r.value))  \(detail)")
+    }
   }
 }

@@ -9,15 +9,16 @@ struct Train: ParsableCommand {
     abstract: "Train a model with every GEMM operand rounded by a precision recipe; write an fpsim/run file.",
     discussion: """
       Models: gpt-tiny (nanoGPT, 4 layers, 4 heads, width 128, context 128, batch 16, on data/shakespeare.txt), \
-      gpt-micro, mlp (digits), linreg (diabetes). Recipes: fp32, bf16, uniform:FORMAT[:ROUNDING] \
+      gpt-micro, llama-tiny (RMSNorm, rotary, SwiGLU width 384, no biases, untied head; otherwise as \
+      gpt-tiny), llama-micro, mlp (digits), linreg (diabetes). Recipes: fp32, bf16, uniform:FORMAT[:ROUNDING] \
       (e.g. uniform:e8m4:rtz, the bit reduction of "To FP8 and Back"), mxfp8, mxfp6, mxfp4, nvfp4, \
       fp4[:scale=..,block=..], recipe files and key=value overrides: `fpsim recipes` lists them.
       """)
 
-  @Option(help: "Model preset.") var model: String = "gpt-tiny"
+  @Option(help: "Model preset: gpt-tiny, gpt-micro, llama-tiny, llama-micro, mlp, linreg.") var model: String = "gpt-tiny"
   @Option(help: "Precision recipe: fp32, bf16, uniform:FORMAT[:ROUNDING], mxfp8, mxfp6, mxfp4, nvfp4, fp4[:...], a .toml/.json file, with :KEY=VALUE overrides (see fpsim recipes).")
   var recipe: String = "fp32"
-  @Option(help: "Peak learning rate.") var lr: Float = 1e-3
+  @Option(help: "Peak learning rate.", transform: LearningRateArgument.parse) var lr: Float = 1e-3
   @Option(help: "Floor of the cosine decay (default lr / 10).") var minLr: Float?
   @Option(help: "Linear warmup steps (default min(100, steps / 10)).") var warmup: Int?
   @Option(help: "Optimizer steps.") var steps: Int = 2000
@@ -33,7 +34,7 @@ struct Train: ParsableCommand {
   var snapshotTensors: String?
   @Option(help: "Divergence: loss margin (nats) above the running minimum of the smoothed loss.") var divergenceMargin: Float = 1.0
   @Option(help: "Divergence: steps the loss must stay above the margin.") var divergencePatience: Int = 50
-  @Option(help: "Directory of the data sets.") var data: String = "data"
+  @Option(help: "Directory of the data sets (default: FPSIM_DATA, else the data shipped with fpsim).") var data: String?
   @Option(help: "Threads for GEMMs and kernels (results do not depend on it).") var threads: Int = 1
   @Option(help: "The run file to write (must not exist).") var out: String?
   @Option(help: "Finish the unfinished run in this file from its last checkpoint.") var resume: String?
@@ -45,58 +46,25 @@ struct Train: ParsableCommand {
   }
 
   func run() throws {
-    let environment = ["blas_kernel": BLASKernel.describe(), "threads": "\(threads)"]
-    let progress = Progress()
-    let interrupt = InterruptFlag()
     if let path = resume {
-      let (spec, summary) = try TrainingRuns.resume(path: path, threads: threads) { w, spec in
-        interrupt.watch(w)
-        w.environment = environment
-        progress.total = spec.training.steps
-        w.onStep = { progress.update($0, items: w.itemsPerStep) }
-      }
-      progress.finish()
-      report(summary, spec: spec, path: path)
+      try TrainingSession.resume(path: path, threads: threads)
       return
     }
     let path = out!
     if FileManager.default.fileExists(atPath: path) {
       throw CLIError("\(path) exists: choose another --out, or continue it with --resume \(path)")
     }
-    let opt: OptimizerConfig
-    switch optimizer.lowercased() {
-    case "adamw": opt = .adamw(weightDecay: weightDecay ?? 0.1)
-    case "sgd": opt = .sgd(weightDecay: weightDecay ?? 0)
-    case "signsgd": opt = .signSGD(weightDecay: weightDecay ?? 0)
-    default: throw CLIError("unknown optimizer '\(optimizer)': use adamw, sgd or signsgd")
-    }
     let training = TrainingConfig(
-      steps: steps, learningRate: lr, minLearningRate: minLr, warmupSteps: warmup, optimizer: opt,
+      steps: steps, learningRate: lr, minLearningRate: minLr, warmupSteps: warmup,
+      optimizer: try OptimizerConfig(name: optimizer, weightDecay: weightDecay),
       gradClip: gradClip > 0 ? gradClip : nil, evalEvery: evalEvery, checkpointEvery: checkpointEvery,
       snapshotEvery: snapshotEvery, snapshotTensors: snapshotTensors.map { $0.split(separator: ",").map(String.init) },
       seed: seed, divergence: DivergenceRule(margin: divergenceMargin, patience: divergencePatience))
+    let model = try ModelSpec(parsing: model)
     let spec = RunSpec(
-      model: try ModelSpec(parsing: model), recipe: try Recipe(parsing: recipe), training: training,
-      dataDirectory: data)
-    progress.total = steps
-    let summary = try TrainingRuns.start(spec, path: path, threads: threads) { w, _ in
-      interrupt.watch(w)
-      w.environment = environment
-      w.onStep = { progress.update($0, items: w.itemsPerStep) }
-    }
-    progress.finish()
-    report(summary, spec: spec, path: path)
-  }
-
-  private func report(_ s: RunSummary, spec: RunSpec, path: String) {
-    let eval = s.finalEvalLoss.map { " eval loss \(String(format: "%.4f", $0))," } ?? ""
-    var line = "\(path): \(s.status.rawValue) after \(s.steps) steps, train loss \(String(format: "%.4f", s.finalTrainLoss)),\(eval) \(String(format: "%.1f", s.wallSeconds)) s"
-    if let d = s.divergedStep { line += ", diverged at step \(d)" }
-    print(line)
-    if s.status == .interrupted {
-      FileHandle.standardError.write(Data("fpsim: interrupted; continue with: fpsim train --resume \(path)\n".utf8))
-      Foundation.exit(130)
-    }
+      model: model, recipe: try Recipe(parsing: recipe), training: training,
+      dataDirectory: try DataLocation.resolve(data, model: model, executable: Grid.executablePath))
+    try TrainingSession.start(spec, path: path, threads: threads)
   }
 }
 
@@ -113,9 +81,12 @@ final class InterruptFlag: @unchecked Sendable {
   }
 }
 
-/// One progress line: redrawn in place on a terminal, a plain line every 5% otherwise.
+/// One progress line: redrawn in place on a terminal, otherwise a plain line `lines` times a run
+/// (every 5% by default).
 final class Progress {
   var total: Int?
+  let lines: Int
+  init(lines: Int = 20) { self.lines = lines }
   private let terminal = isatty(STDERR_FILENO) == 1
   private var started = DispatchTime.now().uptimeNanoseconds
   private var stepsSeen = 0.0
@@ -134,8 +105,8 @@ final class Progress {
     if terminal {
       FileHandle.standardError.write(Data("\r\(text)   ".utf8))
       drew = true
-    } else if let t = self.total, done * 20 / max(t, 1) != lastPrinted {
-      lastPrinted = done * 20 / max(t, 1)
+    } else if let t = self.total, done * lines / max(t, 1) != lastPrinted {
+      lastPrinted = done * lines / max(t, 1)
       FileHandle.standardError.write(Data("\(text)\n".utf8))
     }
   }

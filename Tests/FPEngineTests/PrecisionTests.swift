@@ -66,6 +66,8 @@ import Testing
       let c = r.round(src, into: &dst, layout: OperandLayout(rows: 1, cols: n, reducesAlongRows: false), seed: 3, stream: stream, threads: threads, countEvents: true)
       return (dst, c)
     }
+    // 300,001 values are cut into 2 and 3 chunks of at least 64 Ki.
+    #expect(Quantizer.split(count: n, threads: 2).parts == 2 && Quantizer.split(count: n, threads: 3).parts == 3)
     let (one, c1) = run(1, stream: 9), (two, c2) = run(2, stream: 9), (three, c3) = run(3, stream: 9)
     #expect(one.map(\.bitPattern) == two.map(\.bitPattern))
     #expect(one.map(\.bitPattern) == three.map(\.bitPattern))

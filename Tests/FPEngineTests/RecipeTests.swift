@@ -72,7 +72,7 @@ struct HookedLayer {
       // Transpose so the reduction axis is last, transform and quantize there, transpose back.
       let (r, c) = layout.reducesAlongRows ? (layout.cols, layout.rows) : (layout.rows, layout.cols)
       if layout.reducesAlongRows { v = transpose(t, rows: layout.rows, cols: layout.cols) }
-      try v.withUnsafeMutableBufferPointer { try h.forward($0, rows: r, cols: c) }
+      _ = try v.withUnsafeMutableBufferPointer { try h.forward($0, rows: r, cols: c) }
       v = try quantize(setting, v, rows: r, cols: c, axis: 1, seed: seed, stream: stream)
       return layout.reducesAlongRows ? transpose(v, rows: r, cols: c) : v
     }

@@ -38,7 +38,10 @@ import Testing
     }
     want = Self.transpose(want, rows: cols, cols: rows)
 
-    for threads in [1, 3] {
+    // A 96 x 48 matrix is too small to be cut for threads (BlockQuantizer.columnSplit gives one part);
+    // BlockReferenceTests runs quantizeColumns on matrices cut into 2 and 3 parts.
+    #expect(BlockQuantizer.columnSplit(rows: rows, cols: cols, height: 32, threads: 3).parts == 1)
+    for threads in [1] {
       var got = [Float](repeating: 0, count: rows * cols)
       var stats = QuantizationStats()
       let done = q.quantizeColumns(x, into: &got, rows: rows, cols: cols, hadamard: h, threads: threads, stats: &stats)

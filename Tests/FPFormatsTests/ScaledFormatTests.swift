@@ -93,7 +93,8 @@ func scaled(_ spec: String) throws -> BlockQuantizer { BlockQuantizer(format: tr
     let specials: [(Int, (Int) -> Float)] = [
       (3, { _ in 0 }), (7, { $0 % 3 == 0 ? .nan : 1 }), (8, { $0 == 2 ? -.infinity : 0.5 }),
       (20, { Float(bitPattern: UInt32(1 + $0 * 977)) }),  // subnormals only
-      (33, { $0 == 0 ? 1e-40 : 0 }), (41, { Float(bitPattern: 0x0000_0100) * Float($0 + 1) }),
+      (33, { $0 == 0 ? Float(bitPattern: 0x0001_16C2) : 0 }),  // 0x0001_16C2: 1e-40 rounded to float32
+      (41, { Float(bitPattern: 0x0000_0100) * Float($0 + 1) }),
       (50, { $0 == 5 ? 3e38 : 1 }), (64, { -Float.greatestFiniteMagnitude / Float($0 + 1) }),
       (99, { Float($0) * 1e-38 }),
     ]
@@ -138,6 +139,8 @@ func scaled(_ spec: String) throws -> BlockQuantizer { BlockQuantizer(format: tr
     var again = out
     try again.withUnsafeMutableBufferPointer { try q.quantize($0, rows: 32, cols: 32, stats: &stats) }
     // A scale rounded from the block's max reproduces the same block (the block max lands on an element max).
+    let changed = (0..<1024).filter { again[$0].bitPattern != out[$0].bitPattern }
+    #expect(changed.isEmpty, "\(spec): quantizing twice changed \(changed.count) values, first \(changed.first.map { "\(out[$0]) -> \(again[$0])" } ?? "")")
     let mse = zip(x, out).map { Double($0 - $1) * Double($0 - $1) }.reduce(0, +) / 1024
     #expect(mse < 0.05 * 2, "\(spec): mse \(mse)")
   }
@@ -312,7 +315,7 @@ func scaled(_ spec: String) throws -> BlockQuantizer { BlockQuantizer(format: tr
     // Rows of the identity transform to the rows of R; R R^T = I within float32 rounding.
     var m = [Float](repeating: 0, count: size * size)
     for i in 0..<size { m[i * size + i] = 1 }
-    try m.withUnsafeMutableBufferPointer { try h.forward($0, rows: size, cols: size) }
+    _ = try m.withUnsafeMutableBufferPointer { try h.forward($0, rows: size, cols: size) }
     for i in 0..<size {
       for j in 0..<size {
         var dot: Float = 0
@@ -338,8 +341,8 @@ func scaled(_ spec: String) throws -> BlockQuantizer { BlockQuantizer(format: tr
     }
     let before = gemm(x, w)
     let h = try RandomHadamard(size: 16, seed: 5)
-    try x.withUnsafeMutableBufferPointer { try h.forward($0, rows: m, cols: k) }
-    try w.withUnsafeMutableBufferPointer { try h.forward($0, rows: n, cols: k) }
+    _ = try x.withUnsafeMutableBufferPointer { try h.forward($0, rows: m, cols: k) }
+    _ = try w.withUnsafeMutableBufferPointer { try h.forward($0, rows: n, cols: k) }
     let after = gemm(x, w)
     for (a, b) in zip(before, after) { #expect(abs(a - b) < 1e-4 * 8) }
   }

@@ -2,7 +2,7 @@ import FPFormats
 import Foundation
 import Testing
 
-/// One row of a `<format>.roundtrip.csv` file from ../shared/vectors (generated with ml_dtypes 0.6.0).
+/// One row of a `<format>.roundtrip.csv` file in Resources/vectors (generated with ml_dtypes 0.6.0).
 struct VectorRow: Sendable {
   let input: UInt32, output: UInt32, code: UInt32, kind: String
 }

@@ -38,18 +38,23 @@ enum CLI {
     }
     writer.start()
     nonisolated(unsafe) var errData = Data()
-    let errReader = Thread { errData = error.fileHandleForReading.readDataToEndOfFile() }
+    let errRead = DispatchSemaphore(value: 0)
+    let errReader = Thread {
+      errData = error.fileHandleForReading.readDataToEndOfFile()
+      errRead.signal()
+    }
     errReader.start()
     let outData = output.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
-    while errReader.isExecuting || !errReader.isFinished { usleep(1000) }
+    errRead.wait()
     return CLIResult(
       status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
       stderr: String(decoding: errData, as: UTF8.self))
   }
 
   /// Starts `fpsim` and SIGKILLs it as soon as its standard error so far satisfies `killWhen`.
-  /// Returns whether it was killed (false: it ended first) and what it had printed.
+  /// Returns whether it was killed (false: it ended first) and what it had printed, once it and every
+  /// process it had started (grid workers, which outlive it) have ended.
   static func runAndKill(_ arguments: [String], when killWhen: (String) -> Bool) throws -> (killed: Bool, stderr: String) {
     let p = Process()
     p.executableURL = executable
@@ -64,11 +69,45 @@ enum CLI {
       if chunk.isEmpty { break }
       seen += String(decoding: chunk, as: UTF8.self)
       if killWhen(seen) {
+        let started = descendants(of: p.processIdentifier)
         kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        for pid in started { waitForEnd(pid) }
         break
       }
     }
     p.waitUntilExit()
     return (p.terminationReason == .uncaughtSignal, seen)
+  }
+
+  /// The processes below `pid` (children, theirs, ...), from the parent ids in /proc/PID/stat.
+  static func descendants(of pid: Int32) -> [Int32] {
+    var parent: [Int32: Int32] = [:]
+    for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+      if let p = Int32(entry), let fields = statFields(p), fields.count > 1, let pp = Int32(fields[1]) { parent[p] = pp }
+    }
+    var found: [Int32] = [], frontier = [pid]
+    while let q = frontier.popLast() {
+      for (c, pp) in parent where pp == q {
+        found.append(c)
+        frontier.append(c)
+      }
+    }
+    return found
+  }
+
+  /// The fields of /proc/PID/stat after "pid (comm)" (the name may hold spaces): state, ppid, ...
+  static func statFields(_ pid: Int32) -> [Substring]? {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+      let close = stat.lastIndex(of: ")")
+    else { return nil }
+    return stat[stat.index(after: close)...].split(separator: " ")
+  }
+
+  /// Returns once process `pid`, which is not this process's child (so it cannot be waited for with
+  /// waitpid), has ended: gone from /proc, or a zombie waiting for its new parent to reap it. Checks its
+  /// state every millisecond until then: a wait for the event, not a guess at how long it takes.
+  static func waitForEnd(_ pid: Int32) {
+    while let fields = statFields(pid), fields.first != "Z" { usleep(1000) }
   }
 }

@@ -5,7 +5,7 @@ import Testing
 @Suite struct QuantizeCommandTests {
   static let vectorFormats = ["bfloat16", "float16", "float4_e2m1fn", "float8_e4m3fn", "float8_e5m2", "float8_e8m0fnu"]
 
-  /// The vectors (../shared/vectors, copied into the FPFormats test resources) through the command line:
+  /// The ml_dtypes vectors (the FPFormats test resources) through the command line:
   /// `--overflow ieee --from bits --to bits` must print every row's output bit pattern.
   @Test(arguments: vectorFormats)
   func commandLineReproducesTheMLDtypesVectors(format: String) throws {

@@ -42,9 +42,12 @@ import Testing
     let stored = try python("""
       import h5py
       g = h5py.File('\(run)', 'r')['runs/run/sharpness']
-      print(sorted(g), [int(s) for s in g['keskar-logits/step'][:]], len(g['sam/value']), g['keskar-logits'].attrs['epsilon'])
+      k = g['keskar-logits/epsilon=0.001,ascent_steps=20']
+      print(sorted(g), [list(g[m]) for m in sorted(g)], [int(s) for s in k['step'][:]], len(g['sam/rho=0.05/value']), k.attrs['epsilon'])
       """)
-    #expect(stored.trimmingCharacters(in: .whitespacesAndNewlines) == "['hessian-top', 'keskar-logits', 'sam'] [20, 40] 2 0.001")
+    #expect(
+      stored.trimmingCharacters(in: .whitespacesAndNewlines)
+        == "['hessian-top', 'keskar-logits', 'sam'] [['power_iterations=100,tolerance=0.0001'], ['epsilon=0.001,ascent_steps=20'], ['rho=0.05']] [20, 40] 2 0.001")
   }
 
   /// On a grid: a selection of runs, a table per format across seeds, results gathered in /results.
@@ -61,10 +64,10 @@ import Testing
     #expect(rows.count == 1 && rows[0][0] == "e8m5" && rows[0][4] == "2", "one row: e8m5 over its 2 seeds: \(r.stdout)")
     let stored = try python("""
       import h5py, numpy as np
-      v = h5py.File('\(grid)', 'r')['results/sharpness_hessian_top_last'][:]
+      v = h5py.File('\(grid)', 'r')['results/sharpness_hessian_top'][:]
       print(v.shape, int(np.isnan(v[0]).sum()), int(np.isnan(v[1]).sum()))
       """)
-    #expect(stored.trimmingCharacters(in: .whitespacesAndNewlines) == "(2, 1, 2) 2 0", "only e8m5 measured")
+    #expect(stored.trimmingCharacters(in: .whitespacesAndNewlines) == "(2, 1, 2, 1) 2 0", "only e8m5 measured")
     // One checkpoint by its path: the same value as measuring that run's step 10.
     let one = try CLI.run(["sharpness", grid + ":/runs/e8m7_lr0.05_s1/checkpoints/step_10", "--metric", "hessian-top", "--json"])
     #expect(one.status == 0, "\(one.stderr)")
@@ -79,7 +82,8 @@ import Testing
     #expect(try CLI.run(["train", "--model", "linreg", "--steps", "10", "--checkpoint-every", "0",
                          "--data", dataDirectory, "--out", run]).status == 0)
     for (args, message) in [
-      (["sharpness", run], "no checkpoints"),
+      (["sharpness", run, "--metric", "hessian-top"], "no checkpoints"),
+      (["sharpness", run], "keskar-logits does not apply to linreg"),
       (["sharpness", run, "--metric", "curvature"], "unknown metric"),
       (["sharpness", run, "--epsilon", "-1"], "epsilon"),
     ] {

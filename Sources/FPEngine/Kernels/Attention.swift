@@ -251,14 +251,5 @@ public enum Attention {
 /// worker index in 0..<threads (for per-worker scratch).
 @inline(__always)
 func parallelPairs(_ count: Int, _ threads: Int, _ body: @Sendable (Range<Int>, Int) -> Void) {
-  let t = max(1, min(threads, count))
-  if t == 1 {
-    body(0..<count, 0)
-    return
-  }
-  let per = (count + t - 1) / t
-  WorkerPool.perform(t) { w in
-    let lo = w * per, hi = min(count, lo + per)
-    if lo < hi { body(lo..<hi, w) }
-  }
+  WorkSplit(count: count, threads: threads, grain: 1).forEach(body)
 }

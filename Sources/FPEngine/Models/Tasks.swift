@@ -19,21 +19,31 @@ public protocol TrainingTask: AnyObject {
 }
 
 /// Which model, at which size, on which data. Names: `gpt-tiny`, `gpt-micro` (a 2-layer test size),
-/// `mlp`, `linreg`.
+/// `llama-tiny`, `llama-micro` (a 2-layer test size), `mlp`, `linreg`.
+///
+/// Stored as JSON in run files (the synthesized `Codable`: `{"gpt": {"layers": 4, ...}}`), so cases
+/// are only ever added, never renamed.
 public enum ModelSpec: Hashable, Codable, Sendable, CustomStringConvertible {
   /// A character-level GPT on `data/shakespeare.txt` (vocabulary taken from the data).
   case gpt(layers: Int, heads: Int, width: Int, context: Int, batch: Int, evalBatches: Int)
+  /// A character-level Llama on the same text (`Llama`: RMSNorm, rotary, SwiGLU MLP of `hidden` width).
+  case llama(layers: Int, heads: Int, width: Int, hidden: Int, context: Int, batch: Int, evalBatches: Int)
   /// A 64 -> hidden -> 10 ReLU classifier on `data/digits.csv.gz`.
   case mlp(hidden: Int, batch: Int)
   /// Linear regression on the diabetes files, full batch.
   case linreg
 
   public static let gptTiny = ModelSpec.gpt(layers: 4, heads: 4, width: 128, context: 128, batch: 16, evalBatches: 8)
+  /// The FP4 design-space study's smallest Llama (width 128, 4 layers, context 128), trained as gpt-tiny.
+  public static let llamaTiny = ModelSpec.llama(layers: 4, heads: 4, width: 128, hidden: 384, context: 128, batch: 16, evalBatches: 8)
+  public static let llamaMicro = ModelSpec.llama(layers: 2, heads: 2, width: 32, hidden: 96, context: 32, batch: 8, evalBatches: 4)
 
   public init(parsing name: String) throws {
     switch name.lowercased() {
     case "gpt-tiny", "gpt": self = .gptTiny
     case "gpt-micro": self = .gpt(layers: 2, heads: 2, width: 32, context: 32, batch: 8, evalBatches: 4)
+    case "llama-tiny", "llama": self = .llamaTiny
+    case "llama-micro": self = .llamaMicro
     case "mlp": self = .mlp(hidden: 128, batch: 64)
     case "linreg": self = .linreg
     default:
@@ -45,6 +55,10 @@ public enum ModelSpec: Hashable, Codable, Sendable, CustomStringConvertible {
     switch self {
     case .gptTiny: return "gpt-tiny"
     case .gpt(let l, let h, let w, let c, let b, let e): return "gpt(layers: \(l), heads: \(h), width: \(w), context: \(c), batch: \(b), eval_batches: \(e))"
+    case .llamaTiny: return "llama-tiny"
+    case .llamaMicro: return "llama-micro"
+    case .llama(let l, let h, let w, let m, let c, let b, let e):
+      return "llama(layers: \(l), heads: \(h), width: \(w), hidden: \(m), context: \(c), batch: \(b), eval_batches: \(e))"
     case .mlp(128, 64): return "mlp"
     case .mlp(let h, let b): return "mlp(hidden: \(h), batch: \(b))"
     case .linreg: return "linreg"
@@ -60,6 +74,12 @@ public enum ModelSpec: Hashable, Codable, Sendable, CustomStringConvertible {
       let data = try CharDataset(contentsOf: dataDirectory.appendingPathComponent("shakespeare.txt"))
       let config = GPTConfig(vocabSize: data.vocabularySize, blockSize: c, nLayer: l, nHead: h, nEmbd: w)
       task = GPTTask(spec: self, model: GPT(config: config, batchSize: b, recipe: recipe, seed: seed, threads: threads), data: data, seed: seed, evalBatches: e)
+    case .llama(let l, let h, let w, let m, let c, let b, let e):
+      guard w % h == 0 else { throw ModelError.invalid("width \(w) is not a multiple of heads \(h)") }
+      guard (w / h) % 2 == 0 else { throw ModelError.invalid("head size \(w / h) is odd: rotary embeddings rotate pairs") }
+      let data = try CharDataset(contentsOf: dataDirectory.appendingPathComponent("shakespeare.txt"))
+      let config = LlamaConfig(vocabSize: data.vocabularySize, blockSize: c, nLayer: l, nHead: h, nEmbd: w, hidden: m)
+      task = LlamaTask(spec: self, model: Llama(config: config, batchSize: b, recipe: recipe, seed: seed, threads: threads), data: data, seed: seed, evalBatches: e)
     case .mlp(let hidden, let b):
       let data = try DigitsDataset(contentsOf: dataDirectory.appendingPathComponent("digits.csv.gz"))
       let model = MLP(inFeatures: 64, hidden: hidden, classes: 10, maxRows: max(b, data.testCount), recipe: recipe, seed: seed, threads: threads)
@@ -80,24 +100,25 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
   case invalid(String)
   public var description: String {
     switch self {
-    case .unknown(let n): return "unknown model '\(n)': use gpt-tiny, gpt-micro, mlp or linreg"
+    case .unknown(let n): return "unknown model '\(n)': use gpt-tiny, gpt-micro, llama-tiny, llama-micro, mlp or linreg"
     case .invalid(let why): return "invalid model: \(why)"
     }
   }
 }
 
-/// GPT on character-level text: random windows for training, fixed validation batches for evaluation.
-public final class GPTTask: TrainingTask {
+/// A language model (`GPT`, `Llama`) on character-level text: random windows for training, fixed
+/// validation batches for evaluation.
+public final class LanguageModelTask<Network: LanguageModel>: CharacterLanguageTask {
   public let model: ModelSpec
-  public let gpt: GPT
+  public let network: Network
   public let data: CharDataset
   public let seed: UInt64
   public let evalBatches: Int
   let x: UnsafeMutablePointer<Int32>, y: UnsafeMutablePointer<Int32>
 
-  public init(spec: ModelSpec, model: GPT, data: CharDataset, seed: UInt64, evalBatches: Int) {
+  public init(spec: ModelSpec, model: Network, data: CharDataset, seed: UInt64, evalBatches: Int) {
     self.model = spec
-    gpt = model
+    network = model
     self.data = data
     self.seed = seed
     self.evalBatches = max(1, evalBatches)
@@ -110,26 +131,45 @@ public final class GPTTask: TrainingTask {
     y.deallocate()
   }
 
-  public var parameters: ParameterSet { gpt.parameters }
-  public var precision: PrecisionRuntime { gpt.precision }
-  public var itemsPerStep: Int { gpt.B * gpt.T }
-  public func initializeWeights(seed: UInt64) { gpt.initializeWeights(seed: seed) }
+  public var languageModel: any LanguageModel { network }
+  public var parameters: ParameterSet { network.parameters }
+  public var precision: PrecisionRuntime { network.precision }
+  public var itemsPerStep: Int { network.B * network.T }
+  public func initializeWeights(seed: UInt64) { network.initializeWeights(seed: seed) }
 
   public func trainStep(_ step: Int) -> Float {
-    data.trainBatch(step: step, seed: seed, B: gpt.B, T: gpt.T, tokens: x, targets: y)
-    let loss = gpt.forward(tokens: x, targets: y)
-    gpt.backward()
+    data.trainBatch(step: step, seed: seed, B: network.B, T: network.T, tokens: x, targets: y)
+    let loss = network.forward(tokens: x, targets: y)
+    network.backward()
     return loss
   }
 
   public func evaluate() -> Float {
     var s = 0.0
     for i in 0..<evalBatches {
-      data.validationBatch(index: i, seed: seed, B: gpt.B, T: gpt.T, tokens: x, targets: y)
-      s += Double(gpt.forward(tokens: x, targets: y))
+      data.validationBatch(index: i, seed: seed, B: network.B, T: network.T, tokens: x, targets: y)
+      s += Double(network.forward(tokens: x, targets: y))
     }
     return Float(s / Double(evalBatches))
   }
+}
+
+/// A next-token task on character-level text, whatever the network: what keskar-logits needs.
+public protocol CharacterLanguageTask: TrainingTask {
+  var data: CharDataset { get }
+  var seed: UInt64 { get }
+  var languageModel: any LanguageModel { get }
+}
+
+public typealias GPTTask = LanguageModelTask<GPT>
+public typealias LlamaTask = LanguageModelTask<Llama>
+
+extension LanguageModelTask where Network == GPT {
+  public var gpt: GPT { network }
+}
+
+extension LanguageModelTask where Network == Llama {
+  public var llama: Llama { network }
 }
 
 /// MLP on the digits: minibatches of rows drawn with replacement (draw s*B + b of a counter RNG),

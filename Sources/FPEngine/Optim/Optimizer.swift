@@ -14,6 +14,20 @@ public enum OptimizerConfig: Hashable, Codable, Sendable, CustomStringConvertibl
 
   public static let adamw = OptimizerConfig.adamw()
 
+  /// `adamw` (weight decay default 0.1), `sgd` or `signsgd` (default 0), as `fpsim train --optimizer`
+  /// and a grid spec's `optimizer` spell them.
+  public init(name: String, weightDecay: Float? = nil) throws {
+    if let wd = weightDecay, !(wd >= 0 && wd.isFinite) {
+      throw TrainingError.invalidConfig("weight decay must be 0 or a positive number, got \(wd)")
+    }
+    switch name.lowercased() {
+    case "adamw": self = .adamw(weightDecay: weightDecay ?? 0.1)
+    case "sgd": self = .sgd(weightDecay: weightDecay ?? 0)
+    case "signsgd": self = .signSGD(weightDecay: weightDecay ?? 0)
+    default: throw TrainingError.invalidConfig("unknown optimizer '\(name)': use adamw, sgd or signsgd")
+    }
+  }
+
   public var description: String {
     switch self {
     case .adamw(let b1, let b2, let e, let wd): return "adamw(beta1: \(b1), beta2: \(b2), eps: \(e), weight_decay: \(wd))"

@@ -145,7 +145,7 @@ public final class LinearGEMMs {
         precision.hadamard[a.gemm.rawValue] == nil, precision.hadamard[b.gemm.rawValue] == nil
       else { return false }
       if !x.isStochastic && !y.isStochastic { return true }
-      if let t = x as? ScaledRounding, case .tile = t.format.block, a == .forwardW { return true }
+      if x.roundsTiles, a == .forwardW { return true }
       return false
     }
     reuseWeightGradX = same(.forwardX, .weightGradX)
@@ -185,16 +185,11 @@ public final class LinearGEMMs {
   /// The saturated values of forward operand `op` (rows x cols, reducing along its last axis), as its
   /// rounder rounded them this step.
   func saturated(_ op: GEMMOperand, _ src: UnsafePointer<Float>, rows: Int, cols: Int, into l: SaturationList) -> Int {
-    switch precision[op] {
-    case let r as ElementRounding:
-      return r.saturatedIndices(src, count: rows * cols, into: l.indices)
-    case let r as ScaledRounding:
-      let stream = RoundingStreams.stream(step: runtime.step, pass: runtime.pass, layer: info.index, operand: op)
-      return r.saturatedIndices(
-        src, rows: rows, cols: cols, seed: runtime.seed, stream: stream, scratch: runtime.transformA.pointer,
-        elements: runtime.transformB.pointer, into: l.indices)
-    default: return 0
-    }
+    guard let r = precision[op] else { return 0 }
+    let stream = RoundingStreams.stream(step: runtime.step, pass: runtime.pass, layer: info.index, operand: op)
+    return r.saturatedIndices(
+      src, rows: rows, cols: cols, seed: runtime.seed, stream: stream, scratch: runtime.transformA.pointer,
+      elements: runtime.transformB.pointer, into: l.indices)
   }
 
   @inline(__always)

@@ -3,7 +3,7 @@ import FPFormats
 /// A precision recipe: for every GEMM of every linear layer (forward `Y = X W^T`, data gradient
 /// `dX = dY W`, weight gradient `dW = dY^T X`), the format, rounding and overflow of each operand,
 /// the random Hadamard transform of each GEMM, the gradient estimator, and the layers kept in high
-/// precision (DESIGN.md "Precision recipe").
+/// precision (README "Precision recipes").
 ///
 /// A recipe is a named preset, a file (JSON or a TOML subset), or either followed by inline
 /// `key=value` overrides (see `Recipe(parsing:)` and `RecipeKeys`):
@@ -193,7 +193,7 @@ public enum GradientEstimator: String, Hashable, Codable, Sendable, CaseIterable
 /// Which linear layers a recipe keeps in high precision.
 /// - `head`: the output layer (`lm_head`, the MLP's last layer).
 /// - `first-block`, `last-block`, `first-blocks:K`, `last-blocks:K`: the first / last K blocks
-///   (transformer blocks of a GPT; the hidden layer of the MLP).
+///   (transformer blocks of a GPT or a Llama; the hidden layer of the MLP).
 /// - `layer:NAME`: the layer called NAME and every layer whose name starts with `NAME.`.
 public enum LayerSelector: Hashable, Sendable, CustomStringConvertible {
   case head
@@ -224,7 +224,7 @@ public enum LayerSelector: Hashable, Sendable, CustomStringConvertible {
 
 /// What a recipe knows about a linear layer when it resolves its precision.
 public struct LinearLayerInfo: Hashable, Sendable {
-  /// Parameter-style name, e.g. `transformer.h.0.attn.c_attn` or `lm_head`.
+  /// Parameter-style name, e.g. `transformer.h.0.attn.c_attn` (GPT), `model.layers.0.self_attn.q_proj` (Llama) or `lm_head`.
   public var name: String
   /// Position among the model's linear layers, in forward order.
   public var index: Int

@@ -27,6 +27,14 @@ public final class Trainer {
 
   public init(task: any TrainingTask, config: TrainingConfig) throws {
     try config.validate()
+    for name in config.snapshotTensors ?? [] {
+      let base = name.hasPrefix("grad/") ? String(name.dropFirst(5)) : name
+      guard task.parameters.info(base) != nil else {
+        let names = task.parameters.tensors.map(\.name)
+        throw TrainingError.invalidConfig(
+          "unknown snapshot tensor '\(name)': use parameter names (\(names.joined(separator: ", "))), or grad/NAME for their gradients")
+      }
+    }
     self.task = task
     self.config = config
     optimizer = Optimizer(config.optimizer, parameters: task.parameters, threads: task.precision.threads)

@@ -71,8 +71,7 @@ public struct TrainingConfig: Hashable, Codable, Sendable {
   }
 }
 
-/// When a run counts as diverged, and what counts as a loss spike (DESIGN.md "Stability, measured
-/// honestly"). The reference is the running minimum of the smoothed training loss over the steps after
+/// When a run counts as diverged, and what counts as a loss spike (README "Training", stability). The reference is the running minimum of the smoothed training loss over the steps after
 /// `warmupSteps`; smoothing is an exponential moving average s = a s + (1 - a) loss.
 ///
 /// - diverged: the loss is not finite, or the smoothed loss stays more than `margin` above the reference

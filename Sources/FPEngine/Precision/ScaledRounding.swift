@@ -1,0 +1,163 @@
+import FPFormats
+
+/// Rounding to a block-scaled format with an FPFormats `BlockQuantizer`: vector blocks run along the
+/// reduction dimension (the last axis of what `roundLastAxis` sees); 2-D tiles cover the matrix as
+/// stored, so a weight W (OC, C) tiled 16 x 16 is the same quantized matrix whichever GEMM reads it.
+/// Elements are rounded with `rounding`; the scale with the format's own scale rounding.
+public struct ScaledRounding: OperandRounder, Hashable, Codable {
+  public var format: ScaledFormat
+  public var rounding: RoundingMode
+
+  public init(format: ScaledFormat, rounding: RoundingMode = .rne) {
+    self.format = format
+    self.rounding = rounding
+  }
+
+  public var isStochastic: Bool { rounding.isStochastic || format.scaleRounding.isStochastic }
+  public var isAxisFree: Bool {
+    switch format.block {
+    case .tile, .tensor: return true
+    case .vector, .row: return false
+    }
+  }
+  public var description: String { "\(format.name):\(rounding)" }
+  public var needsTensorAmax: Bool { format.rule == .nvfp4 || format.tensorScale }
+
+  public func blocksAlong(_ n: Int) -> Int {
+    switch format.block {
+    case .vector(let b): return (n + b - 1) / b
+    default: return 1
+    }
+  }
+
+  public var roundsTiles: Bool {
+    if case .tile = format.block { return true }
+    return false
+  }
+
+  /// An operand that reduces along its rows, rounded in place of its columns without transposing
+  /// (`BlockQuantizer.quantizeColumns`, the same bits as `roundByStrips`); nil where that path does
+  /// not apply.
+  public func roundColumns(
+    _ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, layout: OperandLayout, context c: RoundingContext
+  ) -> RoundingCounts? {
+    let q = BlockQuantizer(format: format, rounding: rounding, seed: c.seed, stream: c.stream)
+    var stats = QuantizationStats()
+    guard q.quantizeColumns(
+      src, into: dst, rows: layout.rows, cols: layout.cols, hadamard: c.hadamard, threads: c.threads, stats: &stats)
+    else { return nil }
+    return RoundingCounts(stats)
+  }
+
+  public func roundLastAxis(
+    _ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, rows: Int, cols: Int,
+    firstIndex: Int, firstBlock: Int, tensorAmax: Float?,
+    seed: UInt64, stream: UInt64, threads: Int, countEvents: Bool
+  ) -> RoundingCounts {
+    let n = rows * cols
+    guard n > 0 else { return RoundingCounts() }
+    let q = BlockQuantizer(format: format, rounding: rounding, seed: seed, stream: stream)
+    let whole = UnsafeMutableBufferPointer(start: dst, count: n)
+    var stats = QuantizationStats()
+    let blocksPerRow: Int
+    switch format.block {
+    case .tile, .tensor:
+      // One call over the whole matrix (tiles and a tensor scale do not split by rows).
+      precondition(firstIndex == 0 && tensorAmax == nil, "tiled formats round whole matrices")
+      dst.update(from: src, count: n)
+      try! q.quantize(whole, rows: rows, cols: cols, axis: 1, stats: &stats)
+      return RoundingCounts(stats)
+    case .vector(let b): blocksPerRow = (cols + b - 1) / b
+    case .row: blocksPerRow = 1
+    }
+    // Rows cut into at most `threads` chunks of >= 64 Ki values; chunk [r0, r1) passes its first
+    // element and block index (random counters) and the whole tensor's amax (NVFP4 and tensor scaling),
+    // so the result is that of one call over the whole matrix.
+    let split = Self.rowSplit(rows: rows, cols: cols, threads: threads)
+    let a: Float? = tensorAmax ?? (needsTensorAmax ? RoundingCounts.finiteAmax(src, n, threads: split.parts) : nil)
+    if split.parts == 1 {
+      try! q.quantizeLastAxis(
+        whole, rows: rows, cols: cols, firstIndex: firstIndex, firstBlock: firstBlock, tensorAmax: a, source: src,
+        stats: &stats)
+      return RoundingCounts(stats)
+    }
+    nonisolated(unsafe) let src = src, dst = dst
+    let parts = split.map { i in
+      var s = QuantizationStats()
+      let r0 = split.range(i).lowerBound, r1 = split.range(i).upperBound
+      if r0 < r1 {
+        try! q.quantizeLastAxis(
+          UnsafeMutableBufferPointer(start: dst + r0 * cols, count: (r1 - r0) * cols), rows: r1 - r0, cols: cols,
+          firstIndex: firstIndex + r0 * cols, firstBlock: firstBlock + r0 * blocksPerRow, tensorAmax: a,
+          source: src + r0 * cols, stats: &s)
+      }
+      return s
+    }
+    var total = QuantizationStats()
+    for p in parts { total.add(p) }
+    return RoundingCounts(total)
+  }
+}
+
+extension ScaledRounding {
+  /// The threads of `roundLastAxis`: contiguous chunks of whole rows, at least 64 Ki values each.
+  public static func rowSplit(rows: Int, cols: Int, threads: Int) -> WorkSplit {
+    WorkSplit(count: rows, threads: threads, grain: 65_536, work: rows * cols)
+  }
+}
+
+// MARK: Saturation mask (clipped straight-through estimator)
+
+extension ScaledRounding {
+  /// Indices i of a row-major rows x cols tensor (blocks along the last axis, or tiles) whose value lies
+  /// beyond the largest magnitude its block can represent: its element came out at the element format's
+  /// max and |x_i| > |q_i|. The elements are recomputed with the same quantizer, counters and streams as
+  /// `roundLastAxis`, so they are the ones the GEMM used. `scratch` and `elements` hold rows * cols values.
+  public func saturatedIndices(
+    _ src: UnsafePointer<Float>, rows: Int, cols: Int, seed: UInt64, stream: UInt64,
+    scratch: UnsafeMutablePointer<Float>, elements: UnsafeMutablePointer<Float>, into indices: UnsafeMutablePointer<Int32>
+  ) -> Int {
+    let n = rows * cols
+    let maxElem = format.elementMax
+    var stats = QuantizationStats()
+    scratch.update(from: src, count: n)
+    let a: Float? = needsTensorAmax ? BlockAmax.finiteAmax(src, n) : nil
+    var k = 0
+    switch format.block {
+    case .tile(let tr, let tc):
+      // BlockQuantizer's tile order: tile by tile, each a single block of h * w values whose random
+      // counters continue from the previous tiles (block index = first counter / (h * w)).
+      var f = format
+      f.block = .tensor
+      let q = BlockQuantizer(format: f, rounding: rounding, seed: seed, stream: stream)
+      var index = 0
+      for r0 in stride(from: 0, to: rows, by: tr) {
+        for c0 in stride(from: 0, to: cols, by: tc) {
+          let h = min(tr, rows - r0), w = min(tc, cols - c0)
+          for r in 0..<h { for c in 0..<w { scratch[r * w + c] = src[(r0 + r) * cols + c0 + c] } }
+          try! q.quantizeLastAxis(
+            UnsafeMutableBufferPointer(start: scratch, count: h * w), rows: 1, cols: h * w, firstIndex: index,
+            firstBlock: index / (h * w), tensorAmax: a, elements: elements, stats: &stats)
+          for r in 0..<h {
+            for c in 0..<w where abs(elements[r * w + c]) == maxElem && abs(src[(r0 + r) * cols + c0 + c]) > abs(scratch[r * w + c]) {
+              indices[k] = Int32((r0 + r) * cols + c0 + c)
+              k += 1
+            }
+          }
+          index += h * w
+        }
+      }
+      return k
+    default:
+      let q = BlockQuantizer(format: format, rounding: rounding, seed: seed, stream: stream)
+      try! q.quantizeLastAxis(
+        UnsafeMutableBufferPointer(start: scratch, count: n), rows: rows, cols: cols, tensorAmax: a, elements: elements,
+        stats: &stats)
+      for i in 0..<n where abs(elements[i]) == maxElem && abs(src[i]) > abs(scratch[i]) {
+        indices[k] = Int32(i)
+        k += 1
+      }
+      return k
+    }
+  }
+}

@@ -1,0 +1,43 @@
+/// `BlockRun` for blocks down columns: 16 lanes of one column group, each lane its own block.
+struct ColumnRun: KernelVisitor {
+  let k: KernelConstants, rng: CounterRNG
+  let tile: UnsafePointer<Float>, groupStride: Int, rows: Int, cols: Int
+  let out: UnsafeMutablePointer<Float>
+  let down: UnsafePointer<Float>, up: UnsafePointer<Float>
+  let limit: UInt32, first: UInt64, laneStride: UInt32
+  var saturated: UInt32 = 0, flushed: UInt32 = 0
+
+  mutating func visit<R: Kernel>(_ rule: R) {
+    // Locals, not properties (see `BlockRun.run`).
+    let k = KernelConstants.freshCopy(k), rng = rng, limit = limit, stride = laneStride
+    let rows = rows, cols = cols, groupStride = groupStride, down = down, up = up
+    let src = UnsafeRawPointer(tile).assumingMemoryBound(to: UInt32.self)
+    let dst = UnsafeMutableRawPointer(out).assumingMemoryBound(to: UInt32.self)
+    let high = rng.highKey(first), low0 = UInt32(truncatingIfNeeded: first)
+    precondition(
+      UInt64(cols) * UInt64(stride) <= (1 << 32) - (first & 0xFFFF_FFFF), "block tensors are limited to 2^32 values")
+    var sat: UInt32 = 0, flush: UInt32 = 0
+    withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 32) { buffer in
+      let lanes = buffer.baseAddress!
+      lanes.initialize(repeating: 0, count: 32)
+      for c0 in Swift.stride(from: 0, to: cols, by: 16) {
+        let group = src + (c0 / 16) * groupStride, d = down + c0, u = up + c0
+        let low = low0 &+ UInt32(truncatingIfNeeded: c0) &* stride
+        for r in 0..<rows {
+          let o = dst + r * cols + c0, x = group + r * 16
+          for j in 0..<16 {
+            let c = low &+ UInt32(truncatingIfNeeded: j) &* stride &+ UInt32(truncatingIfNeeded: r)
+            let random = R.usesRandom ? rng.bits32(low: c, high: high) : 0
+            let (value, s, f, _) = BlockRun.one(x[j], d[j], u[j], rule, k, random, limit)
+            o[j] = value
+            lanes[j] &+= s
+            lanes[16 + j] &+= f
+          }
+        }
+      }
+      for j in 0..<16 { sat &+= lanes[j]; flush &+= lanes[16 + j] }
+    }
+    saturated = sat
+    flushed = flush
+  }
+}
