@@ -34,9 +34,11 @@ import Testing
 
   /// Runs headless Chromium; fails (never skips) with the install command when it is missing.
   static func browser(_ arguments: [String]) throws -> String {
+    let profile = FileManager.default.temporaryDirectory.appendingPathComponent("fpsim-chromium-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(at: profile) }
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--user-data-dir=\(NSTemporaryDirectory())/fpsim-chromium-\(getpid())"] + arguments
+    p.arguments = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--user-data-dir=\(profile.path)"] + arguments
     let out = Pipe(), err = Pipe()
     p.standardOutput = out
     p.standardError = err
