@@ -170,18 +170,38 @@ extension Grid {
     (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
   }
 
+  /// The summary, then the seed-paired differences to the baseline (and, for bit-reduction grids, the
+  /// fewest bits within `GridSummaryJSON.tolerance` nats of it at every learning rate); `--json` gives
+  /// the three as one object.
   static func printSummary(_ path: String, json: Bool) throws {
     let file = try H5File.open(path)
     defer { try? file.close() }
     let (spec, rows) = try GridResults.summary(of: file)
+    let values = try GridStudy.read(file).values
+    let paired = try PairedComparison.compute(values, baseline: spec.baseline)
+    let bits = try BitReduction.compute(values, baseline: spec.baseline, tolerance: GridSummaryJSON.tolerance)
     if json {
       let e = JSONEncoder()
       e.outputFormatting = [.prettyPrinted, .sortedKeys]
-      print(String(decoding: try e.encode(rows), as: UTF8.self))
+      print(String(decoding: try e.encode(GridSummaryJSON(summary: rows, pairedDifferences: paired, bitReduction: bits)), as: UTF8.self))
     } else {
       print("\(path): \(spec.runs.count) runs of \(spec.model), \(spec.steps) steps each")
       print(GridResults.table(rows, kind: spec.labelKind), terminator: "")
+      print("\nfinal validation loss paired by seed with \(spec.baselineLabel) (mean difference, 95% t-interval over seeds):")
+      print(PairedComparison.table(paired, kind: spec.labelKind), terminator: "")
+      if let bits { print(bits.sentence) }
     }
+  }
+}
+
+/// `fpsim grid --json`: the summary rows, the paired differences and the bit-reduction answer.
+struct GridSummaryJSON: Encodable {
+  static let tolerance = 0.05
+  var summary: [GridResults.Row]
+  var pairedDifferences: [PairedDifference]
+  var bitReduction: BitReduction?
+  enum CodingKeys: String, CodingKey {
+    case summary, pairedDifferences = "paired_differences", bitReduction = "bit_reduction"
   }
 }
 

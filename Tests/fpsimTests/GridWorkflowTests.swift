@@ -68,7 +68,9 @@ import Testing
       print(names, round(float(ds.attrs['chance_loss']), 6))
       """)
     #expect(check.hasPrefix("[['at_chance', 'at_chance'], ['learned', 'learned']] 1.0"), "\(check)")
-    let rows = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]]
+    let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+    let rows = object?["summary"] as? [[String: Any]]
+    #expect(object?["paired_differences"] is [Any], "\(r.stdout)")
     #expect(rows?.first?["stable_lrs"] as? [Double] == [0.05], "\(r.stdout)")
     #expect((rows?.first?["status_fractions"] as? [String: Double])?["at_chance"] == 0.5)
   }
