@@ -86,12 +86,12 @@ submitted $name: array job $array_job ($tasks tasks of $cpus CPUs), merge job $m
   run files $runs
   logs      $logs
 watch:
-  squeue -j $array_job,$merge_job                      # pending, running; gone when done
-  tail -f $logs/task-${array_job}_*.log          # each task's progress (runs done/total, ETA)
-  ls $runs/*.h5 | wc -l                                 # run files so far (one per run, finished or not)
-  cat $logs/merge-$merge_job.log                        # the summary table, once merged
-resume (after a failed, cancelled or timed-out task; finished runs are not recomputed):
-  ${invocation% }      # the same command again
+  squeue -j $array_job,$merge_job     (queued and running; both gone when done)
+  tail -f $logs/task-${array_job}_*.log     (each task: runs done/total, ETA)
+  ls $runs/*.h5 | wc -l     (run files so far, finished or in flight)
+  cat $logs/merge-$merge_job.log     (the summary table, once merged)
+resume after a failed, cancelled or timed-out task (finished runs are kept, unfinished ones continue):
+  ${invocation% }
 array_job=$array_job
 merge_job=$merge_job
 EOF
