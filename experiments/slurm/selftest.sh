@@ -218,7 +218,7 @@ grep -q '^runs [1-3]/4' "$log" || fail "task ${array_job}_1 never reported a fin
 # steps 110 and 130, past its checkpoint at step 100, which the resubmission resumes from. scancel sends
 # SIGTERM to every process of the task: the grid dies, the worker stops after its current step.
 inflight=""
-for _ in $(seq 100); do
+for _ in $(seq 600); do
   for p in $(scontrol listpids "$(squeue -h -j "${array_job}_1" -o %A)" 2>/dev/null | awk 'NR > 1 { print $1 }'); do
     args="$(tr '\0' '\n' <"/proc/$p/cmdline" 2>/dev/null || true)"
     grep -qx train <<<"$args" && inflight="$(grep -A1 -xE -- '--out|--resume' <<<"$args" | tail -n 1)"
@@ -227,10 +227,11 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 [ -n "$inflight" ] || fail "found no fpsim train worker in task ${array_job}_1"
-for _ in $(seq 300); do
+for _ in $(seq 3000); do
   grep -qE '^step 1[1-2][0-9]/200' "${inflight%.h5}.log" 2>/dev/null && break
   sleep 0.1
 done
+grep -qE '^step 1[1-2][0-9]/200' "${inflight%.h5}.log" || fail "$(basename "$inflight") never logged step 110 to 129"
 scancel "${array_job}_1"
 wait_jobs "$array_job,$merge_job"
 [ "$(state "${array_job}_1")" = CANCELLED ] || fail "task ${array_job}_1 ended $(state "${array_job}_1"), not CANCELLED: it finished before the cancel"

@@ -18,7 +18,8 @@
 
 #include <stdint.h>
 
-// One bit per feature; the names (lower case, as in /proc/cpuinfo where it has one) are in cpu_features.c.
+// One bit per feature; the names (lower case, as in /proc/cpuinfo, except sse3, "pni" there) are in
+// cpu_features.c.
 enum {
   FPSIM_CPU_SSE = 0,
   FPSIM_CPU_SSE2,
@@ -181,7 +182,7 @@ static inline uint64_t fpsim_built_features(void) {
 /// register state). 0 off x86-64, where nothing is checked.
 uint64_t fpsim_cpu_features(void);
 
-/// The name of feature bit `f` (lower case, as in /proc/cpuinfo where it has one), or NULL past the end.
+/// The name of feature bit `f` (as in /proc/cpuinfo, except sse3), or NULL past the end.
 const char *fpsim_cpu_feature_name(int f);
 
 /// The start-up check. The running CPU's features, less those named in the test-only environment variable
