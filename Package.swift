@@ -1,8 +1,6 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-import Foundation
-
 // Release builds are tuned for the CPU that builds them (Swift's default target is baseline x86-64,
 // SSE2; a quantization loop ran 4x faster with -target-cpu native). On AVX-512 CPUs LLVM's tuning prefers 256-bit vectors; turning the
 // "prefer-256-bit" feature off lets the quantization loops use all 16 lanes. Debug builds stay portable.
@@ -13,7 +11,8 @@ import Foundation
 //   FPSIM_PORTABLE=1 swift build -c release          baseline x86-64 (SSE2), no -target-cpu
 //   FPSIM_TARGET_CPU=haswell swift build -c release  a chosen LLVM CPU name (haswell: AVX2 + FMA, 2013 on)
 // Give each its own --scratch-path (.build-portable), so that the native build in .build stays as it is.
-let environment = ProcessInfo.processInfo.environment
+// (SwiftPM evaluates the manifest again when the environment changes.)
+let environment = Context.environment
 let portable = environment["FPSIM_PORTABLE"].map { !$0.isEmpty && $0 != "0" } ?? false
 let targetCPU: String? = portable ? nil : (environment["FPSIM_TARGET_CPU"].flatMap { $0.isEmpty ? nil : $0 } ?? "native")
 let native: [SwiftSetting] = [

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The speed cost of a portable build (README "Portable builds"): the native and the portable binary run
 # the same benchmarks in one session, interleaved (A B B A ...) so that a shared machine's noise hits both
-# alike; prints each run and the medians.
+# alike; prints each run and the medians. The second binary may be any other build (.build-haswell/...);
+# it is labelled "portable".
 #   swift build -c release && FPSIM_PORTABLE=1 swift build -c release --scratch-path .build-portable
 #   bash experiments/bench/portable_vs_native.sh [NATIVE] [PORTABLE] [ROUNDS]
 set -euo pipefail

@@ -205,7 +205,7 @@ wait_jobs "$array_job,$merge_job"
 compare "$T/local.h5" "$T/a/grid.h5" || fail "the merged grid differs from the local one"
 
 # 4. Cancel one task in the middle of its runs, then resubmit.
-say "submit into a fresh directory: 2 tasks of 1 CPU; task 1 is cancelled after its first finished run"
+say "submit into a fresh directory: 2 tasks of 1 CPU; task 1 is cancelled in the middle of a run"
 submit "$T/spec.toml" "$T/b/grid.h5" --tasks 2 --cpus 1 --time 10:00
 first_array=$array_job first_merge=$merge_job
 log="$T/b/grid.slurm-logs/task-${array_job}_1.log"
@@ -238,6 +238,10 @@ wait_jobs "$array_job,$merge_job"
 [ "$(state "${array_job}_0")" = COMPLETED ] || fail "task ${array_job}_0 ended $(state "${array_job}_0")"
 [ "$(state "$merge_job")" = CANCELLED ] || fail "merge job $merge_job ended $(state "$merge_job"), not CANCELLED (its dependency failed)"
 [ ! -e "$T/b/grid.h5" ] || fail "the merge wrote $T/b/grid.h5 although a task was cancelled"
+# The worker stopped cleanly (fpsim train takes SIGTERM like Ctrl-C), not killed mid-write.
+cp "${inflight%.h5}.log" "$T/log/cancelled-run.log"
+grep -q '^fpsim: interrupted; continue with' "$T/log/cancelled-run.log" \
+  || fail "the worker of $(basename "$inflight") did not stop cleanly on scancel: $(tail -n 2 "$T/log/cancelled-run.log")"
 before="$(finished_runs "$T/b/grid.runs")"
 done_before="$(grep -c . <<<"$before" || true)"
 [ "$done_before" -lt "$runs_total" ] || fail "all $runs_total runs finished before the cancel took effect"
