@@ -15,13 +15,4 @@ enum CPUCheck {
   static func require() {
     fpsim_require_cpu_features(fpsim_built_features())
   }
-
-  /// The names of the features this binary was compiled for, in the header's order.
-  static var builtFeatures: [String] { names(fpsim_built_features()) }
-
-  static func names(_ mask: UInt64) -> [String] {
-    (0..<Int(FPSIM_CPU_FEATURE_COUNT)).compactMap { f in
-      mask & (1 << UInt64(f)) != 0 ? fpsim_cpu_feature_name(Int32(f)).map { String(cString: $0) } : nil
-    }
-  }
 }
