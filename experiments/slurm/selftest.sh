@@ -10,7 +10,7 @@
 #    spool directories and free ports, then starts munged, slurmctld and slurmd as root (no systemd needed)
 #    and waits until sinfo shows the node idle. Plugins that need no cgroups (proctrack/linuxproc,
 #    task/none), so that it also runs in a container.
-# 3. Runs a small grid (8 gpt-micro runs of 200 steps) locally with `fpsim grid`, then through submit.sh
+# 3. Runs a small grid (8 gpt-micro runs of 300 steps) locally with `fpsim grid`, then through submit.sh
 #    (3 array tasks on 2 CPUs, so one queues, and the merge job), and checks that every dataset under
 #    /results of the merged grid file equals the local one bit for bit (h5py).
 # 4. Submits again into a fresh directory, cancels one array task (scancel JOB_TASK) in the middle of a
@@ -123,7 +123,7 @@ done
 [ "$(sinfo -h -o %t)" = idle ] || fail "the node did not become idle: $(sinfo 2>&1)"
 say "Slurm $(sinfo -V | cut -d' ' -f2) up: node $host, $cpus CPUs, ports $ctld_port/$slurmd_port, in $T"
 
-# 3. The study, locally and on Slurm. Jobs start in the submit directory, where `data` is.
+# 3. The study, locally and on Slurm (the data: what ships with this checkout, which fpsim finds itself).
 cd "$repo"
 cat >"$T/spec.toml" <<'EOF'
 name = "slurm-selftest"
@@ -132,7 +132,7 @@ formats = ["e8m7", "e8m3"]
 rounding = "rtz"
 lrs = [3e-3, 3e-2]
 seeds = "0..1"
-steps = 200
+steps = 300
 eval_every = 100
 checkpoint_every = 100
 EOF
@@ -206,7 +206,7 @@ compare "$T/local.h5" "$T/a/grid.h5" || fail "the merged grid differs from the l
 
 # 4. Cancel one task in the middle of its runs, then resubmit.
 say "submit into a fresh directory: 2 tasks of 1 CPU; task 1 is cancelled in the middle of a run"
-submit "$T/spec.toml" "$T/b/grid.h5" --tasks 2 --cpus 1 --time 10:00
+submit "$T/spec.toml" "$T/b/grid.h5" --tasks 2 --cpus 1 --time 10:00 --keep-runs
 first_array=$array_job first_merge=$merge_job
 log="$T/b/grid.slurm-logs/task-${array_job}_1.log"
 for _ in $(seq 3000); do
@@ -214,31 +214,31 @@ for _ in $(seq 3000); do
   sleep 0.1
 done
 grep -q '^runs [1-3]/4' "$log" || fail "task ${array_job}_1 never reported a finished run with more to go"
-# The run in flight in that task (its `fpsim train` worker's --out or --resume file): cancel it between
-# steps 110 and 130, past its checkpoint at step 100, which the resubmission resumes from. scancel sends
+# The run in flight in that task (its `fpsim worker`'s --out or --resume file): cancel it between
+# steps 101 and 120, past its checkpoint at step 100, which the resubmission resumes from. scancel sends
 # SIGTERM to every process of the task: the grid dies, the worker stops after its current step.
 inflight=""
 for _ in $(seq 600); do
   for p in $(scontrol listpids "$(squeue -h -j "${array_job}_1" -o %A)" 2>/dev/null | awk 'NR > 1 { print $1 }'); do
     args="$(tr '\0' '\n' <"/proc/$p/cmdline" 2>/dev/null || true)"
-    grep -qx train <<<"$args" && inflight="$(grep -A1 -xE -- '--out|--resume' <<<"$args" | tail -n 1)"
+    grep -qxE 'worker|train' <<<"$args" && inflight="$(grep -A1 -xE -- '--out|--resume' <<<"$args" | tail -n 1)"
   done
   [ -n "$inflight" ] && break
   sleep 0.1
 done
-[ -n "$inflight" ] || fail "found no fpsim train worker in task ${array_job}_1"
+[ -n "$inflight" ] || fail "found no fpsim worker in task ${array_job}_1"
 for _ in $(seq 3000); do
-  grep -qE '^step 1[1-2][0-9]/200' "${inflight%.h5}.log" 2>/dev/null && break
+  grep -qE '^step 1(0[1-9]|1[0-9])/300' "${inflight%.h5}.log" 2>/dev/null && break
   sleep 0.1
 done
-grep -qE '^step 1[1-2][0-9]/200' "${inflight%.h5}.log" || fail "$(basename "$inflight") never logged step 110 to 129"
+grep -qE '^step 1(0[1-9]|1[0-9])/300' "${inflight%.h5}.log" || fail "$(basename "$inflight") never logged step 101 to 119"
 scancel "${array_job}_1"
 wait_jobs "$array_job,$merge_job"
 [ "$(state "${array_job}_1")" = CANCELLED ] || fail "task ${array_job}_1 ended $(state "${array_job}_1"), not CANCELLED: it finished before the cancel"
 [ "$(state "${array_job}_0")" = COMPLETED ] || fail "task ${array_job}_0 ended $(state "${array_job}_0")"
 [ "$(state "$merge_job")" = CANCELLED ] || fail "merge job $merge_job ended $(state "$merge_job"), not CANCELLED (its dependency failed)"
 [ ! -e "$T/b/grid.h5" ] || fail "the merge wrote $T/b/grid.h5 although a task was cancelled"
-# The worker stopped cleanly (fpsim train takes SIGTERM like Ctrl-C), not killed mid-write.
+# The worker stopped cleanly (it takes SIGTERM like Ctrl-C), not killed mid-write.
 cp "${inflight%.h5}.log" "$T/log/cancelled-run.log"
 grep -q '^fpsim: interrupted; continue with' "$T/log/cancelled-run.log" \
   || fail "the worker of $(basename "$inflight") did not stop cleanly on scancel: $(tail -n 2 "$T/log/cancelled-run.log")"
@@ -246,7 +246,7 @@ before="$(finished_runs "$T/b/grid.runs")"
 done_before="$(grep -c . <<<"$before" || true)"
 [ "$done_before" -lt "$runs_total" ] || fail "all $runs_total runs finished before the cancel took effect"
 say "cancelled with $done_before of $runs_total runs finished, $(basename "$inflight") at $(grep -E '^step' "${inflight%.h5}.log" | tail -n 1 | cut -d' ' -f2); resubmitting the same command"
-submit "$T/spec.toml" "$T/b/grid.h5" --tasks 2 --cpus 1 --time 10:00
+submit "$T/spec.toml" "$T/b/grid.h5" --tasks 2 --cpus 1 --time 10:00 --keep-runs
 wait_jobs "$array_job,$merge_job"
 [ "$(state "$merge_job")" = COMPLETED ] || fail "merge job $merge_job ended $(state "$merge_job")"
 compare "$T/local.h5" "$T/b/grid.h5" || fail "the resumed grid differs from the local one"

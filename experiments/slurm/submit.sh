@@ -4,22 +4,23 @@
 # all of them (--dependency=afterok) and assembles the grid file (`fpsim grid merge`).
 #
 #   experiments/slurm/submit.sh SPEC OUT [--tasks N] [--cpus C] [--partition P] [--time T] [--mem M]
-#                               [--runs-dir DIR] [--fpsim PATH] [--name NAME] [-- EXTRA SBATCH ARGS]
+#                               [--runs-dir DIR] [--keep-runs] [--fpsim PATH] [--name NAME] [-- EXTRA SBATCH ARGS]
 #
 #   SPEC        the grid spec (TOML or JSON), as for `fpsim grid`
 #   OUT         the grid file the merge writes
 #   --tasks N   array tasks, i.e. shards (default 4); runs are dealt round-robin (run i goes to shard i mod N)
 #   --cpus C    CPUs per task (default 2), given to the grid as --jobs C (one single-threaded worker per CPU)
 #   --partition, --time, --mem   passed to sbatch for both jobs (default: the cluster's)
-#   --runs-dir  where the run files and their logs go (default OUT without .h5, plus .runs)
+#   --runs-dir  where the run files and their logs go (default OUT without .h5, plus .runs); the merge
+#               removes them once they are in the grid file, unless --keep-runs
 #   --fpsim     the fpsim binary (default this checkout's .build/release/fpsim); every node must be able to
 #               run it: build it portable for a mixed cluster (README "Clusters (Slurm)")
 #   --name      the jobs' name (default fpsim-<OUT's base name>); a second submission of a study while
 #               jobs of that name are queued or running is refused
 #   -- ...      any further sbatch arguments (--account=..., --qos=...), given to both jobs
 #
-# Every path must be on a file system that all nodes share; they are made absolute here. A relative `data`
-# directory in the spec is read from the directory you submit from (the jobs start there).
+# Every path must be on a file system that all nodes share; they are made absolute here. Relative paths in
+# the spec are taken from the spec's folder; without `data`, fpsim finds the data that ships with it.
 # Resume: run the same command again. Finished run files are kept, unfinished runs continue from their
 # last checkpoint, and the merge runs again.
 set -euo pipefail
@@ -31,7 +32,7 @@ repo="$(cd "$here/../.." && pwd)"
 invocation="$(printf '%q ' "$0" "$@")"
 [ $# -ge 2 ] || die "give SPEC and OUT: experiments/slurm/submit.sh SPEC OUT [--tasks N] [--cpus C] [--partition P] [--time T]"
 spec="$1" out="$2"; shift 2
-tasks=4 cpus=2 partition="" time="" mem="" runs="" fpsim="$repo/.build/release/fpsim" name=""
+tasks=4 cpus=2 partition="" time="" mem="" runs="" keep="" fpsim="$repo/.build/release/fpsim" name=""
 extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -41,10 +42,11 @@ while [ $# -gt 0 ]; do
     --time) time="${2:?--time needs a limit, as 04:00:00}"; shift 2 ;;
     --mem) mem="${2:?--mem needs a size, as 8G}"; shift 2 ;;
     --runs-dir) runs="${2:?--runs-dir needs a directory}"; shift 2 ;;
+    --keep-runs) keep=--keep-runs; shift ;;
     --fpsim) fpsim="${2:?--fpsim needs a path}"; shift 2 ;;
     --name) name="${2:?--name needs a name}"; shift 2 ;;
     --) shift; extra=("$@"); break ;;
-    *) die "unknown option '$1' (options: --tasks --cpus --partition --time --mem --runs-dir --fpsim --name, then -- and sbatch arguments)" ;;
+    *) die "unknown option '$1' (options: --tasks --cpus --partition --time --mem --runs-dir --keep-runs --fpsim --name, then -- and sbatch arguments)" ;;
   esac
 done
 [[ "$tasks" =~ ^[1-9][0-9]*$ ]] || die "--tasks '$tasks': give a positive whole number"
@@ -76,7 +78,7 @@ array_job="$(sbatch --parsable "${common[@]}" --array="0-$((tasks - 1))" --ntask
 array_job="${array_job%%;*}"  # --parsable prints "id" or "id;cluster"
 merge_job="$(sbatch --parsable "${common[@]}" --ntasks=1 --cpus-per-task=1 \
   --dependency="afterok:$array_job" --kill-on-invalid-dep=yes \
-  --output="$logs/merge-%j.log" "$here/merge.sbatch" "$fpsim" "$spec" "$out" "$runs")"
+  --output="$logs/merge-%j.log" "$here/merge.sbatch" "$fpsim" "$spec" "$out" "$runs" $keep)"
 merge_job="${merge_job%%;*}"
 
 cat <<EOF
