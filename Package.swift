@@ -4,10 +4,21 @@ import PackageDescription
 // Release builds are tuned for the CPU that builds them (Swift's default target is baseline x86-64,
 // SSE2; a quantization loop ran 4x faster with -target-cpu native). On AVX-512 CPUs LLVM's tuning prefers 256-bit vectors; turning the
 // "prefer-256-bit" feature off lets the quantization loops use all 16 lanes. Debug builds stay portable.
+//
+// A native binary dies with an illegal instruction on an older CPU (a cluster's other nodes), so fpsim
+// checks at start-up that the CPU has the features it was built for (CCPUFeatures) and refuses otherwise.
+// For a binary that runs anywhere, two switches, read here when SwiftPM evaluates the manifest:
+//   FPSIM_PORTABLE=1 swift build -c release          baseline x86-64 (SSE2), no -target-cpu
+//   FPSIM_TARGET_CPU=haswell swift build -c release  a chosen LLVM CPU name (haswell: AVX2 + FMA, 2013 on)
+// Give each its own --scratch-path (.build-portable), so that the native build in .build stays as it is.
+// (SwiftPM evaluates the manifest again when the environment changes.)
+let environment = Context.environment
+let portable = environment["FPSIM_PORTABLE"].map { !$0.isEmpty && $0 != "0" } ?? false
+let targetCPU: String? = portable ? nil : (environment["FPSIM_TARGET_CPU"].flatMap { $0.isEmpty ? nil : $0 } ?? "native")
 let native: [SwiftSetting] = [
   .unsafeFlags(
-    [
-      "-target-cpu", "native", "-enforce-exclusivity=unchecked",
+    (targetCPU.map { ["-target-cpu", $0] } ?? []) + [
+      "-enforce-exclusivity=unchecked",
       "-Xcc", "-Xclang", "-Xcc", "-target-feature", "-Xcc", "-Xclang", "-Xcc", "-prefer-256-bit",
     ], .when(configuration: .release))
 ]
@@ -37,6 +48,8 @@ let package = Package(
     .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
     // CBLAS: cblas.h from /usr/include/x86_64-linux-gnu, which has no pkg-config entry; links libblas.
     .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+    // The start-up CPU check: C compiled without -target-cpu, so it runs on the CPUs it refuses.
+    .target(name: "CCPUFeatures"),
 
     // MARK: Command line (thin: parses, builds a library value, calls it)
     .executableTarget(
@@ -46,6 +59,7 @@ let package = Package(
         "FPStore",
         "FPStudy",
         "FPEngine",
+        "CCPUFeatures",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: native),
@@ -54,7 +68,7 @@ let package = Package(
     .testTarget(
       name: "FPFormatsTests", dependencies: ["FPFormats"],
       resources: [.copy("Resources/vectors")], swiftSettings: native),
-    .testTarget(name: "fpsimTests", dependencies: ["fpsim", "FPFormats"], swiftSettings: native),
+    .testTarget(name: "fpsimTests", dependencies: ["fpsim", "FPFormats", "CCPUFeatures"], swiftSettings: native),
     .testTarget(name: "FPStoreTests", dependencies: ["FPStore"], swiftSettings: native),
     .testTarget(name: "FPEngineTests", dependencies: ["FPEngine"], swiftSettings: native),
     .testTarget(name: "FPStudyTests", dependencies: ["FPStudy", "FPStore", "FPFormats"], swiftSettings: native),

@@ -14,6 +14,7 @@ struct FPSim: ParsableCommand {
     subcommands: [Formats.self, Quantize.self, ErrorCommand.self, Train.self, Recipes.self, Grid.self, SharpnessCommand.self, Bench.self, Inspect.self, ReportCommand.self, CompareCommand.self, StoreSelfTest.self, Worker.self])
 
   static func main() {
+    CPUCheck.require()  // refuses, one line and exit 2, on a CPU without the features it was built for
     BLASKernel.ensureTuned()  // re-executes once with an OpenBLAS kernel for this CPU (BLASKernel.swift)
     do {
       var command = try parseAsRoot()

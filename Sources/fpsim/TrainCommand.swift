@@ -93,16 +93,20 @@ struct Train: ParsableCommand {
   }
 }
 
-/// SIGINT asks the run to stop after its current step (the run stays resumable).
+/// SIGINT, and SIGTERM (what Slurm sends every process of a job at `scancel` and at its time limit, before
+/// SIGKILL 30 s later), ask the run to stop after its current step (the run stays resumable). Dying at once
+/// on SIGTERM could cut off a write of the run file half-way, leaving a file that cannot be resumed.
 final class InterruptFlag: @unchecked Sendable {
-  private var source: DispatchSourceSignal?
+  private var sources: [DispatchSourceSignal] = []
   func watch(_ writer: RunFileWriter) {
-    signal(SIGINT, SIG_IGN)
-    let s = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
     nonisolated(unsafe) let w = writer
-    s.setEventHandler { w.stopRequested = true }
-    s.resume()
-    source = s
+    for number in [SIGINT, SIGTERM] {
+      signal(number, SIG_IGN)
+      let s = DispatchSource.makeSignalSource(signal: number, queue: .global())
+      s.setEventHandler { w.stopRequested = true }
+      s.resume()
+      sources.append(s)
+    }
   }
 }
 
