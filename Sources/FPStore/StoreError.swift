@@ -79,11 +79,15 @@ enum HDF5Errors {
   static func message(default fallback: String) -> String {
     let lines = takeStack()
     guard let first = lines.first else { return fallback }
-    // A failed system call: HDF5's innermost line is a dump (time, descriptor, buffer address ...)
-    // around "error message = '<strerror text>'": keep only that text.
+    // A failed system call: HDF5's line for it is a dump (time, file name, descriptor, buffer
+    // address ...) around "error message = '<strerror text>'": keep what failed and that text
+    // ("unable to lock file: resource temporarily unavailable"; callers look for such phrases).
     for line in lines.reversed() {
       if let r = line.range(of: "error message = '"), let end = line[r.upperBound...].firstIndex(of: "'") {
-        return String(line[r.upperBound..<end].lowercased())
+        let dump = [": time =", ", name =", ", errno =", ", error message ="].compactMap { line.range(of: $0)?.lowerBound }.min()
+        let what = dump.map { String(line[..<$0]) } ?? ""
+        let why = line[r.upperBound..<end].lowercased()
+        return [first == what ? nil : first, what.isEmpty ? nil : what, why].compactMap { $0 }.joined(separator: ": ")
       }
     }
     guard let last = lines.last, last != first else { return first }
