@@ -297,7 +297,7 @@ public enum GridResults {
         guard (0..<S).allSatisfy({ !cells[idx(l, $0)].diverged }) else { continue }
         let finite = (0..<S).map { Double(cells[idx(l, $0)].finalEval) }.filter(\.isFinite).sorted()
         guard finite.count == S else { continue }
-        let median = Statistics.median(finite)
+        let median = ReportCurves.median(finite)
         if best == nil || median < best!.median { best = (spec.lrs[l], median, finite.first!, finite.last!) }
       }
       var fractions: [String: Double] = [:]
@@ -402,14 +402,5 @@ public enum GridResults {
       row.enumerated().map { i, c in i == row.count - 1 ? c : c.padding(toLength: width[i], withPad: " ", startingAt: 0) }
         .joined(separator: "  ")
     }.joined(separator: "\n") + "\n"
-  }
-}
-
-/// Order statistics used by summaries.
-enum Statistics {
-  /// The median of sorted values: the middle one, or the mean of the middle two.
-  static func median(_ sorted: [Double]) -> Double {
-    let n = sorted.count
-    return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2
   }
 }

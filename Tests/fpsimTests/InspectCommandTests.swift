@@ -27,7 +27,7 @@ import Testing
     // The tree follows the summary: its root line comes after the table, and the table is not repeated.
     let root = try #require(lines.firstIndex(of: "/"))
     #expect(root > 4)
-    #expect(lines.filter { $0.hasPrefix("format ") }.count == 1)
+    #expect(lines.filter { $0.hasPrefix("format  runs") }.count == 1)
     #expect(lines.contains("  results/") && lines.contains("      metrics/"))
   }
 
