@@ -118,7 +118,7 @@ public enum GridResults {
         try d.setAttribute("units", units)
         if !coordinates.isEmpty { try d.setAttribute("coordinates", coordinates.joined(separator: " ")) }
       }
-      func grid3<V: StoreElement>(_ name: String, _ f: (Int) -> V, units: String) throws -> H5Dataset {
+      @discardableResult func grid3<V: StoreElement>(_ name: String, _ f: (Int) -> V, units: String) throws -> H5Dataset {
         let d = try g.createDataset(name, values: (0..<cells.count).map(f), shape: [F, L, S])
         try finish(d, [label, lr, seed], units: units)
         return d

@@ -251,8 +251,8 @@ import Testing
   @Test func sigtermStopsTheWorkersAndTheGridResumes() throws {
     let dir = try scratchDirectory()
     defer { try? FileManager.default.removeItem(at: dir) }
-    let args = ["grid", "--model", "gpt-micro", "--formats", "e8m7", "--lrs", "0.003", "--seeds", "0..1", "--steps", "400",
-                "--checkpoint-every", "50", "--out", "g.h5", "--jobs", "2"]
+    let args = ["grid", "--model", "gpt-micro", "--formats", "e8m7", "--lrs", "0.003", "--seeds", "0..1", "--steps", "3000",
+                "--checkpoint-every", "500", "--eval-every", "1000", "--out", "g.h5", "--jobs", "2"]
     let previous = FileManager.default.currentDirectoryPath
     FileManager.default.changeCurrentDirectoryPath(dir.path)
     let p = Process()
