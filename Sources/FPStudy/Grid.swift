@@ -227,8 +227,9 @@ public final class GridRunner {
     return file
   }
 
-  /// Copies the finished run of `run`'s file into the grid as `/runs/<id>`, in one atomic unit, then
-  /// (unless `keepRuns`) removes the run file and its log once the grid file is on disk.
+  /// Copies the finished run of `run`'s file into the grid as `/runs/<id>`, in one atomic unit. The run
+  /// files stay until the whole grid and its `/results` are on disk (then, unless `keepRuns`, the run
+  /// directory goes): a grid file damaged by a kill mid-write can still be rebuilt from them.
   func collect(_ run: GridSpec.Run, into grid: H5File) throws {
     try measureSharpness(run)
     let (source, header) = try Store.open(runFile(run), expecting: .run)
@@ -245,12 +246,6 @@ public final class GridRunner {
         try unit.setAttribute("config", header.config)  // the run's own specification, for sharpness
       }
       try grid.flush(durable: true)
-    }
-    if !keepRuns {
-      try? source.close()
-      try? FileManager.default.removeItem(atPath: runFile(run))
-      try? FileManager.default.removeItem(atPath: RunFileWriter.folder(for: runFile(run)))
-      try? FileManager.default.removeItem(atPath: logFile(run))
     }
   }
 
