@@ -391,16 +391,6 @@ public enum GridResults {
           + "\(r.bestLR.map { GridSpec.number($0) } ?? "-")  \(n(r.medianEvalLoss)) [\(n(r.minEvalLoss)), \(n(r.maxEvalLoss))]  "
           + (r.stableLRs.isEmpty ? "none" : r.stableLRs.map { GridSpec.number($0) }.joined(separator: ", ")))
     }
-    return columns(lines)
-  }
-
-  /// Aligns two-space separated columns.
-  static func columns(_ lines: [String]) -> String {
-    let cells = lines.map { $0.components(separatedBy: "  ") }
-    let width = (0..<(cells.map(\.count).max() ?? 0)).map { i in cells.map { i < $0.count ? $0[i].count : 0 }.max() ?? 0 }
-    return cells.map { row in
-      row.enumerated().map { i, c in i == row.count - 1 ? c : c.padding(toLength: width[i], withPad: " ", startingAt: 0) }
-        .joined(separator: "  ")
-    }.joined(separator: "\n") + "\n"
+    return NumberText.columns(lines)
   }
 }
