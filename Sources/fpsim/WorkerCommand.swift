@@ -41,7 +41,6 @@ struct Worker: ParsableCommand {
 /// kernel and threads, whoever starts the run), Ctrl-C handling, progress on standard error and the
 /// closing line.
 enum TrainingSession {
-  static var environment: [String: String] { ["blas_kernel": BLASKernel.describe()] }
   /// Polled after every step: true stops the run as Ctrl-C does.
   nonisolated(unsafe) static var shouldStopExtra: () -> Bool = { false }
 
@@ -50,19 +49,36 @@ enum TrainingSession {
       throw CLIError("\(path) exists: choose another --out, or continue it with --resume \(path)")
     }
     try Folders.createParent(of: path)
+    try drive(path: path, threads: threads, progressLines: progressLines) { configure in
+      try TrainingRuns.start(spec, path: path, threads: threads, configure: configure)
+    }
+  }
+
+  static func resume(path: String, threads: Int, progressLines: Int = 20) throws {
+    try drive(path: TrainingRuns.runPath(path), threads: threads, progressLines: progressLines) { configure in
+      try TrainingRuns.resume(path: path, threads: threads, configure: configure).1
+    }
+  }
+
+  /// Runs `train` with the writer set up as every session needs it (signals, the environment recorded
+  /// in the run file, progress, notes about leftovers), then prints the closing line for `path`.
+  private static func drive(
+    path: String, threads: Int, progressLines: Int,
+    _ train: ((RunFileWriter, RunSpec) -> Void) throws -> RunSummary
+  ) throws {
     let progress = Progress(lines: progressLines)
     let interrupt = InterruptFlag()
-    progress.total = spec.training.steps
     let summary: RunSummary
     do {
-      summary = try TrainingRuns.start(spec, path: path, threads: threads) { w, _ in
-      interrupt.watch(w)
-      noteSetAside(w)
-      w.environment = environment.merging(["threads": "\(threads)"]) { a, _ in a }
-      w.onStep = {
-        progress.update($0, items: w.itemsPerStep)
-        if shouldStopExtra() { w.stopRequested = true }
-      }
+      summary = try train { w, spec in
+        interrupt.watch(w)
+        noteSetAside(w)
+        w.environment = ["blas_kernel": BLASKernel.describe(), "threads": "\(threads)"]
+        progress.total = spec.training.steps
+        w.onStep = {
+          progress.update($0, items: w.itemsPerStep)
+          if shouldStopExtra() { w.stopRequested = true }
+        }
       }
     } catch let done as RunFileWriter.FinishedElsewhere {
       print(done.description)  // another process finished this run while this one waited for it
@@ -70,29 +86,6 @@ enum TrainingSession {
     }
     progress.finish()
     report(summary, path: path)
-  }
-
-  static func resume(path: String, threads: Int, progressLines: Int = 20) throws {
-    let progress = Progress(lines: progressLines)
-    let interrupt = InterruptFlag()
-    let summary: RunSummary
-    do {
-      summary = try TrainingRuns.resume(path: path, threads: threads) { w, spec in
-      interrupt.watch(w)
-      noteSetAside(w)
-      w.environment = environment.merging(["threads": "\(threads)"]) { a, _ in a }
-      progress.total = spec.training.steps
-      w.onStep = {
-        progress.update($0, items: w.itemsPerStep)
-        if shouldStopExtra() { w.stopRequested = true }
-      }
-      }.1
-    } catch let done as RunFileWriter.FinishedElsewhere {
-      print(done.description)  // another process finished this run while this one waited for it
-      return
-    }
-    progress.finish()
-    report(summary, path: TrainingRuns.runPath(path))
   }
 
   /// What the library did with leftovers before training: continued the same run, set aside broken ones.
