@@ -45,3 +45,24 @@ public indirect enum JSONValue: Sendable, Equatable, Codable {
     }
   }
 }
+
+extension JSONValue {
+  /// Every leaf under its path, `a.b` for object members and `a[2]` for array elements, as text
+  /// (`training.steps` -> `800`): what comparisons of stored configurations name and show.
+  public var leaves: [String: String] {
+    var out: [String: String] = [:]
+    func walk(_ v: JSONValue, _ path: String) {
+      switch v {
+      case .object(let members): for (k, x) in members { walk(x, path.isEmpty ? k : path + "." + k) }
+      case .array(let items): for (i, x) in items.enumerated() { walk(x, "\(path)[\(i)]") }
+      case .null: out[path] = "null"
+      case .bool(let b): out[path] = "\(b)"
+      case .int(let i): out[path] = "\(i)"
+      case .double(let d): out[path] = "\(d)"
+      case .string(let s): out[path] = s
+      }
+    }
+    walk(self, "")
+    return out
+  }
+}

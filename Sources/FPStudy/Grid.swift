@@ -125,7 +125,7 @@ public final class GridRunner {
       progress.done += 1
       progress.stepsDone += spec.steps
     }
-    let startedDone = progress.done, startedSteps = progress.stepsDone
+    let startedSteps = progress.stepsDone
     report(progress)
 
     // 4. Train what is missing, `jobs` at a time.
@@ -169,9 +169,7 @@ public final class GridRunner {
       progress.stepsDone += spec.steps
       progress.running = running.count
       progress.elapsed = Date().timeIntervalSince(start)
-      if progress.done > startedDone {
-        progress.eta = eta(done: progress.stepsDone - startedSteps, elapsed: progress.elapsed, left: progress.stepsTotal - progress.stepsDone)
-      }
+      progress.eta = eta(done: progress.stepsDone - startedSteps, elapsed: progress.elapsed, left: progress.stepsTotal - progress.stepsDone)
       report(progress)
       lastReport = Date()
     }
@@ -366,23 +364,8 @@ public final class GridRunner {
 /// 300 in the spec` (the JSON paths of their stored form).
 enum RunSpecDifference {
   static func first(stored: RunSpec, expected: RunSpec) -> String? {
-    func flat(_ spec: RunSpec) -> [(String, String)] {
-      guard let json = try? spec.json(), let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) else { return [] }
-      var out: [(String, String)] = []
-      func walk(_ v: Any, _ path: String) {
-        if let d = v as? [String: Any] {
-          for k in d.keys.sorted() { walk(d[k]!, path.isEmpty ? k : path + "." + k) }
-        } else if let a = v as? [Any] {
-          for (i, x) in a.enumerated() { walk(x, "\(path)[\(i)]") }
-        } else {
-          out.append((path, "\(v)"))
-        }
-      }
-      walk(object, "")
-      return out
-    }
-    let a = Dictionary(flat(stored), uniquingKeysWith: { x, _ in x })
-    let b = Dictionary(flat(expected), uniquingKeysWith: { x, _ in x })
+    func leaves(_ spec: RunSpec) -> [String: String] { (try? spec.json()).flatMap(JSONValue.init(parsing:))?.leaves ?? [:] }
+    let a = leaves(stored), b = leaves(expected)
     for key in Set(a.keys).union(b.keys).sorted() where a[key] != b[key] {
       return "\(key): \(a[key] ?? "absent") in the run file, \(b[key] ?? "absent") in the spec"
     }

@@ -231,19 +231,7 @@ public enum GridResults {
 
   /// A recipe's resolved settings as dotted keys (`forward.x.format` -> `mxfp4_e2m1`).
   static func recipeSettings(_ text: String) -> [String: String] {
-    guard let r = try? Recipe(parsing: text),
-      let object = try? JSONSerialization.jsonObject(with: Data(r.json.utf8)) as? [String: Any]
-    else { return [:] }
-    var out: [String: String] = [:]
-    func walk(_ v: Any, _ path: String) {
-      if let d = v as? [String: Any] {
-        for (k, x) in d { walk(x, path.isEmpty ? k : path + "." + k) }
-      } else {
-        out[path] = "\(v)"
-      }
-    }
-    walk(object, "")
-    return out
+    (try? Recipe(parsing: text)).flatMap { JSONValue(parsing: $0.json) }?.leaves ?? [:]
   }
 
   static func summaryJSON(_ rows: [Row]) throws -> String {
