@@ -21,3 +21,34 @@ extension H5Group {
     }
   }
 }
+
+extension H5Group {
+  /// Copies the group `name` of `source` (in another file) into this group as `destination`, like
+  /// ``copy(_:from:to:)``, and attaches its datasets' dimension scales again.
+  ///
+  /// Why: H5Ocopy into another file carries the `DIMENSION_LIST` and `REFERENCE_LIST` attributes
+  /// (variable-length lists of object references) with the source file's addresses, which point
+  /// nowhere in the copy (h5netcdf and xarray fail on them). They are removed and rebuilt here from
+  /// the source's scale names; each scale must be a dataset of the same group, named as its `NAME`.
+  public func copyKeepingScales(_ name: String, from source: H5Group, to destination: String) throws {
+    try copy(name, from: source, to: destination)
+    let from = try source.group(name), into = try group(destination)
+    let datasets = try from.children().filter { $0.kind == .dataset }.map(\.name)
+    for d in datasets {
+      let copied = try into.dataset(d)
+      for stale in ["DIMENSION_LIST", "REFERENCE_LIST"] where try copied.attribute(stale) != nil {
+        try copied.deleteAttribute(stale)
+      }
+    }
+    for d in datasets {
+      for (axis, scales) in try from.dataset(d).dimensionScaleNames().enumerated() {
+        for scale in scales {
+          guard datasets.contains(scale) else {
+            throw error(.invalidArgument, "cannot copy \(from.path): the scale '\(scale)' of \(d) is not in the group", object: into.path)
+          }
+          try into.dataset(d).attach(scale: try into.dataset(scale), toDimension: axis)
+        }
+      }
+    }
+  }
+}

@@ -146,6 +146,9 @@ public struct SharpnessJob: Sendable {
       throw StoreError(.missingObject, file: path, "has no finished runs (an unfinished run: finish it with fpsim train --resume)")
     }
     let isGrid = header.schema == Schema.grid.name
+    if let source = try file.root.attribute("exported_from")?.stringValue {
+      throw SharpnessError("\(path) is an export of \(source) without checkpoints: measure sharpness on \(source), then export again")
+    }
     let ids = try file.group("/runs").children().filter { $0.kind == .group }.map(\.name).sorted()
       .filter { id in runFilter.isEmpty || runFilter.contains { id.contains($0) } }
       .filter { id in runID == nil || id == runID }

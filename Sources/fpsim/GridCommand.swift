@@ -12,7 +12,7 @@ struct Grid: ParsableCommand {
       fpsim grid --model gpt-tiny --formats e8m7..e8m3 --rounding rtz --lrs 1e-3,3e-3 --seeds 0..4 --steps 1000 --out sweep.h5
       Rerunning the same command resumes: finished runs are kept, unfinished ones continue.
       """,
-    subcommands: [GridRun.self, GridMerge.self], defaultSubcommand: GridRun.self)
+    subcommands: [GridRun.self, GridMerge.self, GridExportCommand.self], defaultSubcommand: GridRun.self)
 }
 
 /// What both `grid` and `grid merge` take to know the sweep: a spec file or the same keys as flags.
@@ -164,7 +164,24 @@ struct GridMerge: ParsableCommand {
   }
 }
 
+struct GridExportCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "export",
+    abstract: "Copy a finished grid without checkpoints and snapshots: /results and every run's metrics, small enough to commit.",
+    discussion: "fpsim grid export results/study.h5 --out experiments/study/results.h5")
+
+  @Argument(help: "The finished grid file.") var file: String
+  @Option(help: "The new, smaller grid file (must not exist).") var out: String
+
+  func run() throws {
+    let s = try GridExport.export(file, to: out)
+    print("\(out): \(s.runs) runs, \(Grid.megabytes(s.bytesAfter)) (from \(Grid.megabytes(s.bytesBefore)) in \(file))")
+  }
+}
+
 extension Grid {
+  static func megabytes(_ bytes: Int) -> String { String(format: "%.2f MB", Double(bytes) / 1e6) }
+
   /// The running binary, which the workers run too.
   static var executablePath: String {
     (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
