@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The "To FP8 and Back Again" study at CPU scale, in one command (README.md beside this script).
+#
+#   bash experiments/fp8-and-back/run.sh [all]     the three grids, exported results, report, summary
+#   bash experiments/fp8-and-back/run.sh summary   the README's tables, from the committed results only
+#   bash experiments/fp8-and-back/run.sh verify    reruns one committed cell; exit 0 when bit for bit equal
+#
+# Environment: FPSIM (the binary; default this checkout's .build/release/fpsim), JOBS (workers; default
+# the cores), WORK (full grid files with checkpoints; default experiments/fp8-and-back/work, not committed).
+# Every step resumes: rerunning after a kill continues where it stopped, and finished grids are only read.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+fpsim="${FPSIM:-$repo/.build/release/fpsim}"
+jobs="${JOBS:-$(nproc)}"
+work="${WORK:-$here/work}"
+grids=(mantissa exponent rounding)
+[ -x "$fpsim" ] || { echo "run.sh: error: no fpsim at $fpsim: build it (swift build -c release) or set FPSIM" >&2; exit 2; }
+
+summary() { python3 "$here/summary.py" "$here/results"; }
+
+all() {
+  mkdir -p "$work" "$here/results"
+  for g in "${grids[@]}"; do
+    echo "== grid $g ($here/$g.toml)"
+    "$fpsim" grid "$here/$g.toml" --out "$work/$g.h5" --jobs "$jobs" > "$work/$g.summary.txt"
+    # The committed copy: /results and per-run series, no checkpoints (fpsim grid export).
+    [ -f "$here/results/$g.h5" ] || "$fpsim" grid export "$work/$g.h5" --out "$here/results/$g.h5"
+  done
+  "$fpsim" report "${grids[@]/#/$here/results/}" --out "$here/report.html"
+  summary | tee "$here/summary.txt"
+}
+
+# One cell of mantissa.toml (e8m3, lr 0.03, seed 0: 250 steps, about a minute on one core), rerun from
+# its spec with everything else unchanged; its training loss, validation loss, gradient norm, status and
+# sharpness series must equal the committed ones bit for bit.
+verify() {
+  local tmp
+  tmp="$(mktemp -d)"
+  trap 'rm -rf "$tmp"' RETURN
+  sed -e 's/^formats = .*/formats = ["e8m3"]/' -e 's/^lrs = .*/lrs = [3e-2]/' -e 's/^seeds = .*/seeds = [0]/' \
+    "$here/mantissa.toml" > "$tmp/cell.toml"
+  "$fpsim" grid "$tmp/cell.toml" --out "$tmp/cell.h5" --jobs 1 > /dev/null
+  python3 - "$here/results/mantissa.h5" "$tmp/cell.h5" <<'PY'
+import sys, numpy as np, xarray as xr
+committed = xr.open_dataset(sys.argv[1], group="results", engine="h5netcdf")
+rerun = xr.open_dataset(sys.argv[2], group="results", engine="h5netcdf")
+cell = dict(format="e8m3", lr=0.03, seed=0)
+names = ["loss", "eval_loss", "grad_norm", "final_eval_loss", "status", "diverged_step", "sharpness_keskar_logits"]
+bad = []
+for n in names:
+    a, b = committed[n].sel(cell).values, rerun[n].sel(cell).values
+    if a.dtype != b.dtype or a.shape != b.shape or a.tobytes() != b.tobytes():
+        bad.append(n)
+if bad:
+    print(f"verify: DIFFERENT from the committed results: {', '.join(bad)}")
+    sys.exit(1)
+print(f"verify: e8m3, lr 0.03, seed 0 reproduces the committed results bit for bit ({', '.join(names)})")
+PY
+}
+
+case "${1:-all}" in
+  all) all ;;
+  summary) summary ;;
+  verify) verify ;;
+  *) echo "run.sh: error: unknown step '$1': use all, summary or verify" >&2; exit 2 ;;
+esac
