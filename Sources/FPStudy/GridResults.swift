@@ -75,6 +75,9 @@ public enum GridResults {
     var loss: [Float] = [], gradNorm: [Float] = []
     /// Step (completed optimizer steps) -> validation loss, where evaluated.
     var evals: [Int64: Float] = [:]
+    /// Classifiers: step -> validation accuracy, where evaluated; the final one (NaN for others).
+    var accuracies: [Int64: Float] = [:]
+    var finalAccuracy = Float.nan
     /// Per operand kind (fwd_x, ...): fractions saturated and flushed per step, averaged over layers.
     var saturated: [String: [Float]] = [:], flushed: [String: [Float]] = [:]
   }
@@ -156,6 +159,14 @@ public enum GridResults {
         try finish(
           try g.createDataset("eval_loss", values: v, shape: [F, L, S, evalSteps.count]), [label, lr, seed, es],
           units: "nats per item (validation)")
+        // Classifiers (any run with an accuracy): the same over accuracy, and its final value.
+        if cells.contains(where: { !$0.accuracies.isEmpty }) {
+          let a = cells.flatMap { cell in evalSteps.map { cell.accuracies[$0] ?? .nan } }
+          try finish(
+            try g.createDataset("eval_accuracy", values: a, shape: [F, L, S, evalSteps.count]), [label, lr, seed, es],
+            units: "fraction of the validation set classified correctly")
+          try grid3("final_eval_accuracy", { cells[$0].finalAccuracy }, units: "fraction of the validation set classified correctly, at the last step")
+        }
       }
 
       // saturated / flushed [label, lr, seed, step, operand]: the mean over layers of each rounded
@@ -315,6 +326,10 @@ public enum GridResults {
     let steps = try g.dataset("metrics/step").read(as: Int64.self)
     let evals = try g.dataset("metrics/eval_loss").read(as: Float.self)
     for (s, e) in zip(steps, evals) where !e.isNaN { c.evals[s] = e }
+    if try g.contains("metrics/eval_accuracy") {
+      for (s, a) in zip(steps, try g.dataset("metrics/eval_accuracy").read(as: Float.self)) where !a.isNaN { c.accuracies[s] = a }
+      c.finalAccuracy = Float(try g.attribute("final_eval_accuracy")?.doubleValue ?? .nan)
+    }
     c.minEval = c.evals.values.filter(\.isFinite).min() ?? .nan
     for (kind, target) in [("saturated", \Cell.saturated), ("flushed", \Cell.flushed)] where try g.contains("metrics/" + kind) {
       var sums: [String: (sum: [Float], n: Int)] = [:]

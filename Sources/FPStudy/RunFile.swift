@@ -430,12 +430,12 @@ public final class RunFileWriter: TrainingSink {
     attempt { try publishUnit(step: checkpoint.step, checkpoint: checkpoint) }
   }
 
-  /// The evaluation loss of the last step that evaluated (the trainer evaluates at multiples of
-  /// `evalEvery` and at the last step), NaN when none did.
-  private var lastEvalLoss: Float {
+  /// The value of `column` (evaluation loss or accuracy) at the last step that evaluated (the trainer
+  /// evaluates at multiples of `evalEvery` and at the last step), NaN when none did.
+  private func lastEvaluated(_ column: [Float]) -> Float {
     for i in stride(from: metrics.count - 1, through: 0, by: -1) {
       let s = Int(metrics.step[i])
-      if s == totalSteps || (evalEvery > 0 && s % evalEvery == 0) { return metrics.evalLoss[i] }
+      if s == totalSteps || (evalEvery > 0 && s % evalEvery == 0) { return column[i] }
     }
     return .nan
   }
@@ -451,7 +451,10 @@ public final class RunFileWriter: TrainingSink {
       // From the rows, not the summary: a run resumed from its last checkpoint has not itself
       // computed the last loss or the last evaluation.
       attributes["final_train_loss"] = .double(Double(metrics.trainLoss.last ?? .nan))
-      attributes["final_eval_loss"] = .double(Double(lastEvalLoss))
+      attributes["final_eval_loss"] = .double(Double(lastEvaluated(metrics.evalLoss)))
+      if metrics.evalAccuracy.contains(where: { !$0.isNaN }) {
+        attributes["final_eval_accuracy"] = .double(Double(lastEvaluated(metrics.evalAccuracy)))
+      }
       attributes["wall_seconds"] = .double(earlierSeconds + summary.wallSeconds)
       try publishRun()
     }

@@ -10,6 +10,8 @@ struct RunMetrics {
   var step: [Int64] = []
   var trainLoss: [Float] = []
   var evalLoss: [Float] = []
+  /// Classifiers' validation accuracy, NaN where not evaluated; written only when some row has one.
+  var evalAccuracy: [Float] = []
   var gradNorm: [Float] = []
   var lr: [Float] = []
   var lossScale: [Float] = []
@@ -40,6 +42,7 @@ struct RunMetrics {
     step.append(Int64(m.step + 1))
     trainLoss.append(m.trainLoss)
     evalLoss.append(m.evalLoss ?? .nan)
+    evalAccuracy.append(m.evalAccuracy ?? .nan)
     gradNorm.append(m.gradNorm)
     lr.append(m.learningRate)
     lossScale.append(m.lossScale)
@@ -56,6 +59,7 @@ struct RunMetrics {
     step.removeSubrange(min(rows, step.count)...)
     trainLoss.removeSubrange(min(rows, trainLoss.count)...)
     evalLoss.removeSubrange(min(rows, evalLoss.count)...)
+    evalAccuracy.removeSubrange(min(rows, evalAccuracy.count)...)
     gradNorm.removeSubrange(min(rows, gradNorm.count)...)
     lr.removeSubrange(min(rows, lr.count)...)
     lossScale.removeSubrange(min(rows, lossScale.count)...)
@@ -78,6 +82,9 @@ struct RunMetrics {
     _ = try column("step", step)
     try column("train_loss", trainLoss).setAttribute("units", "nats per item")
     try column("eval_loss", evalLoss).setAttribute("units", "nats per item; NaN where not evaluated")
+    if evalAccuracy.contains(where: { !$0.isNaN }) {
+      try column("eval_accuracy", evalAccuracy).setAttribute("units", "fraction of the validation set classified correctly; NaN where not evaluated")
+    }
     _ = try column("grad_norm", gradNorm)
     _ = try column("lr", lr)
     _ = try column("loss_scale", lossScale)
@@ -115,6 +122,7 @@ struct RunMetrics {
     }
     r.trainLoss = try read(m, "train_loss")
     r.evalLoss = try read(m, "eval_loss")
+    r.evalAccuracy = try m.contains("eval_accuracy") ? read(m, "eval_accuracy") : [Float](repeating: .nan, count: rows)
     r.gradNorm = try read(m, "grad_norm")
     r.lr = try read(m, "lr")
     r.lossScale = try read(m, "loss_scale")

@@ -99,7 +99,8 @@ enum TrainingSession {
   }
 
   private static func report(_ s: RunSummary, path: String) {
-    let eval = s.finalEvalLoss.map { " eval loss \(String(format: "%.4f", $0))," } ?? ""
+    var eval = s.finalEvalLoss.map { " eval loss \(String(format: "%.4f", $0))," } ?? ""
+    if let a = s.finalEvalAccuracy { eval += " eval accuracy \(String(format: "%.2f", 100 * a))%," }
     var line = "\(path): \(s.status.rawValue) after \(s.steps) steps, train loss \(String(format: "%.4f", s.finalTrainLoss)),\(eval) \(String(format: "%.1f", s.wallSeconds)) s"
     if let d = s.divergedStep { line += ", diverged at step \(d)" }
     print(line)

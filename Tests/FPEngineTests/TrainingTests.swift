@@ -3,6 +3,13 @@ import FPFormats
 import Foundation
 import Testing
 
+/// Accuracy as numpy's argmax reads it: the first largest logit; a row with NaN is never right.
+@Test func classificationAccuracyTakesTheFirstLargestLogitAndNeverANaN() {
+  let logits: [Float] = [1, 3, 2, /* right */ 2, 2, 1, /* tie: index 0, wrong */ .nan, 5, 1, /* NaN: wrong */ 0, 0, 9 /* right */]
+  #expect(MLPTask.accuracy(logits: logits, labels: [1, 1, 1, 2], classes: 3) == 0.5)
+  #expect(MLPTask.accuracy(logits: logits, labels: [1, 0, 1, 2], classes: 3) == 0.75)
+}
+
 @Suite struct ModelAndDataTests {
   @Test func gptTinyHasExactly819456Parameters() throws {
     let data = try CharDataset(contentsOf: dataDirectory.appendingPathComponent("shakespeare.txt"))

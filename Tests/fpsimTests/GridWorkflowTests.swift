@@ -75,6 +75,31 @@ import Testing
     #expect((rows?.first?["status_fractions"] as? [String: Double])?["at_chance"] == 0.5)
   }
 
+  /// A classifier's validation accuracy reaches the run files and /results: near chance (1 in 10) for
+  /// a learning rate that cannot move the weights, high for one that trains.
+  @Test func aClassifiersAccuracyIsInTheResults() throws {
+    let dir = try scratchDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let r = try Self.run(
+      ["grid", "--model", "mlp", "--formats", "e8m7", "--lrs", "1e-9,0.05", "--seeds", "0,1", "--steps", "150",
+       "--eval-every", "50", "--out", "g.h5", "--jobs", "2"], in: dir)
+    #expect(r.status == 0, "\(r.stderr)")
+    let check = try python("""
+      import xarray as xr, h5py, numpy as np
+      ds = xr.open_dataset('\(dir.path)/g.h5', group='results', engine='h5netcdf')
+      a, final = ds['eval_accuracy'].sel(format='e8m7'), ds['final_eval_accuracy'].sel(format='e8m7')
+      assert a.dims == ('lr', 'seed', 'eval_step') and list(ds.eval_step.values) == [50, 100, 150]
+      assert np.array_equal(a.isel(eval_step=-1).values, final.values)
+      f = h5py.File('\(dir.path)/g.h5', 'r')
+      assert f['runs/e8m7_lr0.05_s1'].attrs['final_eval_accuracy'] == np.float64(np.float32(final.sel(lr=0.05, seed=1)))
+      print(float(final.sel(lr=1e-9).max()), float(final.sel(lr=0.05).min()), ds['final_eval_accuracy'].attrs['units'])
+      """).split(separator: " ", maxSplits: 2)
+    #expect(check.count == 3, "\(check)")
+    #expect((Double(check[0]) ?? 1) < 0.3, "untrained: \(check)")
+    #expect((Double(check[1]) ?? 0) > 0.9, "trained: \(check)")
+    #expect(check.last?.contains("fraction") == true)
+  }
+
   /// scripts/install.sh puts fpsim and its data under a prefix; the installed copy finds its data.
   @Test func anInstalledFpsimFindsItsData() throws {
     let dir = try scratchDirectory()

@@ -16,6 +16,13 @@ public protocol TrainingTask: AnyObject {
   func trainStep(_ step: Int) -> Float
   /// Mean loss over the fixed evaluation set (forward passes only).
   func evaluate() -> Float
+  /// Classifiers: the fraction of the evaluation set whose largest logit is the label, as of the last
+  /// `evaluate()`; nil for other models (the default).
+  var evalAccuracy: Float? { get }
+}
+
+extension TrainingTask {
+  public var evalAccuracy: Float? { nil }
 }
 
 /// Which model, at which size, on which data. Names: `gpt-tiny`, `gpt-micro` (a 2-layer test size),
@@ -214,10 +221,28 @@ public final class MLPTask: TrainingTask {
     return loss
   }
 
+  public private(set) var evalAccuracy: Float? = nil
+
   public func evaluate() -> Float {
-    data.testX.withUnsafeBufferPointer { X in
+    let loss = data.testX.withUnsafeBufferPointer { X in
       data.testY.withUnsafeBufferPointer { Y in mlp.forward(input: X.baseAddress!, targets: Y.baseAddress!, n: data.testCount) }
     }
+    evalAccuracy = Self.accuracy(logits: mlp.logits.pointer, labels: data.testY, classes: mlp.classes)
+    return loss
+  }
+
+  /// The fraction of rows of `logits` (rows x classes) whose first largest entry is at the label's
+  /// index (numpy's argmax). A row holding NaN counts as wrong: NaN is never the largest.
+  public static func accuracy(logits: UnsafePointer<Float>, labels: [Int32], classes: Int) -> Float {
+    var right = 0
+    for (r, label) in labels.enumerated() {
+      let row = UnsafeBufferPointer(start: logits + r * classes, count: classes)
+      guard !row.contains(where: \.isNaN) else { continue }
+      var best = 0
+      for k in 1..<classes where row[k] > row[best] { best = k }
+      if best == Int(label) { right += 1 }
+    }
+    return labels.isEmpty ? .nan : Float(right) / Float(labels.count)
   }
 }
 

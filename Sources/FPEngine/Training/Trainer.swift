@@ -110,7 +110,7 @@ public final class Trainer {
     _ = monitor.observe(step: s, loss: loss)
     lastTrainLoss = loss
     return StepMetrics(
-      step: s, trainLoss: loss, evalLoss: evalLoss, gradNorm: norm, learningRate: lr, saturated: saturated,
+      step: s, trainLoss: loss, evalLoss: evalLoss, evalAccuracy: evalLoss == nil ? nil : task.evalAccuracy, gradNorm: norm, learningRate: lr, saturated: saturated,
       flushed: flushed, amax: counts.map(\.amax), scaleSaturated: counts.map { fraction($0.scaleSaturated, $0.blocks) },
       scaleUnderflow: counts.map { fraction($0.scaleUnderflow, $0.blocks) }, lossScale: stepScale, skipped: skipped,
       seconds: seconds)
@@ -172,6 +172,7 @@ public final class Trainer {
     let summary = RunSummary(
       status: status, steps: step, divergedStep: monitor.divergedStep, spikes: monitor.spikes,
       finalTrainLoss: lastTrainLoss, finalEvalLoss: lastEvalLoss,
+      finalEvalAccuracy: lastEvalLoss == nil ? nil : task.evalAccuracy,
       wallSeconds: Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
     sink.end(summary)
     return summary

@@ -52,6 +52,8 @@ public struct StepMetrics: Sendable {
   public var trainLoss: Float
   /// Validation loss when this step evaluated, else nil.
   public var evalLoss: Float?
+  /// Classifiers: validation accuracy (fraction correct) when this step evaluated, else nil.
+  public var evalAccuracy: Float? = nil
   /// Global gradient norm before clipping.
   public var gradNorm: Float
   public var learningRate: Float
@@ -85,6 +87,8 @@ public struct RunSummary: Sendable {
   public var spikes: Int
   public var finalTrainLoss: Float
   public var finalEvalLoss: Float?
+  /// Classifiers: the accuracy of that last evaluation.
+  public var finalEvalAccuracy: Float? = nil
   public var wallSeconds: Double
 }
 
