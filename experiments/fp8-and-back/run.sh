@@ -3,6 +3,7 @@
 #
 #   bash experiments/fp8-and-back/run.sh [all]     the three grids, exported results, report, summary
 #   bash experiments/fp8-and-back/run.sh summary   the README's tables, from the committed results only
+#   bash experiments/fp8-and-back/run.sh figures   the README's figures (figures/*.png), likewise
 #   bash experiments/fp8-and-back/run.sh verify    reruns one committed cell; exit 0 when bit for bit equal
 #
 # Environment: FPSIM (the binary; default this checkout's .build/release/fpsim), JOBS (workers; default
@@ -18,6 +19,7 @@ grids=(mantissa exponent rounding)
 [ -x "$fpsim" ] || { echo "run.sh: error: no fpsim at $fpsim: build it (swift build -c release) or set FPSIM" >&2; exit 2; }
 
 summary() { python3 "$here/summary.py" "$here/results"; }
+figures() { python3 "$here/figures.py" "$here/results" "$here/figures"; }
 
 all() {
   mkdir -p "$work" "$here/results"
@@ -28,7 +30,9 @@ all() {
     [ -f "$here/results/$g.h5" ] || "$fpsim" grid export "$work/$g.h5" --out "$here/results/$g.h5"
   done
   "$fpsim" report "${grids[@]/#/$here/results/}" --out "$here/report.html"
-  summary | tee "$here/summary.txt"
+  summary > "$here/summary.md"
+  figures
+  echo "report: $here/report.html; tables: $here/summary.md; figures: $here/figures/"
 }
 
 # One cell of mantissa.toml (e8m3, lr 0.03, seed 0: 250 steps, about a minute on one core), rerun from
@@ -59,9 +63,16 @@ print(f"verify: e8m3, lr 0.03, seed 0 reproduces the committed results bit for b
 PY
 }
 
-case "${1:-all}" in
-  all) all ;;
-  summary) summary ;;
-  verify) verify ;;
-  *) echo "run.sh: error: unknown step '$1': use all, summary or verify" >&2; exit 2 ;;
-esac
+main() {
+  case "${1:-all}" in
+    all) all ;;
+    summary) summary ;;
+    figures) figures ;;
+    verify) verify ;;
+    *) echo "run.sh: error: unknown step '$1': use all, summary, figures or verify" >&2; exit 2 ;;
+  esac
+}
+
+# One line, so that bash has read all of it before it starts: editing this file while a study runs
+# cannot change what the running copy does next.
+main "$@"; exit $?
