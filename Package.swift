@@ -40,12 +40,13 @@ let package = Package(
     // MARK: Library layers
     .target(name: "FPFormats", swiftSettings: native),
     .target(name: "FPStore", dependencies: ["CHDF5", "CZstd"], swiftSettings: native),
-    .target(name: "FPEngine", dependencies: ["FPFormats", "CBLAS"], swiftSettings: native),
+    .target(name: "FPEngine", dependencies: ["FPFormats", "CBLAS", "CZlib"], swiftSettings: native),
     .target(name: "FPStudy", dependencies: ["FPFormats", "FPEngine", "FPStore"], swiftSettings: native),
     // System libraries with shim headers (HDF5's type and property-list ids are macros that Swift cannot
     // import: the shims wrap them); hdf5_hl is linked by the module map.
     .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
     .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+    .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
     // CBLAS: cblas.h from /usr/include/x86_64-linux-gnu, which has no pkg-config entry; links libblas.
     .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
     // The start-up CPU check: C compiled without -target-cpu, so it runs on the CPUs it refuses.
