@@ -7,7 +7,8 @@
 #   bash experiments/fp8-and-back/run.sh verify    reruns one committed cell; exit 0 when bit for bit equal
 #
 # Environment: FPSIM (the binary; default this checkout's .build/release/fpsim), JOBS (workers; default
-# the cores), WORK (full grid files with checkpoints; default experiments/fp8-and-back/work, not committed).
+# the cores), WORK (full grid files with checkpoints; default experiments/fp8-and-back/work, not committed),
+# RESULTS (the exported grids that summary, figures and verify read; default experiments/fp8-and-back/results).
 # Every step resumes: rerunning after a kill continues where it stopped, and finished grids are only read.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -15,21 +16,22 @@ repo="$(cd "$here/../.." && pwd)"
 fpsim="${FPSIM:-$repo/.build/release/fpsim}"
 jobs="${JOBS:-$(nproc)}"
 work="${WORK:-$here/work}"
+results="${RESULTS:-$here/results}"
 grids=(mantissa exponent rounding)
 [ -x "$fpsim" ] || { echo "run.sh: error: no fpsim at $fpsim: build it (swift build -c release) or set FPSIM" >&2; exit 2; }
 
-summary() { python3 "$here/summary.py" "$here/results"; }
-figures() { python3 "$here/figures.py" "$here/results" "$here/figures"; }
+summary() { python3 "$here/summary.py" "$results"; }
+figures() { python3 "$here/figures.py" "$results" "$here/figures"; }
 
 all() {
-  mkdir -p "$work" "$here/results"
+  mkdir -p "$work" "$results"
   for g in "${grids[@]}"; do
     echo "== grid $g ($here/$g.toml)"
     "$fpsim" grid "$here/$g.toml" --out "$work/$g.h5" --jobs "$jobs" > "$work/$g.summary.txt"
     # The committed copy: /results and per-run series, no checkpoints (fpsim grid export).
-    [ -f "$here/results/$g.h5" ] || "$fpsim" grid export "$work/$g.h5" --out "$here/results/$g.h5"
+    [ -f "$results/$g.h5" ] || "$fpsim" grid export "$work/$g.h5" --out "$results/$g.h5"
   done
-  "$fpsim" report "${grids[@]/#/$here/results/}" --out "$here/report.html"
+  "$fpsim" report "$results/mantissa.h5" "$results/exponent.h5" "$results/rounding.h5" --out "$here/report.html"
   summary > "$here/summary.md"
   figures
   echo "report: $here/report.html; tables: $here/summary.md; figures: $here/figures/"
@@ -45,7 +47,7 @@ verify() {
   sed -e 's/^formats = .*/formats = ["e8m3"]/' -e 's/^lrs = .*/lrs = [3e-2]/' -e 's/^seeds = .*/seeds = [0]/' \
     "$here/mantissa.toml" > "$tmp/cell.toml"
   "$fpsim" grid "$tmp/cell.toml" --out "$tmp/cell.h5" --jobs 1 > /dev/null
-  python3 - "$here/results/mantissa.h5" "$tmp/cell.h5" <<'PY'
+  python3 - "$results/mantissa.h5" "$tmp/cell.h5" <<'PY'
 import sys, numpy as np, xarray as xr
 committed = xr.open_dataset(sys.argv[1], group="results", engine="h5netcdf")
 rerun = xr.open_dataset(sys.argv[2], group="results", engine="h5netcdf")

@@ -135,7 +135,7 @@ def claim3(m, e):
     print(f"Check: e8m7 at lr {lr:g} in mantissa.h5 and exponent.h5 are {'identical bit for bit' if same else 'DIFFERENT'} (same seeds, same runs).\n")
     base = finished(e, recipe="uniform:e8m7:rtz", lr=lr)
     rows = []
-    for cut, (exp_fmt, man_fmt) in enumerate([("e6m7", "e8m5"), ("e5m7", "e8m4"), ("e4m7", "e8m3")], start=2):
+    for cut, (exp_fmt, man_fmt) in [(3, ("e5m7", "e8m4")), (4, ("e4m7", "e8m3"))]:
         for label, recipe in [(exp_fmt, f"uniform:{exp_fmt}:rtz"), (exp_fmt + " + loss scaling", f"uniform:{exp_fmt}:rtz:loss-scale=dynamic")]:
             x = finished(e, recipe=recipe, lr=lr)
             text, verdict = paired(x, base)
