@@ -1,3 +1,5 @@
+import Foundation  // log, cos for the Gaussian sampler
+
 /// Counter-based random numbers: the value at `counter` depends only on (seed, stream, counter),
 /// never on how work is split across threads or in which order it runs.
 ///
@@ -73,5 +75,23 @@ public struct CounterRNG: Hashable, Codable, Sendable {
   @inline(__always)
   public func uniform(_ counter: UInt64) -> Float {
     Float(bits32(counter) &>> 8) * 0x1p-24
+  }
+}
+
+// The one Gaussian sampler (initialization, error analysis inputs, benchmark inputs).
+extension CounterRNG {
+  /// A uniform double in (0, 1) from the top 53 bits of draw `counter`: (bits + 1/2) 2^-53, never 0
+  /// or 1, so its logarithm is finite.
+  @inline(__always)
+  public func open01(_ counter: UInt64) -> Double {
+    (Double(bits64(counter) >> 11) + 0.5) * 0x1p-53
+  }
+
+  /// scale x Normal(0, 1) by Box-Muller from the pair of draws `2 pair`, `2 pair + 1`:
+  /// (scale sqrt(-2 ln u1)) cos(2 pi u2), multiplied in that order.
+  @inline(__always)
+  public func normal(pair: UInt64, scale: Double = 1) -> Double {
+    let u1 = open01(2 &* pair), u2 = open01(2 &* pair &+ 1)
+    return scale * (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
   }
 }

@@ -57,12 +57,9 @@ public enum Distribution: Hashable, Sendable, CustomStringConvertible {
   /// n seeded samples; sample i depends only on (seed, i).
   public func sample(_ n: Int, seed: UInt64) -> [Float] {
     let rng = CounterRNG(seed: seed, stream: 0x5A3D)
-    func u(_ i: Int, _ k: Int) -> Double {  // uniform in (0, 1)
-      (Double(rng.bits64(UInt64(i) &* 64 &+ UInt64(k)) >> 11) + 0.5) / 9_007_199_254_740_992
-    }
-    func normal(_ i: Int, _ k: Int) -> Double {
-      (-2 * log(u(i, 2 * k))).squareRoot() * cos(2 * Double.pi * u(i, 2 * k + 1))
-    }
+    // Sample i uses the draws 64 i ... 64 i + 63: uniform k, or normal k from the pair (2k, 2k + 1).
+    func u(_ i: Int, _ k: Int) -> Double { rng.open01(UInt64(i) &* 64 &+ UInt64(k)) }
+    func normal(_ i: Int, _ k: Int) -> Double { rng.normal(pair: UInt64(i) &* 32 &+ UInt64(k)) }
     return (0..<n).map { i -> Float in
       switch self {
       case .gaussian: return Float(normal(i, 0))

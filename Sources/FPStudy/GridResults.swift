@@ -296,7 +296,7 @@ public enum GridResults {
         guard (0..<S).allSatisfy({ !cells[idx(l, $0)].diverged }) else { continue }
         let finite = (0..<S).map { Double(cells[idx(l, $0)].finalEval) }.filter(\.isFinite).sorted()
         guard finite.count == S else { continue }
-        let median = ReportCurves.median(finite)
+        let median = Median.of(finite)
         if best == nil || median < best!.median { best = (spec.lrs[l], median, finite.first!, finite.last!) }
       }
       var fractions: [String: Double] = [:]

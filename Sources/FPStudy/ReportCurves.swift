@@ -13,18 +13,11 @@ enum ReportCurves {
     return out
   }
 
-  /// Median of the finite values (mean of the middle two for an even count); NaN when none.
-  static func median(_ v: [Double]) -> Double {
-    let f = v.filter(\.isFinite).sorted()
-    guard !f.isEmpty else { return .nan }
-    return f.count % 2 == 1 ? f[f.count / 2] : (f[f.count / 2 - 1] + f[f.count / 2]) / 2
-  }
-
   /// (median, min, max) over seeds of `values` [F, L, S, T] at label f, lr l, for each of `indices` of T.
   static func band(_ values: [Float], F: Int, L: Int, S: Int, T: Int, f: Int, l: Int, indices: [Int]) -> [(Double, Double, Double)] {
     indices.map { t in
       let v = (0..<S).map { Double(values[((f * L + l) * S + $0) * T + t]) }.filter(\.isFinite)
-      return (median(v), v.min() ?? .nan, v.max() ?? .nan)
+      return (Median.of(v), v.min() ?? .nan, v.max() ?? .nan)
     }
   }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FPFormats
+import FPStudy
 import Foundation
 
 /// `fpsim bench quantize`: in-place quantization throughput next to a plain copy of the same buffer
@@ -44,11 +45,7 @@ struct BenchQuantize: ParsableCommand {
     // Inputs: standard normal values (Box-Muller on the counter-based generator), the distribution
     // of weights and activations and the one the ml_dtypes peer is timed on.
     let rng = CounterRNG(seed: 12345, stream: 1)
-    let source = (0..<n).map { i -> Float in
-      let u1 = (Double(rng.bits32(UInt64(2 * i))) + 1) / 4_294_967_297
-      let u2 = Double(rng.bits32(UInt64(2 * i + 1))) / 4_294_967_296
-      return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
-    }
+    let source = (0..<n).map { i in Float(rng.normal(pair: UInt64(i))) }
     var work = source
     var quantizeTimes: [Double] = []
     var copyTimes: [Double] = []
@@ -64,8 +61,8 @@ struct BenchQuantize: ParsableCommand {
         }
       }
     }
-    let rate = Double(n) / median(quantizeTimes)
-    let copyRate = Double(n) / median(copyTimes)
+    let rate = Double(n) / Median.of(quantizeTimes)
+    let copyRate = Double(n) / Median.of(copyTimes)
     var peerRate: Double? = nil
     if peer != nil { peerRate = try mlDtypesRate(format: format.description, n: n) }
 
@@ -99,7 +96,6 @@ struct BenchQuantize: ParsableCommand {
     return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
   }
 
-  private func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
 
   /// Times `x.astype(fmt).astype(float32)` with ml_dtypes on the same number of values.
   private func mlDtypesRate(format: String, n: Int) throws -> Double {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FPEngine
+import FPStudy
 import Foundation
 
 /// `fpsim bench train`: wall time of whole training steps (forward, backward, clipping, optimizer
@@ -56,19 +57,15 @@ struct BenchTrain: ParsableCommand {
       }
     }
     func round3(_ x: Double) -> Double { (x * 1e3).rounded() / 1e3 }
-    func median(_ xs: [Double]) -> Double {
-      let t = xs.sorted()
-      return t.count % 2 == 1 ? t[t.count / 2] : (t[t.count / 2 - 1] + t[t.count / 2]) / 2
-    }
     let items = runs[0].task.itemsPerStep
-    let m = median(times[0])
+    let m = Median.of(times[0])
     var result = BenchTrainResult(
       model: spec.description, recipe: measured.description, seed: seed, warmup: warmup,
       steps: steps, threads: threads, itemsPerStep: items, msPerStep: round3(m * 1e3),
       msPerStepMin: round3(times[0].min()! * 1e3), cpuMsPerStep: round3(cpu[0] / Double(steps) * 1e3),
       tokensPerSecond: round3(Double(items) / m), peakRSSBytes: Self.peakRSSBytes(), blasKernel: BLASKernel.describe())
     if runs.count == 2, let reference {
-      let b = median(times[1])
+      let b = Median.of(times[1])
       result.baseline = BenchTrainBaseline(
         recipe: reference.description, msPerStep: round3(b * 1e3), cpuMsPerStep: round3(cpu[1] / Double(steps) * 1e3),
         ratio: round3(m / b), cpuRatio: round3(cpu[0] / cpu[1]))
