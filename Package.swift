@@ -65,12 +65,18 @@ let package = Package(
       ],
       swiftSettings: native),
 
+    // The writer FPStore's crash test kills mid-unit (not part of fpsim, not installed).
+    .executableTarget(
+      name: "StoreCrashWriter",
+      dependencies: ["FPStore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+      swiftSettings: native),
+
     // MARK: Tests
     .testTarget(
       name: "FPFormatsTests", dependencies: ["FPFormats"],
       resources: [.copy("Resources/vectors")], swiftSettings: native),
     .testTarget(name: "fpsimTests", dependencies: ["fpsim", "FPFormats", "CCPUFeatures"], swiftSettings: native),
-    .testTarget(name: "FPStoreTests", dependencies: ["FPStore"], swiftSettings: native),
+    .testTarget(name: "FPStoreTests", dependencies: ["FPStore", "StoreCrashWriter"], swiftSettings: native),
     .testTarget(name: "FPEngineTests", dependencies: ["FPEngine"], swiftSettings: native),
     .testTarget(name: "FPStudyTests", dependencies: ["FPStudy", "FPStore", "FPFormats"], swiftSettings: native),
   ]

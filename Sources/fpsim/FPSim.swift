@@ -11,7 +11,7 @@ struct FPSim: ParsableCommand {
     commandName: "fpsim",
     abstract: "Simulate low-precision float formats and the training runs that use them.",
     version: "0.1.0",
-    subcommands: [Formats.self, Quantize.self, ErrorCommand.self, Train.self, Recipes.self, Grid.self, SharpnessCommand.self, Bench.self, Inspect.self, ReportCommand.self, CompareCommand.self, StoreSelfTest.self, Worker.self])
+    subcommands: [Formats.self, Quantize.self, ErrorCommand.self, Train.self, Recipes.self, Grid.self, SharpnessCommand.self, Bench.self, Inspect.self, ReportCommand.self, CompareCommand.self, Worker.self])
 
   static func main() {
     CPUCheck.require()  // refuses, one line and exit 2, on a CPU without the features it was built for

@@ -91,11 +91,11 @@ struct AtomicTests {
     #expect(try file.incompleteUnits().isEmpty)
   }
 
-  /// Starts `fpsim _store-self-test`, reads its output until `until` appears, SIGKILLs it.
-  func runWriterAndKill(_ fpsim: String, _ arguments: [String], until marker: String) throws -> [String] {
+  /// Starts `StoreCrashWriter`, reads its output until `until` appears, SIGKILLs it.
+  func runWriterAndKill(_ writer: String, _ arguments: [String], until marker: String) throws -> [String] {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: fpsim)
-    process.arguments = ["_store-self-test"] + arguments
+    process.executableURL = URL(fileURLWithPath: writer)
+    process.arguments = arguments
     let pipe = Pipe()
     process.standardOutput = pipe
     process.standardError = FileHandle.nullDevice
@@ -132,11 +132,11 @@ struct AtomicTests {
 
   @Test(arguments: [false, true])
   func aKilledWriterLeavesOnlyCompleteUnitsAndResumes(flushPartial: Bool) throws {
-    let fpsim = try #require(fpsimExecutable(), "the fpsim executable is not next to the test bundle: build the package (swift build) first")
+    let writer = try #require(crashWriterExecutable(), "StoreCrashWriter is not next to the test bundle: build the package (swift build) first")
     let dir = TemporaryDirectory()
     let path = dir.file("runs.h5")
     let lines = try runWriterAndKill(
-      fpsim, [path, "--units", "5", "--pause-in-unit", "2"] + (flushPartial ? ["--flush-partial"] : []), until: "paused 2")
+      writer, [path, "--units", "5", "--pause-in-unit", "2"] + (flushPartial ? ["--flush-partial"] : []), until: "paused 2")
     #expect(lines == ["published 0", "published 1", "paused 2"])
 
     #expect(try checkedUnits(path) == ["u000", "u001"])
@@ -155,7 +155,7 @@ struct AtomicTests {
     try file.close()
 
     // A new writer discards the leftovers and carries on where the killed one stopped.
-    let resumed = try runProcess(fpsim, ["_store-self-test", path, "--units", "2"])
+    let resumed = try runProcess(writer, [path, "--units", "2"])
     #expect(resumed.status == 0, "\(resumed.stderr)")
     #expect(resumed.stdout.split(separator: "\n").filter { $0.hasPrefix("published") } == ["published 2", "published 3"])
     #expect(try checkedUnits(path) == ["u000", "u001", "u002", "u003"])

@@ -75,18 +75,18 @@ func jsonObject(_ text: String) throws -> [String: Any] {
   return dictionary
 }
 
-/// The `fpsim` executable built next to this test bundle (same build directory).
-func fpsimExecutable() -> String? {
+/// The crash test's writer (the `StoreCrashWriter` program) built next to this test bundle.
+func crashWriterExecutable() -> String? {
   var candidates: [URL] = []
   if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
     var url = URL(fileURLWithPath: exe).deletingLastPathComponent()
     for _ in 0..<4 {
-      candidates.append(url.appendingPathComponent("fpsim"))
+      candidates.append(url.appendingPathComponent("StoreCrashWriter"))
       url.deleteLastPathComponent()
     }
   }
   for bundle in Bundle.allBundles {
-    candidates.append(bundle.bundleURL.deletingLastPathComponent().appendingPathComponent("fpsim"))
+    candidates.append(bundle.bundleURL.deletingLastPathComponent().appendingPathComponent("StoreCrashWriter"))
   }
   return candidates.map(\.path).first { FileManager.default.isExecutableFile(atPath: $0) }
 }

@@ -2,7 +2,8 @@ import ArgumentParser
 import FPStore
 import Foundation
 
-/// `fpsim _store-self-test FILE`: a hidden writer for FPStore's crash test (Tests/FPStoreTests).
+/// `StoreCrashWriter FILE`: the writer that FPStore's crash test (Tests/FPStoreTests/AtomicTests)
+/// kills mid-unit. A program of its own, built beside fpsim but not installed with it.
 ///
 /// Publishes `--units` units `/runs/uNNN` into an `fpsim/run` file, each a growable float32
 /// dataset `values` written in 16 appends (value k of unit i is `i * 1_000_000 + k`) and the
@@ -10,11 +11,11 @@ import Foundation
 /// unit N (after flushing the partial unit to disk with `--flush-partial`), prints `paused N`, and
 /// waits to be killed, so the test can SIGKILL it at a known point. It prints `published N` after
 /// each unit. Reopening a file discards what an earlier, killed run left under `/.incomplete`.
-struct StoreSelfTest: ParsableCommand {
+@main
+struct StoreCrashWriter: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "_store-self-test",
-    abstract: "Test-only: write units into an HDF5 file, optionally pausing mid-unit to be killed.",
-    shouldDisplay: false)
+    commandName: "StoreCrashWriter",
+    abstract: "Test-only: write units into an HDF5 file, optionally pausing mid-unit to be killed.")
 
   @Argument var file: String
   @Option var units: Int = 3

@@ -1,0 +1,114 @@
+import FPEngine
+import Foundation
+
+/// `fpsim bench train`: wall time of whole training steps (forward, backward, clipping, optimizer
+/// update) of one model under one recipe after warm-up steps, and of a baseline recipe in the same
+/// run, their steps alternating so that a shared machine's noise hits both alike.
+public struct TrainBenchmark: Sendable {
+  public var model: ModelSpec
+  public var recipe: Recipe
+  /// Timed alongside for the ratio (nil, or the same as `recipe`: none).
+  public var baseline: Recipe?
+  public var steps: Int
+  public var warmup: Int
+  public var threads: Int
+  public var seed: UInt64
+  public var dataDirectory: String
+
+  public init(model: ModelSpec, recipe: Recipe, baseline: Recipe?, steps: Int, warmup: Int, threads: Int, seed: UInt64, dataDirectory: String) {
+    self.model = model
+    self.recipe = recipe
+    self.baseline = baseline
+    self.steps = steps
+    self.warmup = warmup
+    self.threads = threads
+    self.seed = seed
+    self.dataDirectory = dataDirectory
+  }
+
+  /// Runs the steps; `blasKernel` is recorded in the result as given.
+  public func run(blasKernel: String) throws -> TrainBenchmarkResult {
+    func trainer(_ r: Recipe) throws -> Trainer {
+      let task = try model.makeTask(dataDirectory: URL(fileURLWithPath: dataDirectory), recipe: r, seed: seed, threads: threads)
+      // One step more than run, so that the trainer's end-of-run evaluation never falls in the loop.
+      return try Trainer(task: task, config: TrainingConfig(steps: warmup + steps + 1, learningRate: 1e-3, evalEvery: 0, seed: seed))
+    }
+    var runs = [try trainer(recipe)]
+    if let baseline, baseline != recipe { runs.append(try trainer(baseline)) }
+    var times = [[Double]](repeating: [], count: runs.count), cpu = [Double](repeating: 0, count: runs.count)
+    for s in 0..<(warmup + steps) {
+      for (i, t) in runs.enumerated() {
+        let c0 = Self.cpuSeconds(), t0 = DispatchTime.now().uptimeNanoseconds
+        _ = t.trainStep()
+        if s >= warmup {
+          times[i].append(Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9)
+          cpu[i] += Self.cpuSeconds() - c0
+        }
+      }
+    }
+    func round3(_ x: Double) -> Double { (x * 1e3).rounded() / 1e3 }
+    let items = runs[0].task.itemsPerStep
+    let m = Median.of(times[0])
+    var result = TrainBenchmarkResult(
+      model: model.description, recipe: recipe.description, seed: seed, warmup: warmup,
+      steps: steps, threads: threads, itemsPerStep: items, msPerStep: round3(m * 1e3),
+      msPerStepMin: round3(times[0].min()! * 1e3), cpuMsPerStep: round3(cpu[0] / Double(steps) * 1e3),
+      tokensPerSecond: round3(Double(items) / m), peakRSSBytes: Self.peakRSSBytes(), blasKernel: blasKernel)
+    if runs.count == 2, let baseline {
+      let b = Median.of(times[1])
+      result.baseline = TrainBenchmarkResult.Baseline(
+        recipe: baseline.description, msPerStep: round3(b * 1e3), cpuMsPerStep: round3(cpu[1] / Double(steps) * 1e3),
+        ratio: round3(m / b), cpuRatio: round3(cpu[0] / cpu[1]))
+    }
+    return result
+  }
+
+  /// CPU time of the whole process (all threads), seconds.
+  static func cpuSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+  }
+
+  /// The process's peak resident set (Linux reports ru_maxrss in KiB).
+  static func peakRSSBytes() -> Int {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return usage.ru_maxrss * 1024
+  }
+}
+
+/// What `fpsim bench train` measures; its JSON names are these in snake_case (`ms_per_step`).
+public struct TrainBenchmarkResult: Codable, Sendable {
+  public var model: String
+  public var recipe: String
+  public var seed: UInt64
+  public var warmup: Int
+  public var steps: Int
+  public var threads: Int
+  /// Tokens (language models) or examples per step.
+  public var itemsPerStep: Int
+  /// Median wall time of a timed step, milliseconds.
+  public var msPerStep: Double
+  public var msPerStepMin: Double
+  /// Mean CPU time of a timed step over all threads, milliseconds: with one thread, what the wall time
+  /// would be on an idle machine (a shared machine's waits for a core are not in it).
+  public var cpuMsPerStep: Double
+  /// itemsPerStep / median step seconds.
+  public var tokensPerSecond: Double
+  /// Of the whole process: with a baseline, both models.
+  public var peakRSSBytes: Int
+  public var blasKernel: String
+  /// The baseline timed in the same run, its steps alternating with these (nil: none).
+  public var baseline: Baseline? = nil
+
+  /// The baseline's median wall and mean CPU time per step, and the recipe's ratios to them (wall:
+  /// of the medians; CPU: of the means).
+  public struct Baseline: Codable, Sendable {
+    public var recipe: String
+    public var msPerStep: Double
+    public var cpuMsPerStep: Double
+    public var ratio: Double
+    public var cpuRatio: Double
+  }
+}
