@@ -42,11 +42,13 @@ public enum Sharpness {
     }
   }
 
-  /// Gradient of the batch loss at the current parameters, as Double.
+  /// Gradient of the batch loss at the current parameters, as Double. Under a recipe with loss
+  /// scaling the backward pass ran on the loss times `precision.lossScale` (the run's scale at the
+  /// checkpoint, so that its gradients underflow as in training); the gradient is divided by it.
   static func gradient(_ task: any TrainingTask, _ batch: Int) -> (Float, [Double]) {
     let loss = task.trainStep(batch)
-    let g = task.parameters.grads
-    return (loss, (0..<g.count).map { Double(g.pointer[$0]) })
+    let g = task.parameters.grads, unscale = 1 / Double(task.precision.lossScale)
+    return (loss, (0..<g.count).map { Double(g.pointer[$0]) * unscale })
   }
 
   /// Whether `metric` is defined for `model`: keskar-logits needs a language model's next-token

@@ -209,6 +209,10 @@ public struct SharpnessJob: Sendable {
         a.values.withUnsafeBufferPointer { (task.parameters.values.pointer + t.offset).update(from: $0.baseAddress!, count: t.count) }
       }
       task.precision.step = step
+      // Under the run's recipe, its loss scale at this checkpoint too (README "Sharpness").
+      if underRecipe, let bits = checkpoint.integers["loss_scale_bits"] {
+        task.precision.lossScale = Float(bitPattern: UInt32(truncatingIfNeeded: bits))
+      }
       for m in w.metrics {
         progress("\(w.id) step \(step) \(m.rawValue)")
         var r = Result(

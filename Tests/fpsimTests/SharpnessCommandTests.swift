@@ -28,6 +28,26 @@ import Testing
     }
   }
 
+  /// Under a recipe with loss scaling, sharpness sees the gradients divided by the run's loss scale:
+  /// a bfloat16 run with a static scale of 1024 (exact in bfloat16: it trains bit for bit as the
+  /// unscaled run) has the same hessian-top under its recipe as the run without scaling.
+  @Test func underTheRecipeTheLossScaleIsDividedOut() throws {
+    let dir = try scratchDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    var values: [Double] = []
+    for (name, recipe) in [("plain", "uniform:e8m7:rne"), ("scaled", "uniform:e8m7:rne:loss-scale=1024")] {
+      let run = dir.appendingPathComponent(name + ".h5").path
+      let t = try CLI.run(["train", "--model", "linreg", "--recipe", recipe, "--steps", "20", "--lr", "0.05",
+                           "--checkpoint-every", "20", "--data", dataDirectory, "--out", run])
+      #expect(t.status == 0, "\(t.stderr)")
+      let r = try CLI.run(["sharpness", run, "--metric", "hessian-top", "--under-recipe", "--json"])
+      #expect(r.status == 0, "\(r.stderr)")
+      let results = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]]
+      values.append(results?.first?["value"] as? Double ?? .nan)
+    }
+    #expect(values[0] == values[1] && values[0] > 0, "\(values)")
+  }
+
   /// Same checkpoint and seed: identical values; computing again replaces the stored result.
   @Test func resultsAreReproducibleAndStoredOnce() throws {
     let dir = try scratchDirectory()
