@@ -418,7 +418,7 @@ extension Recipe {
     }
     if estimator == .clippedStraightThrough && hadamard[GEMMKind.forward.rawValue] != nil {
       throw RecipeError.badKey(
-        "estimator", "clipped-ste zeroes the gradients of saturated values, which a forward Hadamard transform mixes: set forward.hadamard=none")
+        "estimator", "clipped-ste zeroes the gradients of saturated values, which a forward Hadamard transform mixes: set forward.hadamard=none (in fp4: hadamard=off, wgrad or backward)")
     }
   }
 
