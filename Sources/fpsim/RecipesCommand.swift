@@ -13,7 +13,8 @@ struct Recipes: ParsableCommand {
       gradients, forward.x, forward.w, dgrad.dy, dgrad.w, wgrad.dy, wgrad.x), hadamard (none, on, SIZE, \
       GEMM[+GEMM]:SIZE), GEMM.hadamard, sr (off, on = gradients, gradients, forward, backward, all), \
       keep (head, first-block, last-block, first-blocks:K, last-blocks:K, layer:NAME, joined by +), keep-format, \
-      layers (all, mlp, attention: the others stay float32), estimator (ste|clipped-ste). \
+      layers (all, mlp, attention: the others stay float32), attention-products (off|on: QK^T and PV operands \
+      rounded in the operand roles), estimator (ste|clipped-ste). \
       Only after fp4: scale, block, tensor-scale (on|off), scale-rounding (nearest|up), and hadamard also takes \
       off, forward, dgrad, wgrad, backward or all with the block size as transform size (on = wgrad:16).
       """)

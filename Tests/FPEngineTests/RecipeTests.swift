@@ -394,7 +394,7 @@ struct HookedLayer {
       "mxfp4:loss-scale=dynamic,master-weights=bf16:stochastic,optimizer-states=e5m10", "bf16:loss-scale=256",
       "fp4:scale-rounding=up", "fp4:scale=ue8m0,block=32,scale-rounding=up,sr=all,hadamard=forward,layers=attention",
       "fp4:sr=backward,hadamard=all,layers=mlp,keep=last-block", "mxfp4:sr=forward,layers=mlp",
-      "fp32:format=e2m1/ue4m3/16:tensor-scale:scale-rounding=up",
+      "fp32:format=e2m1/ue4m3/16:tensor-scale:scale-rounding=up", "fp4:attention-products=on", "nvfp4:attention-products=on",
     ]
     for s in specs {
       let r = try Recipe(parsing: s)
@@ -418,6 +418,7 @@ struct HookedLayer {
     ("fp4:layers=mlp,keep=head", "'keep'"), ("fp4:layers=attention,keep=layer:transformer.h.0.mlp", "'keep'"),
     ("fp4:layers=mlp,keep=layer:lm_head", "'keep'"), ("mxfp4:scale-rounding=up", "'scale-rounding'"),
     ("fp32:format=e2m1/ue8m0/32:scale-rounding=up", "rule=ceil"), ("fp4:hadamard=forward,estimator=clipped-ste", "'estimator'"),
+    ("fp4:attention-products=maybe", "'attention-products'"),
   ])
   func malformedRecipesAreRefusedWithTheKeyInOneLine(spec: String, mention: String) {
     do {

@@ -59,7 +59,7 @@ import Testing
   /// The FP4 study's keys: listed in the help and the catalog, printed resolved per operand / GEMM.
   @Test func fp4StudyKeysAreShownAndResolved() throws {
     let help = try CLI.run(["recipes", "--help"])
-    for word in ["layers (all, mlp, attention", "scale-rounding (nearest|up)", "sr (off, on = gradients, gradients, forward, backward, all)"] {
+    for word in ["layers (all, mlp, attention", "scale-rounding (nearest|up)", "sr (off, on = gradients, gradients, forward, backward, all)", "attention-products (off|on"] {
       #expect(help.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }).joined(separator: " ").contains(word), "\(word)")
     }
     let list = try CLI.run(["recipes"])
@@ -70,6 +70,8 @@ import Testing
     #expect(lines.first == "recipe: fp4:block=32,scale-rounding=up,forward.rounding=stochastic,gradients.rounding=rne,dgrad.hadamard=32,wgrad.hadamard=32,layers=mlp")
     #expect(lines.contains("forward.x.format = e2m1/ue5m3/32:scale-rounding=up") && lines.contains("forward.w.rounding = stochastic"))
     #expect(lines.contains("wgrad.dy.rounding = rne") && lines.contains("forward.hadamard = none") && lines.contains("dgrad.hadamard = 32"))
-    #expect(lines.contains("layers = mlp"))
+    #expect(lines.contains("layers = mlp") && lines.contains("attention-products = off"))
+    let on = try CLI.run(["recipes", "fp4:attention-products=on"])
+    #expect(on.stdout.hasPrefix("recipe: fp4:attention-products=on\n") && on.stdout.contains("attention-products = on"), "\(on.stdout)")
   }
 }

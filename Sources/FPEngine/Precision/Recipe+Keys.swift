@@ -20,6 +20,8 @@ import Foundation  // trimmingCharacters, file reading, JSON
 /// - `keep` = none or SELECTOR[+SELECTOR...] (see `LayerSelector`); `keep-format` = a format.
 /// - `layers` = all, mlp or attention (see `LinearGroup`): the linears quantized at all; the others
 ///   stay float32. `keep` selects among them (a `keep` that can only name excluded layers is refused).
+/// - `attention-products` = off (default: float32) or on: attention's QK^T and PV products with their
+///   operands rounded in the six operand roles (see `AttentionRounding` for the mapping).
 /// - `estimator` = ste or clipped-ste (not with a forward Hadamard transform).
 /// - `loss-scale` = none, a power of two (static) or dynamic[:INITIAL[:INTERVAL]] (default
 ///   dynamic:65536:2000).
@@ -60,7 +62,7 @@ public enum RecipeKeys {
   }
 
   static let usage =
-    "use [TARGET.]format, [TARGET.]rounding, [TARGET.]overflow (TARGET: forward, dgrad, wgrad, backward, weights, activations, gradients, forward.x, forward.w, dgrad.dy, dgrad.w, wgrad.dy, wgrad.x), hadamard, GEMM.hadamard, sr, keep, keep-format, layers, estimator, loss-scale, master-weights or optimizer-states"
+    "use [TARGET.]format, [TARGET.]rounding, [TARGET.]overflow (TARGET: forward, dgrad, wgrad, backward, weights, activations, gradients, forward.x, forward.w, dgrad.dy, dgrad.w, wgrad.dy, wgrad.x), hadamard, GEMM.hadamard, sr, keep, keep-format, layers, attention-products, estimator, loss-scale, master-weights or optimizer-states"
 
   // MARK: Values
 
@@ -273,6 +275,8 @@ extension Recipe {
           operands[op.rawValue].rounding = .rne
         }
       }
+    case "attention.products":
+      attentionProducts = try RecipeKeys.onOff(v, key: key)
     case "layers":
       guard let g = LinearGroup(rawValue: v.lowercased()) else {
         throw RecipeError.badKey(key, "unknown layer group '\(v)': use all, mlp or attention")
@@ -313,6 +317,7 @@ extension Recipe {
     s.append(("keep", keep.isEmpty ? "none" : keep.map(\.description).joined(separator: "+")))
     s.append(("keep-format", RecipeKeys.formatName(keepFormat.format)))
     s.append(("layers", layers.rawValue))
+    s.append(("attention-products", attentionProducts ? "on" : "off"))
     s.append(("estimator", estimator.rawValue))
     s.append(("loss-scale", lossScaling.description))
     s.append(("master-weights", RecipeKeys.stateName(masterWeights)))

@@ -26,6 +26,9 @@ public struct Recipe: Hashable, Sendable, CustomStringConvertible {
   public var keepFormat: OperandSetting
   /// The linears the recipe quantizes at all (`layers=mlp|attention|all`); the others stay float32.
   public var layers: LinearGroup
+  /// Round the operands of attention's QK^T and PV with the operand roles (`AttentionRounding`);
+  /// false (the default): those products stay float32.
+  public var attentionProducts: Bool
   public var estimator: GradientEstimator
   /// Loss scaling (none, static, or dynamic as in mixed-precision training).
   public var lossScaling: LossScaling
@@ -37,7 +40,7 @@ public struct Recipe: Hashable, Sendable, CustomStringConvertible {
   /// Recipes are equal when they round alike, whatever base they were spelled from.
   public static func == (a: Recipe, b: Recipe) -> Bool {
     a.operands == b.operands && a.hadamard == b.hadamard && a.keep == b.keep && a.keepFormat == b.keepFormat
-      && a.layers == b.layers
+      && a.layers == b.layers && a.attentionProducts == b.attentionProducts
       && a.estimator == b.estimator && a.lossScaling == b.lossScaling && a.masterWeights == b.masterWeights
       && a.optimizerStates == b.optimizerStates
   }
@@ -48,6 +51,7 @@ public struct Recipe: Hashable, Sendable, CustomStringConvertible {
     h.combine(keep)
     h.combine(keepFormat)
     h.combine(layers)
+    h.combine(attentionProducts)
     h.combine(estimator)
     h.combine(lossScaling)
     h.combine(masterWeights)
@@ -64,6 +68,7 @@ public struct Recipe: Hashable, Sendable, CustomStringConvertible {
     keep = []
     keepFormat = OperandSetting(format: .element(.bfloat16Format))
     layers = .all
+    attentionProducts = false
     estimator = .straightThrough
     lossScaling = .none
     masterWeights = OperandSetting()
@@ -93,7 +98,7 @@ public struct Recipe: Hashable, Sendable, CustomStringConvertible {
 
   public var kind: Kind {
     let first = operands[0]
-    let plain = hadamard.allSatisfy { $0 == nil } && keep.isEmpty && layers == .all && estimator == .straightThrough
+    let plain = hadamard.allSatisfy { $0 == nil } && keep.isEmpty && layers == .all && !attentionProducts && estimator == .straightThrough
       && lossScaling == .none && masterWeights.format == nil && optimizerStates.format == nil
     guard plain, operands.allSatisfy({ $0 == first }) else { return .custom }
     switch first.format {
