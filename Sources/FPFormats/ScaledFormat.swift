@@ -11,7 +11,10 @@
 /// - BLOCK: `N` (N consecutive values along the blocking axis), `RxC` (2-D tiles of a matrix), `row`
 ///   (one scale per row of a matrix), `tensor` (one scale for everything).
 /// - OPTION: `tensor-scale` (second-level float32 scale), `rule=floor|ceil` (power-of-two scales),
-///   `scale-rounding=rne|stochastic` (how the scale itself is rounded).
+///   `scale-rounding=MODE` (how a scale with mantissa bits is rounded: any `RoundingMode`, as `rne`,
+///   `up` or `stochastic`). `up` (toward +infinity) makes every scale at least amax / max_elem, so no
+///   element of a block exceeds the element format's max (none saturates); for power-of-two scales the
+///   same is `rule=ceil` (a scale rounding there is refused: the rule alone chooses those scales).
 ///
 /// Presets: `mxfp8_e4m3`, `mxfp8_e5m2`, `mxfp6_e2m3`, `mxfp6_e3m2`, `mxfp4_e2m1` (also `mxfp8`, `mxfp6`,
 /// `mxfp4`), `mxint8` (OCP MX v1.0: block 32, UE8M0 scales) and `nvfp4` (E2M1, blocks of 16, E4M3
@@ -78,6 +81,10 @@ public struct ScaledFormat: Hashable, Codable, Sendable, CustomStringConvertible
     }
     if case .stochastic = scaleRounding, powerOfTwoScale {
       throw FormatError.invalid("stochastic scale rounding needs a scale with mantissa bits (ue4m3, ue5m3, bf16)")
+    }
+    if scaleRounding != .rne && powerOfTwoScale {
+      throw FormatError.invalid(
+        "power-of-two scale \(scale.name) is chosen by its rule, not rounded: for scales toward +infinity write rule=ceil")
     }
     self.element = element
     self.scale = scale
@@ -164,7 +171,7 @@ public struct ScaledFormat: Hashable, Codable, Sendable, CustomStringConvertible
       case ("scale-rounding", let v?): scaleRounding = try RoundingMode(parsing: v)
       default:
         throw FormatError.invalid(
-          "unknown option '\(option)' in '\(text)': use tensor-scale, rule=floor|ceil|amax or scale-rounding=rne|stochastic")
+          "unknown option '\(option)' in '\(text)': use tensor-scale, rule=floor|ceil|amax or scale-rounding=rne|up|stochastic")
       }
     }
     try self.init(

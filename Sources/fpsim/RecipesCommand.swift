@@ -11,8 +11,12 @@ struct Recipes: ParsableCommand {
       BASE:KEY=VALUE[,KEY=VALUE...], for example mxfp4:backward-rounding=stochastic,hadamard=wgrad:16. \
       Keys: [TARGET.]format|rounding|overflow (TARGET: forward, dgrad, wgrad, backward, weights, activations, \
       gradients, forward.x, forward.w, dgrad.dy, dgrad.w, wgrad.dy, wgrad.x), hadamard (none, on, SIZE, \
-      GEMM[+GEMM]:SIZE), GEMM.hadamard, sr (on|off), keep (head, first-block, last-block, first-blocks:K, \
-      last-blocks:K, layer:NAME, joined by +), keep-format, estimator (ste|clipped-ste).
+      GEMM[+GEMM]:SIZE), GEMM.hadamard, sr (off, on = gradients, gradients, forward, backward, all), \
+      keep (head, first-block, last-block, first-blocks:K, last-blocks:K, layer:NAME, joined by +), keep-format, \
+      layers (all, mlp, attention: the others stay float32), attention-products (off|on: QK^T and PV operands \
+      rounded in the operand roles), estimator (ste|clipped-ste). \
+      Only after fp4: scale, block, tensor-scale (on|off), scale-rounding (nearest|up), and hadamard also takes \
+      off, forward, dgrad, wgrad, backward or all with the block size as transform size (on = wgrad:16).
       """)
 
   @Argument(help: "A preset name, a recipe file, or an inline recipe.")

@@ -69,6 +69,7 @@ import Testing
     "mxfp4_e2m1", "mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e3m2", "mxint8", "e2m1/ue8m0/32:rule=ceil",
     "e4m3fn/ue8m0/16:rule=ceil", "nvfp4", "e2m1/ue5m3/16:tensor-scale", "e2m1/ue4m3/32:scale-rounding=stochastic",
     "e2m1/bf16/16", "int4/fp32/32", "e2m1/ue5m3/16:tensor-scale:scale-rounding=stochastic",
+    "e2m1/ue5m3/16:scale-rounding=up", "e2m1/ue4m3/32:tensor-scale:scale-rounding=up",
   ]
   static let lineSpecs = ["e2m1/ue8m0/row", "e4m3fn/fp32/tensor", "e2m1/ue4m3/row:tensor-scale"]
   static let tileSpecs = ["mxfp4_e2m1", "nvfp4", "e2m1/ue5m3/16:tensor-scale:scale-rounding=stochastic", "e2m1/bf16/16"]

@@ -126,6 +126,7 @@ struct HookedLayer {
     "mxfp4", "mxfp8", "mxfp6", "nvfp4", "fp4:scale=ue8m0,block=32,tensor-scale=on,hadamard=off",
     "fp4:scale=fp32,sr=off", "fp4:scale=ue4m3,hadamard=all:16", "uniform:e4m3fn:stochastic",
     "fp32:forward.format=e2m1/ue5m3/16:scale-rounding=stochastic,gradients.format=mxfp8_e5m2,gradients.rounding=stochastic",
+    "fp4:scale-rounding=up,sr=all,hadamard=all", "fp4:scale=ue4m3,tensor-scale=on,scale-rounding=up,sr=forward,hadamard=forward",
   ])
   func eachOperandIsTheLibraryQuantizationOfTheSameTensor(spec: String) throws {
     let (N, C, OC) = (Self.N, Self.C, Self.OC)
@@ -391,6 +392,9 @@ struct HookedLayer {
       "fp4:scale=fp32,block=32,tensor-scale=on,hadamard=off", "nvfp4:keep=first-blocks:2+layer:lm_head,estimator=clipped-ste",
       "mxfp4:forward.w.format=e2m1/ue8m0/32:rule=ceil,dgrad.overflow=ieee,keep-format=none",
       "mxfp4:loss-scale=dynamic,master-weights=bf16:stochastic,optimizer-states=e5m10", "bf16:loss-scale=256",
+      "fp4:scale-rounding=up", "fp4:scale=ue8m0,block=32,scale-rounding=up,sr=all,hadamard=forward,layers=attention",
+      "fp4:sr=backward,hadamard=all,layers=mlp,keep=last-block", "mxfp4:sr=forward,layers=mlp",
+      "fp32:format=e2m1/ue4m3/16:tensor-scale:scale-rounding=up", "fp4:attention-products=on", "nvfp4:attention-products=on",
     ]
     for s in specs {
       let r = try Recipe(parsing: s)
@@ -409,6 +413,12 @@ struct HookedLayer {
     ("fp32:loss-scale=1000", "'loss-scale'"), ("fp32:master-weights=mxfp4", "'master-weights'"),
     ("mxfp4:estimator=clipped-ste,forward.hadamard=16", "'estimator'"),
     ("mxfp5", "'mxfp5'"), ("fp4:block=0", "'block'"), ("mxfp4:format", "mxfp4:format"),
+    ("fp4:layers=ffn", "'layers'"), ("fp4:scale-rounding=down", "'scale-rounding'"), ("fp4:sr=sometimes", "'sr'"),
+    ("fp4:hadamard=sideways", "'hadamard'"), ("fp4:block=12,hadamard=all", "'hadamard'"), ("mxfp4:hadamard=wgrad", "'hadamard'"),
+    ("fp4:layers=mlp,keep=head", "'keep'"), ("fp4:layers=attention,keep=layer:transformer.h.0.mlp", "'keep'"),
+    ("fp4:layers=mlp,keep=layer:lm_head", "'keep'"), ("mxfp4:scale-rounding=up", "'scale-rounding'"),
+    ("fp32:format=e2m1/ue8m0/32:scale-rounding=up", "rule=ceil"), ("fp4:hadamard=forward,estimator=clipped-ste", "'estimator'"),
+    ("fp4:attention-products=maybe", "'attention-products'"),
   ])
   func malformedRecipesAreRefusedWithTheKeyInOneLine(spec: String, mention: String) {
     do {

@@ -49,6 +49,13 @@ public final class PrecisionRuntime {
     return l
   }
 
+  /// The rounding of the attention products of transformer block `block` at the current step and pass;
+  /// nil unless the recipe has `attention-products=on` (then the models call `Attention.forwardRounded`).
+  public func attentionRounding(block: Int) -> AttentionRounding? {
+    guard recipe.attentionProducts else { return nil }
+    return AttentionRounding(recipe: recipe, seed: seed, step: step, pass: pass, block: block)
+  }
+
   /// Allocates the shared scratch for the registered layers.
   public func finish() {
     var dy = 0, x = 0

@@ -13,14 +13,25 @@ import Foundation  // trimmingCharacters, file reading, JSON
 ///   `forward.x`, `forward.w`, `dgrad.dy`, `dgrad.w`, `wgrad.dy`, `wgrad.x`.
 /// - `hadamard` = none, off, on (= wgrad:16), SIZE (every GEMM) or GEMM[+GEMM...]:SIZE;
 ///   `GEMM.hadamard` = none or SIZE. SIZE is a power of two from 2 to 256 (16 to 128 in practice).
-/// - `sr` = on (stochastic rounding of the gradients dY) or off (nearest).
+/// - `sr` = on (stochastic rounding of the gradients dY) or off (nearest): only dY is touched. The
+///   placements `gradients` (dY), `forward` (forward.x, forward.w), `backward` (the four backward
+///   operands) and `all` (six) make exactly those operands stochastic and return any other stochastic
+///   operand to nearest (rne); operands with another rounding (rtz ...) keep it.
 /// - `keep` = none or SELECTOR[+SELECTOR...] (see `LayerSelector`); `keep-format` = a format.
+/// - `layers` = all, mlp or attention (see `LinearGroup`): the linears quantized at all; the others
+///   stay float32. `keep` selects among them (a `keep` that can only name excluded layers is refused).
+/// - `attention-products` = off (default: float32) or on: attention's QK^T and PV products with their
+///   operands rounded in the six operand roles (see `AttentionRounding` for the mapping).
 /// - `estimator` = ste or clipped-ste (not with a forward Hadamard transform).
 /// - `loss-scale` = none, a power of two (static) or dynamic[:INITIAL[:INTERVAL]] (default
 ///   dynamic:65536:2000).
 /// - `master-weights`, `optimizer-states` = fp32 or ELEMENT-FORMAT[:ROUNDING] (bf16:stochastic).
 /// - Only after the `fp4` family base: `scale` (ue8m0, ue4m3, ue5m3, fp32, ...), `block` (a size),
-///   `tensor-scale` (on/off): the element format of every operand becomes e2m1/SCALE/BLOCK.
+///   `tensor-scale` (on/off), `scale-rounding` (nearest, or up: toward +infinity, so that no element
+///   exceeds its block's max; for UE8M0 scales nearest is the OCP floor rule and up the ceil rule):
+///   the element format of every operand becomes e2m1/SCALE/BLOCK[:OPTIONS]. There `hadamard` also
+///   takes a placement, off, forward, dgrad, wgrad, backward or all, with the block size as transform
+///   size (on stays wgrad:16).
 public enum RecipeKeys {
   static let properties = ["format", "rounding", "overflow"]
 
@@ -51,7 +62,7 @@ public enum RecipeKeys {
   }
 
   static let usage =
-    "use [TARGET.]format, [TARGET.]rounding, [TARGET.]overflow (TARGET: forward, dgrad, wgrad, backward, weights, activations, gradients, forward.x, forward.w, dgrad.dy, dgrad.w, wgrad.dy, wgrad.x), hadamard, GEMM.hadamard, sr, keep, keep-format, estimator, loss-scale, master-weights or optimizer-states"
+    "use [TARGET.]format, [TARGET.]rounding, [TARGET.]overflow (TARGET: forward, dgrad, wgrad, backward, weights, activations, gradients, forward.x, forward.w, dgrad.dy, dgrad.w, wgrad.dy, wgrad.x), hadamard, GEMM.hadamard, sr, keep, keep-format, layers, attention-products, estimator, loss-scale, master-weights or optimizer-states"
 
   // MARK: Values
 
@@ -189,6 +200,23 @@ public enum RecipeKeys {
     }
   }
 
+  /// The operands `sr=VALUE` makes stochastic, and the ones it may return to nearest: `on` / `off` touch
+  /// only the gradients dY (today's meaning), a placement all six.
+  static func stochasticPlacement(_ text: String, key: String) throws -> (stochastic: [GEMMOperand], scope: [GEMMOperand]) {
+    let gradients: [GEMMOperand] = [.dataGradDY, .weightGradDY]
+    switch text.lowercased() {
+    case "on", "true", "yes", "1": return (gradients, gradients)
+    case "off", "false", "no", "0": return ([], gradients)
+    case "gradients": return (gradients, GEMMOperand.allCases)
+    case "forward": return ([.forwardX, .forwardW], GEMMOperand.allCases)
+    case "backward": return ([.dataGradDY, .dataGradW, .weightGradDY, .weightGradX], GEMMOperand.allCases)
+    case "all": return (GEMMOperand.allCases, GEMMOperand.allCases)
+    default: throw RecipeError.badKey(key, "'\(text)' is not a stochastic-rounding placement: use off, on (= gradients), gradients, forward, backward or all")
+    }
+  }
+
+  static let hadamardPlacements = ["forward", "dgrad", "wgrad", "backward", "all"]
+
   static func onOff(_ text: String, key: String) throws -> Bool {
     switch text.lowercased() {
     case "on", "true", "yes", "1": return true
@@ -226,6 +254,9 @@ extension Recipe {
       let t = v.lowercased()
       if t == "on" { hadamard = [nil, nil, 16]; return }
       if t == "off" || t == "none" { hadamard = [nil, nil, nil]; return }
+      if RecipeKeys.hadamardPlacements.contains(t) {
+        throw RecipeError.badKey(key, "'\(v)' gives no size: write \(t):SIZE (\(t):16); only the fp4 family takes the block size by default")
+      }
       let parts = t.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
       guard parts.count <= 2 else { throw RecipeError.badKey(key, "'\(v)' is not none, SIZE or GEMM[+GEMM]:SIZE (wgrad:16)") }
       let size = try RecipeKeys.hadamardSize(parts.last!, key: key)
@@ -235,8 +266,22 @@ extension Recipe {
       let g = try RecipeKeys.gemm(String(k.dropLast(".hadamard".count)), key: key)[0]
       hadamard[g.rawValue] = try RecipeKeys.hadamardSize(v, key: key)
     case "sr":
-      let on = try RecipeKeys.onOff(v, key: key)
-      for op in [GEMMOperand.dataGradDY, .weightGradDY] { operands[op.rawValue].rounding = on ? .stochastic : .rne }
+      let (stochastic, scope) = try RecipeKeys.stochasticPlacement(v, key: key)
+      for op in scope {
+        if stochastic.contains(op) {
+          operands[op.rawValue].rounding = .stochastic
+        } else if scope.count == 2 || operands[op.rawValue].rounding.isStochastic {
+          // `off` sets dY to nearest whatever it was (as before); a placement only undoes stochastic rounding.
+          operands[op.rawValue].rounding = .rne
+        }
+      }
+    case "attention.products":
+      attentionProducts = try RecipeKeys.onOff(v, key: key)
+    case "layers":
+      guard let g = LinearGroup(rawValue: v.lowercased()) else {
+        throw RecipeError.badKey(key, "unknown layer group '\(v)': use all, mlp or attention")
+      }
+      layers = g
     case "keep":
       keep = v.lowercased() == "none" || v.isEmpty
         ? [] : try v.split(separator: "+", omittingEmptySubsequences: false).map { try RecipeKeys.selector(String($0), key: key) }
@@ -254,7 +299,7 @@ extension Recipe {
       masterWeights = try RecipeKeys.stateFormat(v, key: key)
     case "optimizer.states":
       optimizerStates = try RecipeKeys.stateFormat(v, key: key)
-    case "scale", "block", "tensor.scale":
+    case "scale", "block", "tensor.scale", "scale.rounding":
       throw RecipeError.badKey(key, "'\(key)' belongs to the fp4 family: write fp4:\(key)=\(v)")
     default:
       throw RecipeError.badKey(key, "unknown key: " + RecipeKeys.usage)
@@ -271,6 +316,8 @@ extension Recipe {
     for g in GEMMKind.allCases { s.append(("\(g).hadamard", hadamard[g.rawValue].map(String.init) ?? "none")) }
     s.append(("keep", keep.isEmpty ? "none" : keep.map(\.description).joined(separator: "+")))
     s.append(("keep-format", RecipeKeys.formatName(keepFormat.format)))
+    s.append(("layers", layers.rawValue))
+    s.append(("attention-products", attentionProducts ? "on" : "off"))
     s.append(("estimator", estimator.rawValue))
     s.append(("loss-scale", lossScaling.description))
     s.append(("master-weights", RecipeKeys.stateName(masterWeights)))
@@ -313,7 +360,7 @@ extension Recipe {
     ("mxfp6", "OCP MXFP6 on all three GEMMs: E2M3 weights and activations, E3M2 gradients, blocks of 32, UE8M0 scales"),
     ("mxfp4", "OCP MXFP4 (E2M1, blocks of 32, UE8M0 scales) on every operand of all three GEMMs, nearest rounding"),
     ("nvfp4", "NVFP4 training (NVIDIA 2025): nvfp4 on all three GEMMs, 16x16 weight tiles, stochastic rounding of gradients, 16-point random Hadamard on the weight-gradient GEMM, last block and head in bf16"),
-    ("fp4[:scale=S,block=N,tensor-scale=on|off,sr=on|off,hadamard=on|off]", "FP4 design space (Hu et al. 2025): E2M1 elements with scale S (ue8m0, ue4m3, ue5m3, fp32; default ue5m3), blocks of N (16), optional tensor scale (off), stochastic rounding of gradients (on), 16-point Hadamard on wgrad (on)"),
+    ("fp4[:scale=S,block=N,tensor-scale=on|off,scale-rounding=nearest|up,sr=P,hadamard=H,layers=L]", "FP4 design space (Hu et al. 2025): E2M1 elements with scale S (ue8m0, ue4m3, ue5m3, fp32; default ue5m3), blocks of N (16), optional tensor scale (off), block scales rounded to nearest or up (nearest), stochastic rounding P = off, on (= gradients, default), gradients, forward, backward or all, Hadamard H = off, on (= wgrad:16, default), forward, dgrad, wgrad, backward or all of size N, linears L = all (default), mlp or attention"),
   ]
 
   public static let presetNames = ["fp32", "bf16", "uniform:FORMAT", "mxfp8", "mxfp6", "mxfp4", "nvfp4", "fp4"]
@@ -360,9 +407,23 @@ extension Recipe {
 
   /// Combinations that cannot mean what they say.
   func validate() throws {
+    if layers != .all {
+      for k in keep {
+        let excluded: Bool
+        switch k {
+        case .head: excluded = true
+        case .layer(let n): excluded = n == "lm_head" || LinearGroup.of(name: n).map { $0 != layers } ?? false
+        case .firstBlocks, .lastBlocks: excluded = false
+        }
+        if excluded {
+          throw RecipeError.badKey(
+            "keep", "'\(k)' names only layers that layers=\(layers) leaves in float32: remove it from keep (keep=last-block keeps the last block's \(layers) linears)")
+        }
+      }
+    }
     if estimator == .clippedStraightThrough && hadamard[GEMMKind.forward.rawValue] != nil {
       throw RecipeError.badKey(
-        "estimator", "clipped-ste zeroes the gradients of saturated values, which a forward Hadamard transform mixes: set forward.hadamard=none")
+        "estimator", "clipped-ste zeroes the gradients of saturated values, which a forward Hadamard transform mixes: set forward.hadamard=none (in fp4: hadamard=off, wgrad or backward)")
     }
   }
 
@@ -407,9 +468,10 @@ extension Recipe {
 
   /// The FP4 design-space family: consumes `scale`, `block`, `tensor-scale` from `pairs`.
   static func fp4Family(_ pairs: inout [(String, String)]) throws -> Recipe {
-    var scale = "ue5m3", block = 16, tensorScale = false
+    var scale = "ue5m3", block = 16, tensorScale = false, roundScalesUp = false
     var base: [String] = []
     var rest: [(String, String)] = []
+    var hadamardAt: Int? = nil
     for (k, v) in pairs {
       switch RecipeKeys.normalize(k.trimmingCharacters(in: .whitespaces)) {
       case "scale":
@@ -424,12 +486,33 @@ extension Recipe {
       case "tensor.scale":
         tensorScale = try RecipeKeys.onOff(v, key: k)
         base.append("tensor-scale=\(tensorScale ? "on" : "off")")
+      case "scale.rounding":
+        switch v.lowercased() {
+        case "nearest", "rne": roundScalesUp = false
+        case "up": roundScalesUp = true
+        default: throw RecipeError.badKey(k, "unknown scale rounding '\(v)': use nearest or up (toward +infinity)")
+        }
+        base.append("scale-rounding=\(roundScalesUp ? "up" : "nearest")")
+      case "hadamard":
+        if RecipeKeys.hadamardPlacements.contains(v.lowercased()) { hadamardAt = rest.count }
+        rest.append((k, v))
       default: rest.append((k, v))
       }
     }
+    if let i = hadamardAt {
+      // A placement without a size: the transform spans one block.
+      guard block >= 2, block <= 256, block & (block - 1) == 0 else {
+        throw RecipeError.badKey(
+          rest[i].0, "hadamard=\(rest[i].1) takes the block size as transform size, and block \(block) is not a power of two from 2 to 256: write \(rest[i].1):SIZE")
+      }
+      rest[i].1 = "\(rest[i].1.lowercased()):\(block)"
+    }
     pairs = rest
     var r = Recipe(base: base.isEmpty ? "fp4" : "fp4:" + base.joined(separator: ","))
-    let spec = "e2m1/\(scale)/\(block)" + (tensorScale ? ":tensor-scale" : "")
+    // Rounding scales up: the ceil rule for power-of-two scales, else scale-rounding=up.
+    let powerOfTwo = (try? FloatFormat(parsing: scale))?.mantissaBits == 0
+    let up = roundScalesUp ? (powerOfTwo ? ":rule=ceil" : ":scale-rounding=up") : ""
+    let spec = "e2m1/\(scale)/\(block)" + (tensorScale ? ":tensor-scale" : "") + up
     do { _ = try ScaledFormat(parsing: spec) } catch let e as FormatError {
       throw RecipeError.badKey("scale", e.description)
     }

@@ -24,6 +24,11 @@ public struct Recipe: Hashable, Sendable, CustomStringConvertible {
   /// Layers whose six operands all use `keepFormat` instead (and no Hadamard transform).
   public var keep: [LayerSelector]
   public var keepFormat: OperandSetting
+  /// The linears the recipe quantizes at all (`layers=mlp|attention|all`); the others stay float32.
+  public var layers: LinearGroup
+  /// Round the operands of attention's QK^T and PV with the operand roles (`AttentionRounding`);
+  /// false (the default): those products stay float32.
+  public var attentionProducts: Bool
   public var estimator: GradientEstimator
   /// Loss scaling (none, static, or dynamic as in mixed-precision training).
   public var lossScaling: LossScaling
@@ -35,6 +40,7 @@ public struct Recipe: Hashable, Sendable, CustomStringConvertible {
   /// Recipes are equal when they round alike, whatever base they were spelled from.
   public static func == (a: Recipe, b: Recipe) -> Bool {
     a.operands == b.operands && a.hadamard == b.hadamard && a.keep == b.keep && a.keepFormat == b.keepFormat
+      && a.layers == b.layers && a.attentionProducts == b.attentionProducts
       && a.estimator == b.estimator && a.lossScaling == b.lossScaling && a.masterWeights == b.masterWeights
       && a.optimizerStates == b.optimizerStates
   }
@@ -44,6 +50,8 @@ public struct Recipe: Hashable, Sendable, CustomStringConvertible {
     h.combine(hadamard)
     h.combine(keep)
     h.combine(keepFormat)
+    h.combine(layers)
+    h.combine(attentionProducts)
     h.combine(estimator)
     h.combine(lossScaling)
     h.combine(masterWeights)
@@ -59,6 +67,8 @@ public struct Recipe: Hashable, Sendable, CustomStringConvertible {
     hadamard = [nil, nil, nil]
     keep = []
     keepFormat = OperandSetting(format: .element(.bfloat16Format))
+    layers = .all
+    attentionProducts = false
     estimator = .straightThrough
     lossScaling = .none
     masterWeights = OperandSetting()
@@ -88,7 +98,7 @@ public struct Recipe: Hashable, Sendable, CustomStringConvertible {
 
   public var kind: Kind {
     let first = operands[0]
-    let plain = hadamard.allSatisfy { $0 == nil } && keep.isEmpty && estimator == .straightThrough
+    let plain = hadamard.allSatisfy { $0 == nil } && keep.isEmpty && layers == .all && !attentionProducts && estimator == .straightThrough
       && lossScaling == .none && masterWeights.format == nil && optimizerStates.format == nil
     guard plain, operands.allSatisfy({ $0 == first }) else { return .custom }
     switch first.format {
@@ -111,7 +121,10 @@ public struct Recipe: Hashable, Sendable, CustomStringConvertible {
   /// The rounding of the six operands of the linear layer `layer` and the Hadamard transforms of its
   /// GEMMs. A GEMM with a Hadamard transform rounds both operands (an operand the recipe leaves in
   /// float32 is "rounded" to float32, the identity on finite values), so that both see the same R.
+  /// A layer outside `layers` is float32 whatever `keep` says (`validate` refuses a `keep` that could
+  /// only name such layers); `keep` picks among the selected ones.
   public func precision(for layer: LinearLayerInfo) -> GEMMPrecision {
+    guard layers.contains(layer) else { return .fp32 }
     if keep.contains(where: { $0.matches(layer) }) {
       guard let r = keepFormat.rounder else { return .fp32 }
       return .uniform(r)
@@ -219,6 +232,29 @@ public enum LayerSelector: Hashable, Sendable, CustomStringConvertible {
     case .lastBlocks(let k): return l.block.map { $0 >= l.blockCount - k } ?? false
     case .layer(let n): return l.name == n || l.name.hasPrefix(n + ".")
     }
+  }
+}
+
+/// Which linear layers a recipe quantizes (`layers=`), by the layer's name:
+/// - `attention`: a linear with a name component `attn` (GPT: `transformer.h.N.attn.c_attn`, `.attn.c_proj`)
+///   or `self_attn` (Llama: `model.layers.N.self_attn.q_proj`, `k_proj`, `v_proj`, `o_proj`);
+/// - `mlp`: a linear with a name component `mlp` (GPT: `.mlp.c_fc`, `.mlp.c_proj`; Llama: `.mlp.gate_proj`,
+///   `up_proj`, `down_proj`);
+/// - `all`: every linear, including `lm_head` (in neither group, as the MLP task's `fc1`, `fc2` and
+///   linreg's `linear`), so `layers=mlp` quantizes only the MLP linears, as the Llama runs of Hu et al. 2025.
+public enum LinearGroup: String, Hashable, Codable, Sendable, CaseIterable {
+  case all, mlp, attention
+
+  /// The group a layer name belongs to (nil: neither, as `lm_head`).
+  public static func of(name: String) -> LinearGroup? {
+    let parts = name.split(separator: ".")
+    if parts.contains("attn") || parts.contains("self_attn") { return .attention }
+    if parts.contains("mlp") { return .mlp }
+    return nil
+  }
+
+  public func contains(_ l: LinearLayerInfo) -> Bool {
+    self == .all || LinearGroup.of(name: l.name) == self
   }
 }
 
