@@ -15,6 +15,7 @@ import xarray as xr
 from scipy import stats
 
 ALARM_FACTOR = 2.0  # sharpness alarm: above this multiple of the run's first post-warmup value
+RISE = 0.5  # nats: the training loss "starts to rise" when it first exceeds its running minimum by this
 TOLERANCE = 0.05  # nats: "as good as bfloat16" when the paired interval lies below this
 
 
@@ -149,12 +150,25 @@ def claim3(m, e):
     print("\nLoss scale at the end and skipped steps are in each run's metrics (runs/<id>/metrics/loss_scale, skipped).\n")
 
 
+def loss_rise(loss, after):
+    """The first step (1-based) after `after` where the training loss exceeds its running minimum so far
+    by more than RISE nats, or None."""
+    lowest = np.inf
+    for t, v in enumerate(loss, start=1):
+        if not np.isfinite(v):
+            return t if t > after else None
+        if t > after and v > lowest + RISE:
+            return t
+        lowest = min(lowest, v)
+    return None
+
+
 def claim4(m):
     print("## Claim 4: last-token-logit sharpness rises before divergence (mantissa.h5, keskar-logits)\n")
     sharp = m.sharpness_keskar_logits
     steps = sharp.sharpness_step.values
     print(f"Alarm: the first measurement above {ALARM_FACTOR:g}x the run's first one (step {steps[0]}), measured every {steps[1] - steps[0]} steps.\n")
-    leads, diverged_runs, false_alarms, quiet_runs = [], 0, 0, 0
+    leads, diverged_runs, false_alarms, quiet_runs, alarm_cells = [], 0, 0, 0, {}
     rows = []
     for f in m.format.values:
         for lr in m.lr.values:
@@ -166,19 +180,31 @@ def claim4(m):
                 if status == 1:
                     diverged_runs += 1
                     d = int(m.diverged_step.sel(format=f, lr=lr, seed=seed))
+                    rise = loss_rise(m.loss.sel(format=f, lr=lr, seed=seed).values, after=int(steps[0]))
                     lead = None if alarm is None else d - alarm
+                    lead_rise = None if alarm is None or rise is None else rise - alarm
                     if lead is not None:
-                        leads.append(lead)
-                    rows.append([f, f"{lr:g}", int(seed), d, alarm if alarm is not None else "none", lead if lead is not None else "-"])
+                        leads.append((lead, lead_rise))
+                    rows.append([f, f"{lr:g}", int(seed), rise if rise is not None else "-", d,
+                                 alarm if alarm is not None else "none", lead if lead is not None else "-",
+                                 lead_rise if lead_rise is not None else "-"])
                 else:
                     quiet_runs += 1
-                    false_alarms += alarm is not None
+                    if alarm is not None:
+                        false_alarms += 1
+                        alarm_cells[(f, float(lr))] = alarm_cells.get((f, float(lr)), 0) + 1
     if rows:
-        print(table(["format", "lr", "seed", "diverged at", "alarm at", "lead (steps)"], rows))
-    print(f"\nDiverged runs: {diverged_runs}; with an alarm before divergence: {sum(1 for x in leads if x > 0)};"
-          f" median lead {np.median(leads) if leads else float('nan'):.0f} steps.")
-    print(f"Runs that did not diverge: {quiet_runs}; alarms among them (false alarms): {false_alarms}"
-          f" ({100 * false_alarms / max(quiet_runs, 1):.0f}%).\n")
+        print(f"Loss rise: the first step after {steps[0]} where the training loss is {RISE:g} nats above its running minimum;")
+        print("diverged at: the divergence rule's step (smoothed loss, patience), which lags the rise.\n")
+        print(table(["format", "lr", "seed", "loss rise at", "diverged at", "alarm at", "lead to divergence", "lead to loss rise"], rows))
+    before = [x for x, _ in leads if x > 0]
+    before_rise = [y for _, y in leads if y is not None and y > 0]
+    print(f"\nDiverged runs: {diverged_runs}; alarm before the divergence step: {len(before)}"
+          f" (median lead {np.median(before) if before else float('nan'):.0f} steps); alarm before the loss rise: {len(before_rise)}"
+          f" (median lead {np.median(before_rise) if before_rise else float('nan'):.0f} steps).")
+    print(f"Runs that did not diverge: {quiet_runs}; alarms among them: {false_alarms}"
+          f" ({100 * false_alarms / max(quiet_runs, 1):.0f}%)"
+          + (", in " + ", ".join(f"{f} lr {lr:g} ({n})" for (f, lr), n in sorted(alarm_cells.items())) if alarm_cells else "") + ".\n")
     print("Median sharpness over seeds at the last measured step, per format and learning rate:\n")
     def last_value(series):
         finite = series[np.isfinite(series)]
@@ -204,6 +230,18 @@ def rounding(m, r):
             rows.append(row)
     print(table(["format", "lr", "rtz unstable", "rtz loss", "rne unstable", "rne loss", "rne - rtz",
                  "stochastic unstable", "stochastic loss", "stochastic - rtz"], rows))
+    print("\nEach rounding against bfloat16 (e8m7, truncated, in mantissa.h5), seed-paired:\n")
+    rows = []
+    for f in ["e8m3", "e8m1"]:
+        for lr in r.lr.values:
+            base = finished(m, format="e8m7", lr=lr)
+            row = [f, f"{lr:g}"]
+            for mode in ["rtz", "rne", "stochastic"]:
+                x = finished(m, format=f, lr=lr) if mode == "rtz" else finished(r, recipe=f"uniform:{f}:{mode}", lr=lr)
+                text, verdict = paired(x, base)
+                row.append(f"{text} {verdict}")
+            rows.append(row)
+    print(table(["format", "lr", "rtz - e8m7", "rne - e8m7", "stochastic - e8m7"], rows))
     print()
 
 
