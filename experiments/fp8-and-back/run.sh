@@ -41,9 +41,8 @@ all() {
 # its spec with everything else unchanged; its training loss, validation loss, gradient norm, status and
 # sharpness series must equal the committed ones bit for bit.
 verify() {
-  local tmp
   tmp="$(mktemp -d)"
-  trap 'rm -rf "$tmp"' RETURN
+  trap 'rm -rf "$tmp"' EXIT
   sed -e 's/^formats = .*/formats = ["e8m3"]/' -e 's/^lrs = .*/lrs = [3e-2]/' -e 's/^seeds = .*/seeds = [0]/' \
     "$here/mantissa.toml" > "$tmp/cell.toml"
   "$fpsim" grid "$tmp/cell.toml" --out "$tmp/cell.h5" --jobs 1 > /dev/null
