@@ -183,11 +183,9 @@ public final class GPT {
         out: ln1, mean: ln1Mean.pointer + l * N, rstd: ln1Rstd.pointer + l * N, inp: residual,
         weight: P.value(h + "ln_1.weight"), bias: P.value(h + "ln_1.bias"), N: N, C: C, threads: threads)
       cAttn[l].forward(out: qkv, inp: ln1, weight: P.value(h + "attn.c_attn.weight"), bias: P.value(h + "attn.c_attn.bias"), n: N)
-      if let r = precision.attentionRounding(block: l) {
-        Attention.forwardRounded(out: atty, att: att, qkv: qkv, B: B, T: T, C: C, NH: NH, rounding: r, threads: threads)
-      } else {
-        Attention.forward(out: atty, att: att, qkv: qkv, scratch: attScratch.pointer, B: B, T: T, C: C, NH: NH, threads: threads)
-      }
+      Attention.forward(
+        out: atty, att: att, qkv: qkv, scratch: attScratch.pointer, B: B, T: T, C: C, NH: NH,
+        rounding: precision.attentionRounding(block: l), threads: threads)
       attnProj[l].forward(out: branch.pointer, inp: atty, weight: P.value(h + "attn.c_proj.weight"), bias: P.value(h + "attn.c_proj.bias"), n: N)
       Residual.forward(out: res2, a: residual, b: branch.pointer, count: N * C, threads: threads)
       LayerNorm.forward(
@@ -258,14 +256,9 @@ public final class GPT {
         dinp: datty.pointer, dweight: P.grad(h + "attn.c_proj.weight"), dbias: P.grad(h + "attn.c_proj.bias"),
         dout: dresidual.pointer, inp: atty, weight: P.value(h + "attn.c_proj.weight"), n: N, overwriteDinp: true)
       dqkv.zero()
-      if let r = precision.attentionRounding(block: l) {
-        Attention.backwardRounded(
-          dqkv: dqkv.pointer, dout: datty.pointer, qkv: qkv, att: att, B: B, T: T, C: C, NH: NH, rounding: r, threads: threads)
-      } else {
-        Attention.backward(
-          dqkv: dqkv.pointer, dout: datty.pointer, qkv: qkv, att: att, scratch: attScratch.pointer,
-          B: B, T: T, C: C, NH: NH, threads: threads)
-      }
+      Attention.backward(
+        dqkv: dqkv.pointer, dout: datty.pointer, qkv: qkv, att: att, scratch: attScratch.pointer,
+        B: B, T: T, C: C, NH: NH, rounding: precision.attentionRounding(block: l), threads: threads)
       cAttn[l].backward(
         dinp: dln.pointer, dweight: P.grad(h + "attn.c_attn.weight"), dbias: P.grad(h + "attn.c_attn.bias"),
         dout: dqkv.pointer, inp: ln1, weight: P.value(h + "attn.c_attn.weight"), n: N, overwriteDinp: true)

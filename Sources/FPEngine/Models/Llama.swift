@@ -215,11 +215,9 @@ public final class Llama {
         out: qkv + C, ldo: 3 * C, inp: k.pointer, ldi: C, cos: ropeCos.pointer, sin: ropeSin.pointer,
         N: N, T: T, C: C, NH: NH, threads: threads)
       for n in 0..<N { (qkv + n * 3 * C + 2 * C).update(from: v.pointer + n * C, count: C) }
-      if let r = precision.attentionRounding(block: l) {
-        Attention.forwardRounded(out: atty, att: att, qkv: qkv, B: B, T: T, C: C, NH: NH, rounding: r, threads: threads)
-      } else {
-        Attention.forward(out: atty, att: att, qkv: qkv, scratch: attScratch.pointer, B: B, T: T, C: C, NH: NH, threads: threads)
-      }
+      Attention.forward(
+        out: atty, att: att, qkv: qkv, scratch: attScratch.pointer, B: B, T: T, C: C, NH: NH,
+        rounding: precision.attentionRounding(block: l), threads: threads)
       oProj[l].forward(out: branch.pointer, inp: atty, weight: P.value(h + "self_attn.o_proj.weight"), bias: nil, n: N)
       Residual.forward(out: res2, a: residual, b: branch.pointer, count: N * C, threads: threads)
       // MLP branch: residual3 = residual2 + down_proj(silu(gate_proj(x)) * up_proj(x)),
@@ -294,14 +292,9 @@ public final class Llama {
         dinp: datty.pointer, dweight: P.grad(h + "self_attn.o_proj.weight"), dbias: nil, dout: dresidual.pointer,
         inp: atty, weight: P.value(h + "self_attn.o_proj.weight"), n: N, overwriteDinp: true)
       dqkv.zero()
-      if let r = precision.attentionRounding(block: l) {
-        Attention.backwardRounded(
-          dqkv: dqkv.pointer, dout: datty.pointer, qkv: qkv, att: att, B: B, T: T, C: C, NH: NH, rounding: r, threads: threads)
-      } else {
-        Attention.backward(
-          dqkv: dqkv.pointer, dout: datty.pointer, qkv: qkv, att: att, scratch: attScratch.pointer,
-          B: B, T: T, C: C, NH: NH, threads: threads)
-      }
+      Attention.backward(
+        dqkv: dqkv.pointer, dout: datty.pointer, qkv: qkv, att: att, scratch: attScratch.pointer,
+        B: B, T: T, C: C, NH: NH, rounding: precision.attentionRounding(block: l), threads: threads)
       // Undo the rotations on dq and dk; dv leaves the packed buffer as it is. q, k, v (free after
       // the forward) hold the three gradients.
       Rotary.backward(

@@ -182,3 +182,30 @@ extension Attention {
     }
   }
 }
+
+extension Attention {
+  /// The models' attention forward: the blocked float32 kernel, or with `rounding` (the recipe's
+  /// `attention-products=on`) the rounded one.
+  static func forward(
+    out: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>,
+    scratch: UnsafeMutablePointer<Float>, B: Int, T: Int, C: Int, NH: Int, rounding: AttentionRounding?, threads: Int
+  ) {
+    if let rounding {
+      forwardRounded(out: out, att: att, qkv: qkv, B: B, T: T, C: C, NH: NH, rounding: rounding, threads: threads)
+    } else {
+      forward(out: out, att: att, qkv: qkv, scratch: scratch, B: B, T: T, C: C, NH: NH, threads: threads)
+    }
+  }
+
+  /// The models' attention backward, likewise (accumulates into dqkv).
+  static func backward(
+    dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, qkv: UnsafePointer<Float>, att: UnsafePointer<Float>,
+    scratch: UnsafeMutablePointer<Float>, B: Int, T: Int, C: Int, NH: Int, rounding: AttentionRounding?, threads: Int
+  ) {
+    if let rounding {
+      backwardRounded(dqkv: dqkv, dout: dout, qkv: qkv, att: att, B: B, T: T, C: C, NH: NH, rounding: rounding, threads: threads)
+    } else {
+      backward(dqkv: dqkv, dout: dout, qkv: qkv, att: att, scratch: scratch, B: B, T: T, C: C, NH: NH, threads: threads)
+    }
+  }
+}
