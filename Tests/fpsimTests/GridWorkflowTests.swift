@@ -9,8 +9,8 @@ import Testing
     var environment = ProcessInfo.processInfo.environment
     environment["FPSIM_DATA"] = nil
     let previous = FileManager.default.currentDirectoryPath
-    FileManager.default.changeCurrentDirectoryPath(cwd.path)
-    defer { FileManager.default.changeCurrentDirectoryPath(previous) }
+    _ = FileManager.default.changeCurrentDirectoryPath(cwd.path)
+    defer { _ = FileManager.default.changeCurrentDirectoryPath(previous) }
     return try CLI.run(arguments, environment: environment)
   }
 
@@ -279,7 +279,7 @@ import Testing
     let args = ["grid", "--model", "gpt-micro", "--formats", "e8m7", "--lrs", "0.003", "--seeds", "0..1", "--steps", "3000",
                 "--checkpoint-every", "500", "--eval-every", "1000", "--out", "g.h5", "--jobs", "2"]
     let previous = FileManager.default.currentDirectoryPath
-    FileManager.default.changeCurrentDirectoryPath(dir.path)
+    _ = FileManager.default.changeCurrentDirectoryPath(dir.path)
     let p = Process()
     p.executableURL = CLI.executable
     p.arguments = args
@@ -287,7 +287,7 @@ import Testing
     p.standardError = err
     p.standardOutput = FileHandle.nullDevice
     try p.run()
-    FileManager.default.changeCurrentDirectoryPath(previous)
+    _ = FileManager.default.changeCurrentDirectoryPath(previous)
     // Wait until both workers report steps, then SIGTERM the grid.
     var seen = ""
     while p.isRunning {
