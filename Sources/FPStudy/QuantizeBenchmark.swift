@@ -75,17 +75,9 @@ public struct QuantizeBenchmark: Sendable {
           t = time.perf_counter(); x.astype(dt).astype(np.float32); ts.append(time.perf_counter() - t)
       print(n / sorted(ts)[len(ts) // 2])
       """
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = ["python3", "-c", script, format, "\(n)"]
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    p.standardError = FileHandle.nullDevice
-    try p.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-    guard p.terminationStatus == 0, let r = Double(text) else {
+    let text = try PythonPeer.run(script, arguments: [format, "\(n)"])
+      .map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) }
+    guard let text, let r = Double(text) else {
       throw BenchmarkError("the ml_dtypes peer failed for '\(format)': install it with `pip install ml_dtypes` and use an ml_dtypes name")
     }
     return r

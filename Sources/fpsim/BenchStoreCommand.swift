@@ -1,5 +1,6 @@
 import ArgumentParser
 import FPStore
+import FPStudy
 import Foundation
 
 /// `fpsim bench store`: HDF5 write and read throughput and compressed size per codec (none,
@@ -130,17 +131,9 @@ struct BenchStore: ParsableCommand {
           out.append({"codec": codec, "stored_bytes": int(stored), "write_mb_per_s": total / tw, "read_mb_per_s": total / tr})
       print(json.dumps(out))
       """
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     let codecNames = (parsedCodecs() ?? []).map(\.description).joined(separator: ",")
-    process.arguments = ["python3", "-c", script, "\(megabytes)", directory, codecNames, "\(seed)"]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0, let results = try? JSONDecoder().decode([PeerResult].self, from: data) else {
+    let data = try PythonPeer.run(script, arguments: ["\(megabytes)", directory, codecNames, "\(seed)"])
+    guard let data, let results = try? JSONDecoder().decode([PeerResult].self, from: data) else {
       throw CLIError("the h5py peer failed: install it with `pip install h5py hdf5plugin`")
     }
     return results
