@@ -43,6 +43,20 @@ public enum Softmax {
 ///
 ///     dlogits_n += dloss * (p_n - onehot(target_n))
 public enum CrossEntropy {
+  /// A language model's loss head (GPT, Llama): copies `targets` (N token ids, each checked to be
+  /// below V) into `kept`, which the backward pass reads, and returns the mean of `forward`'s losses.
+  static func meanLoss(
+    logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>, kept: UnsafeMutablePointer<Int32>,
+    losses: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>, N: Int, V: Int
+  ) -> Float {
+    for i in 0..<N {
+      precondition(targets[i] >= 0 && Int(targets[i]) < V, "target out of range")
+      kept[i] = targets[i]
+    }
+    forward(losses: losses, probs: probs, logits: logits, targets: kept, N: N, V: V)
+    return mean(losses, N: N)
+  }
+
   public static func forward(
     losses: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>, logits: UnsafePointer<Float>,
     targets: UnsafePointer<Int32>, N: Int, V: Int

@@ -201,17 +201,10 @@ public final class GPT {
       out: lnf.pointer, mean: lnfMean.pointer, rstd: lnfRstd.pointer, inp: last,
       weight: P.value("transformer.ln_f.weight"), bias: P.value("transformer.ln_f.bias"), N: N, C: C, threads: threads)
     lmHead.forward(out: logits.pointer, inp: lnf.pointer, weight: P.value("transformer.wte.weight"), bias: nil, n: N)
-    guard let target = target else {
-      hasTargets = false
-      return .nan
-    }
-    for i in 0..<N {
-      precondition(target[i] >= 0 && Int(target[i]) < V, "target out of range")
-      targets[i] = target[i]
-    }
-    hasTargets = true
-    CrossEntropy.forward(losses: losses.pointer, probs: probs.pointer, logits: logits.pointer, targets: targets, N: N, V: V)
-    return CrossEntropy.mean(losses.pointer, N: N)
+    hasTargets = target != nil
+    guard let target else { return .nan }
+    return CrossEntropy.meanLoss(
+      logits: logits.pointer, targets: target, kept: targets, losses: losses.pointer, probs: probs.pointer, N: N, V: V)
   }
 
   /// Gradients of the mean loss of the last `forward` (which must have had targets) with respect to
