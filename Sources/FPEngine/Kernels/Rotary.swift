@@ -40,6 +40,24 @@ public enum Rotary {
     out: UnsafeMutablePointer<Float>, ldo: Int, inp: UnsafePointer<Float>, ldi: Int,
     cos: UnsafePointer<Float>, sin: UnsafePointer<Float>, N: Int, T: Int, C: Int, NH: Int, threads: Int = 1
   ) {
+    rotate(out: out, ldo: ldo, inp: inp, ldi: ldi, cos: cos, sin: sin, sign: 1, N: N, T: T, C: C, NH: NH, threads: threads)
+  }
+
+  /// dinp (row stride lddi) = the inverse rotation of dout (row stride lddo); overwrites dinp.
+  public static func backward(
+    dinp: UnsafeMutablePointer<Float>, lddi: Int, dout: UnsafePointer<Float>, lddo: Int,
+    cos: UnsafePointer<Float>, sin: UnsafePointer<Float>, N: Int, T: Int, C: Int, NH: Int, threads: Int = 1
+  ) {
+    rotate(out: dinp, ldo: lddi, inp: dout, ldi: lddo, cos: cos, sin: sin, sign: -1, N: N, T: T, C: C, NH: NH, threads: threads)
+  }
+
+  /// Rotation of each pair (x1[i], x2[i]) of every head by the angle of (cos, sign * sin):
+  /// y1 = x1 c - x2 s, y2 = x2 c + x1 s. sign -1 is the inverse (the transpose); negating s is exact,
+  /// so both directions give the bits of their own formulas.
+  static func rotate(
+    out: UnsafeMutablePointer<Float>, ldo: Int, inp: UnsafePointer<Float>, ldi: Int,
+    cos: UnsafePointer<Float>, sin: UnsafePointer<Float>, sign: Float, N: Int, T: Int, C: Int, NH: Int, threads: Int
+  ) {
     precondition(C % NH == 0 && (C / NH) % 2 == 0, "rotary needs an even head size")
     let hs = C / NH, half = hs / 2
     nonisolated(unsafe) let out = out, inp = inp, cos = cos, sin = sin
@@ -50,33 +68,9 @@ public enum Rotary {
         for h in 0..<NH {
           let x1 = x + h * hs, x2 = x1 + half, y1 = y + h * hs, y2 = y1 + half
           for i in 0..<half {
-            let a = x1[i], b = x2[i]
-            y1[i] = a * c[i] - b * s[i]
-            y2[i] = b * c[i] + a * s[i]
-          }
-        }
-      }
-    }
-  }
-
-  /// dinp (row stride lddi) = the inverse rotation of dout (row stride lddo); overwrites dinp.
-  public static func backward(
-    dinp: UnsafeMutablePointer<Float>, lddi: Int, dout: UnsafePointer<Float>, lddo: Int,
-    cos: UnsafePointer<Float>, sin: UnsafePointer<Float>, N: Int, T: Int, C: Int, NH: Int, threads: Int = 1
-  ) {
-    precondition(C % NH == 0 && (C / NH) % 2 == 0, "rotary needs an even head size")
-    let hs = C / NH, half = hs / 2
-    nonisolated(unsafe) let dinp = dinp, dout = dout, cos = cos, sin = sin
-    parallelRows(N, width: C, threads) { lo, hi in
-      for n in lo..<hi {
-        let dy = dout + n * lddo, dx = dinp + n * lddi
-        let c = cos + (n % T) * half, s = sin + (n % T) * half
-        for h in 0..<NH {
-          let dy1 = dy + h * hs, dy2 = dy1 + half, dx1 = dx + h * hs, dx2 = dx1 + half
-          for i in 0..<half {
-            let a = dy1[i], b = dy2[i]
-            dx1[i] = a * c[i] + b * s[i]
-            dx2[i] = b * c[i] - a * s[i]
+            let a = x1[i], b = x2[i], si = sign * s[i]
+            y1[i] = a * c[i] - b * si
+            y2[i] = b * c[i] + a * si
           }
         }
       }
