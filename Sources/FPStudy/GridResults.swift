@@ -78,8 +78,9 @@ public enum GridResults {
     /// Classifiers: step -> validation accuracy, where evaluated; the final one (NaN for others).
     var accuracies: [Int64: Float] = [:]
     var finalAccuracy = Float.nan
-    /// Per operand kind (fwd_x, ...): fractions saturated and flushed per step, averaged over layers.
-    var saturated: [String: [Float]] = [:], flushed: [String: [Float]] = [:]
+    /// Telemetry kind (`GridResults.telemetryKinds`) -> operand kind (fwd_x, ...) -> fraction per
+    /// step, averaged over layers.
+    var telemetry: [String: [String: [Float]]] = [:]
   }
 
   /// Everything derived from the runs: the cells in spec order, the statuses and the summary.
@@ -169,24 +170,22 @@ public enum GridResults {
         }
       }
 
-      // saturated / flushed [label, lr, seed, step, operand]: the mean over layers of each rounded
-      // operand kind's fraction of values (NaN where a recipe does not round that operand).
-      let kinds = GEMMOperand.allCases.map(\.description).filter { k in cells.contains { $0.saturated[k] != nil } }
+      // saturated / flushed / scale_saturated / scale_underflow [label, lr, seed, step, operand]: the
+      // mean over layers of each rounded operand kind's fraction (NaN where a recipe does not round
+      // that operand).
+      let kinds = GEMMOperand.allCases.map(\.description).filter { k in cells.contains { $0.telemetry["saturated"]?[k] != nil } }
       if !kinds.isEmpty {
         let op = try g.createDimensionScale("operand", labels: kinds)
         try op.setAttribute("units", "GEMM operand (fwd_x: forward input, fwd_w: weight, dgrad_*: data gradient GEMM, wgrad_*: weight gradient GEMM)")
-        for (name, pick) in [("saturated", \Cell.saturated), ("flushed", \Cell.flushed)] {
+        for (name, units) in Self.telemetryKinds {
           var v = [Float](repeating: .nan, count: F * L * S * T * kinds.count)
           for (i, cell) in cells.enumerated() {
             for (k, kind) in kinds.enumerated() {
-              guard let series = cell[keyPath: pick][kind] else { continue }
+              guard let series = cell.telemetry[name]?[kind] else { continue }
               for (t, x) in series.prefix(T).enumerated() { v[((i * T) + t) * kinds.count + k] = x }
             }
           }
-          try finish(
-            try g.createDataset(name, values: v, shape: [F, L, S, T, kinds.count]), [label, lr, seed, step, op],
-            units: name == "saturated" ? "fraction of the operand's values changed by the clamp at the format's max, mean over layers"
-              : "fraction of the operand's nonzero values rounded to zero, mean over layers")
+          try finish(try g.createDataset(name, values: v, shape: [F, L, S, T, kinds.count]), [label, lr, seed, step, op], units: units)
         }
       }
 
@@ -204,6 +203,14 @@ public enum GridResults {
 
   /// A final validation loss within this fraction of the chance level counts as at chance.
   public static let chanceTolerance = 0.02
+
+  /// The operand telemetry kinds collected into `/results` (from each run's `metrics/<kind>/`), with units.
+  static let telemetryKinds: [(name: String, units: String)] = [
+    ("saturated", "fraction of the operand's values changed by the clamp at the format's max, mean over layers"),
+    ("flushed", "fraction of the operand's nonzero values rounded to zero, mean over layers"),
+    ("scale_saturated", "block formats: fraction of blocks whose scale saturated at the scale format's max, mean over layers (0 for element formats)"),
+    ("scale_underflow", "block formats: fraction of nonzero blocks whose scale underflowed the scale format's min, mean over layers (0 for element formats)"),
+  ]
 
   static let chanceDefinition =
     "the loss of the best model that ignores its input: the entropy of the training text's character frequencies (language models), ln(classes) (classification), the variance of the standardized targets (regression)"
@@ -331,7 +338,7 @@ public enum GridResults {
       c.finalAccuracy = Float(try g.attribute("final_eval_accuracy")?.doubleValue ?? .nan)
     }
     c.minEval = c.evals.values.filter(\.isFinite).min() ?? .nan
-    for (kind, target) in [("saturated", \Cell.saturated), ("flushed", \Cell.flushed)] where try g.contains("metrics/" + kind) {
+    for (kind, _) in Self.telemetryKinds where try g.contains("metrics/" + kind) {
       var sums: [String: (sum: [Float], n: Int)] = [:]
       for child in try g.group("metrics/" + kind).children() {
         guard let dot = child.name.lastIndex(of: ".") else { continue }
@@ -342,7 +349,7 @@ public enum GridResults {
         entry.n += 1
         sums[operand] = entry
       }
-      c[keyPath: target] = sums.mapValues { e in e.sum.map { $0 / Float(e.n) } }
+      c.telemetry[kind] = sums.mapValues { e in e.sum.map { $0 / Float(e.n) } }
     }
     return c
   }
