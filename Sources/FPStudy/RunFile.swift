@@ -365,6 +365,7 @@ public final class RunFileWriter: TrainingSink {
       try g.setAttribute("rounding", o.rounding)
       try g.setAttribute("overflow", o.overflow)
       try g.setAttribute("block_axis", o.blockAxis)
+      try g.setAttribute("block", o.block)
       try g.setAttribute("reduction_axis", o.layout.reducesAlongRows ? 0 : 1)
       try g.setAttribute("hadamard", o.hadamard ?? 0)
       try g.setAttribute("loss_scale", Double(o.lossScale))

@@ -23,6 +23,8 @@ public struct OperandSnapshot: Sendable {
   /// `columns` (down each column: the GEMM reduces along rows), `tiles RxC`, `tensor`; `none` for
   /// element formats.
   public var blockAxis: String
+  /// The format's block as its spec spells it (`32`, `16x16`, `row`, `tensor`); `none` for element formats.
+  public var block: String
   /// Size of the random Hadamard transform applied along the reduction axis before rounding (nil: none).
   public var hadamard: Int?
   /// Block formats: each block's stored scale (a value of the scale format) in block order (blocks
@@ -49,7 +51,7 @@ extension OperandSnapshot {
     var s = OperandSnapshot(
       layer: layer, operand: op, layout: layout, input: x,
       rounded: Array(UnsafeBufferPointer(start: rounded, count: layout.count)), format: "", rounding: "",
-      overflow: "saturate", blockAxis: "none", hadamard: hadamard?.size, scales: nil, scaleCodes: nil, scaleFormat: nil,
+      overflow: "saturate", blockAxis: "none", block: "none", hadamard: hadamard?.size, scales: nil, scaleCodes: nil, scaleFormat: nil,
       lossScale: lossScale)
     if let e = rounder as? ElementRounding {
       s.format = e.format.name
@@ -58,6 +60,7 @@ extension OperandSnapshot {
     } else if let b = rounder as? ScaledRounding {
       s.format = b.format.name
       s.rounding = "\(b.rounding)"
+      s.block = "\(b.format.block)"
       switch b.format.block {
       case .vector: s.blockAxis = layout.reducesAlongRows ? "columns" : "rows"
       case .row: s.blockAxis = layout.reducesAlongRows ? "columns" : "rows"
