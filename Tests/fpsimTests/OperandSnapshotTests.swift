@@ -62,7 +62,8 @@ for kind in ['flushed', 'saturated']:
         frac = run['metrics/' + kind + '/' + n][:]
         expect = (h[kind][p, :].astype(np.float64) / total[p]).astype(np.float32)
         assert np.array_equal(frac, expect), (kind, n, frac, expect)
-print('checked', checked, 'operands; flushed', int(h['flushed'][:].sum()), 'saturated', int(h['saturated'][:].sum()))"""#
+print('checked', checked, 'operands; flushed', int(h['flushed'][:].sum()), 'saturated', int(h['saturated'][:].sum()))
+"""#
 
   @Test(arguments: [
     ("mxfp4", "transformer.h.0.attn.c_attn,lm_head"),
