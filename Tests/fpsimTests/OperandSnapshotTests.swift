@@ -123,4 +123,49 @@ print('checked', checked, 'operands; flushed', int(h['flushed'][:].sum()), 'satu
       """)
     #expect(printed == "True \(3 + 5 * 54) False True\n", "\(printed)")
   }
+
+  /// A grid with `histograms = true`: `/results/histogram` holds, per run and operand kind, the run's
+  /// `metrics/histograms/counts` summed over the layers of that kind (placed on the grid's binade axis,
+  /// zero outside the run's range), and likewise the special counts; xarray opens it labelled.
+  @Test func gridResultsSumEachRunsHistogramsOverLayers() throws {
+    let dir = try scratchDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    try """
+      model = "gpt-micro"
+      recipes = ["mxfp4", "uniform:e4m3fn"]
+      lrs = [3e-3]
+      seeds = [0]
+      steps = 3
+      eval_every = 3
+      checkpoint_every = 3
+      histograms = true
+      """.write(to: dir.appendingPathComponent("spec.toml"), atomically: true, encoding: .utf8)
+    let g = try GridWorkflowTests.run(["grid", "spec.toml", "--out", "g.h5", "--jobs", "1"], in: dir)
+    #expect(g.status == 0, "\(g.stderr)")
+    let printed = try python("""
+      import h5py, numpy as np, xarray as xr
+      path = '\(dir.path)/g.h5'
+      ds = xr.open_dataset(path, group='results', engine='h5netcdf')
+      f = h5py.File(path, 'r')
+      checked = 0
+      for rid in f['runs']:
+          run = f['runs'][rid]
+          h = run['metrics/histograms']
+          names = [n.decode() if isinstance(n, bytes) else n for n in h['operand'][:]]
+          b = h['binade'][:]
+          cell = ds.sel(recipe=run.attrs['recipe'], lr=run.attrs['grid_lr'], seed=run.attrs['grid_seed'])
+          for kind in ['fwd_x', 'fwd_w', 'dgrad_dy', 'dgrad_w', 'wgrad_dy', 'wgrad_x']:
+              rows = [i for i, n in enumerate(names) if n.endswith('.' + kind)]
+              total = h['counts'][rows].sum(axis=0).astype(np.int64)
+              got = cell.histogram.sel(operand=kind)
+              assert np.array_equal(got.sel(binade=b).values, total), (rid, kind)
+              outside = got.where((got.binade < b[0]) | (got.binade > b[-1]), drop=True).values
+              assert (outside == 0).all(), (rid, kind)
+              for special in ['zeros', 'non_finite', 'flushed', 'saturated']:
+                  assert np.array_equal(cell['histogram_' + special].sel(operand=kind).values, h[special][rows].sum(axis=0)), (rid, kind, special)
+              checked += 1
+      print(checked, ds.histogram.dims)
+      """)
+    #expect(printed == "12 ('recipe', 'lr', 'seed', 'step', 'operand', 'binade')\n", "\(printed)")
+  }
 }
