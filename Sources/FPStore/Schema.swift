@@ -17,8 +17,9 @@ public struct Schema: Sendable, Hashable, Codable, CustomStringConvertible {
 
   /// One training run (`/runs/<id>/...`).
   public static let run = Schema("fpsim/run", version: 1)
-  /// A sweep: runs plus `/results`, labelled arrays over format, lr, seed, step.
-  public static let grid = Schema("fpsim/grid", version: 1)
+  /// A sweep: runs plus `/results`, labelled arrays over recipe, lr, seed, step. Version 2 names the
+  /// first dimension `recipe` for every grid; version 1 named it `format` in grids of formats.
+  public static let grid = Schema("fpsim/grid", version: 2)
   /// Model and optimizer state to resume or analyse (sharpness).
   public static let checkpoint = Schema("fpsim/checkpoint", version: 1)
   /// Quantized tensors: values, storage codes and scales of tensors run through a format.

@@ -108,7 +108,7 @@ public enum GridResults {
   static func fill(_ g: H5Group, spec: GridSpec, grid: H5File, _ c: Computed) throws {
       let cells = c.cells
       let F = spec.labels.count, L = spec.lrs.count, S = spec.seeds.count, T = spec.steps
-      let label = try g.createDimensionScale(spec.labelKind, labels: spec.labels)
+      let label = try g.createDimensionScale(try labelDimension(of: grid, spec: spec), labels: spec.labels)
       let lr = try g.createDimensionScale("lr", values: spec.lrs)
       let seed = try g.createDimensionScale("seed", values: spec.seeds.map(Int64.init))
       let step = try g.createDimensionScale("step", values: (1...T).map(Int64.init))
@@ -116,6 +116,7 @@ public enum GridResults {
       try seed.setAttribute("units", "seed (initialization, data order, stochastic rounding)")
       try step.setAttribute("units", "completed optimizer steps")
       try label.setAttribute("units", spec.labelKind == "format" ? "format of every GEMM operand" : "precision recipe")
+      try g.setAttribute("label_kind", spec.labelKind)
       let coordinates = try labelCoordinates(spec: spec, in: g, label: label)
       func finish(_ d: H5Dataset, _ scales: [H5Dataset], units: String) throws {
         try d.attach(scales: scales)
@@ -211,6 +212,14 @@ public enum GridResults {
 
   /// A final validation loss within this fraction of the chance level counts as at chance.
   public static let chanceTolerance = 0.02
+
+  /// The name of `/results`' first dimension: `recipe` in every grid from schema_version 2 on, so that
+  /// a notebook selects `recipe=` whatever the grid's labels are (`@label_kind` says whether they are
+  /// formats or recipes); version 1 files, kept as they were written, named it after the labels.
+  static func labelDimension(of grid: H5File, spec: GridSpec) throws -> String {
+    let version = try FileHeader.read(from: grid)?.schemaVersion ?? Schema.grid.version
+    return version >= 2 ? "recipe" : spec.labelKind
+  }
 
   /// The operand telemetry kinds collected into `/results` (from each run's `metrics/<kind>/`), with units.
   static let telemetryKinds: [(name: String, units: String)] = [

@@ -53,11 +53,14 @@ public struct GridStudy: Sendable {
     }
     let r = try file.group("/results")
     let names = Set(try r.children().map(\.name))
-    let kind = names.contains("format") ? "format" : names.contains("recipe") ? "recipe" : nil
-    guard let kind, names.contains("lr"), names.contains("seed"), names.contains("final_eval_loss") else {
-      throw StoreError(.schema, file: file.path, object: "/results", "lacks format|recipe, lr, seed or final_eval_loss; rebuild it with `fpsim grid SPEC --out \(file.path)`")
+    // The first dimension: `recipe` (schema_version 2, or a version 1 recipe grid) or `format` (a
+    // version 1 format grid); the labels are formats or recipes as `@label_kind` says (version 2).
+    let dimension = names.contains("format") ? "format" : names.contains("recipe") ? "recipe" : nil
+    guard let dimension, names.contains("lr"), names.contains("seed"), names.contains("final_eval_loss") else {
+      throw StoreError(.schema, file: file.path, object: "/results", "lacks recipe (or format), lr, seed or final_eval_loss; rebuild it with `fpsim grid SPEC --out \(file.path)`")
     }
-    let labels = try r.dataset(kind).readStrings()
+    let kind = dimension == "format" ? "format" : try r.attribute("label_kind")?.stringValue ?? "recipe"
+    let labels = try r.dataset(dimension).readStrings()
     let lrs = try r.dataset("lr").read(as: Double.self)
     let seeds = try r.dataset("seed").read(as: Int64.self).map(Int.init)
     let n = labels.count * lrs.count * seeds.count

@@ -106,7 +106,7 @@ public enum SharpnessResults {
     }
     if old.contains("sharpness_step") { try results.delete("sharpness_step") }
     try write(
-      into: results, grid: grid, spec: spec, labelScale: try results.dataset(spec.labelKind),
+      into: results, grid: grid, spec: spec, labelScale: try results.dataset(try GridResults.labelDimension(of: grid, spec: spec)),
       lrScale: try results.dataset("lr"), seedScale: try results.dataset("seed"))
     try grid.flush(durable: true)
   }

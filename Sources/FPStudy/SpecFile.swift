@@ -9,6 +9,18 @@ public enum SpecValue: Hashable, Sendable {
   case array([SpecValue])
 }
 
+extension SpecValue {
+  init(_ v: TOMLValue) {
+    switch v {
+    case .string(let s): self = .string(s)
+    // TOMLDocument returns only numbers that Double reads.
+    case .number(let t): self = .number(Double(t)!)
+    case .bool(let b): self = .bool(b)
+    case .array(let a): self = .array(a.map(SpecValue.init))
+    }
+  }
+}
+
 /// A spec error names the file, the line (when known) and the problem.
 public struct SpecError: Error, CustomStringConvertible {
   public let file: String
@@ -19,8 +31,7 @@ public struct SpecError: Error, CustomStringConvertible {
 
 /// The entries of a TOML or JSON spec as dotted keys (`divergence.margin`), each with its line.
 ///
-/// TOML: the subset specs need: `# comments`, `[section]` tables, `key = value` with basic and literal
-/// strings, integers and floats (`1e-3`, `1_000`), booleans, and arrays (which may span lines).
+/// TOML: as `TOMLDocument` reads it (tables, dotted keys, strings, numbers, booleans, arrays).
 /// Duplicate keys are errors. JSON: an object whose values are those types, nested objects being
 /// sections.
 public struct SpecDocument: Sendable {
@@ -56,119 +67,14 @@ public struct SpecDocument: Sendable {
     order.append(key)
   }
 
-  // MARK: TOML subset
+  // MARK: TOML
 
   mutating func parseTOML(_ text: String) throws {
-    var section = ""
-    let lines = text.components(separatedBy: "\n")
-    var i = 0
-    while i < lines.count {
-      let lineNumber = i + 1
-      var line = stripComment(lines[i]).trimmingCharacters(in: .whitespaces)
-      i += 1
-      if line.isEmpty { continue }
-      if line.hasPrefix("[") {
-        guard line.hasSuffix("]"), !line.hasPrefix("[[") else {
-          throw SpecError(file: file, line: lineNumber, problem: "malformed table header '\(line)': write [name]")
-        }
-        section = String(line.dropFirst().dropLast()).trimmingCharacters(in: .whitespaces)
-        guard !section.isEmpty, section.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == "." }) else {
-          throw SpecError(file: file, line: lineNumber, problem: "malformed table name '\(section)'")
-        }
-        continue
-      }
-      guard let eq = line.firstIndex(of: "=") else {
-        throw SpecError(file: file, line: lineNumber, problem: "expected key = value, got '\(line)'")
-      }
-      let key = line[..<eq].trimmingCharacters(in: .whitespaces)
-      guard !key.isEmpty, key.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }) else {
-        throw SpecError(file: file, line: lineNumber, problem: "malformed key '\(key)'")
-      }
-      var rest = String(line[line.index(after: eq)...]).trimmingCharacters(in: .whitespaces)
-      // An array may continue on the following lines until its brackets balance.
-      while bracketDepth(rest) > 0 && i < lines.count {
-        rest += " " + stripComment(lines[i]).trimmingCharacters(in: .whitespaces)
-        i += 1
-      }
-      var scanner = Substring(rest)
-      let value = try parseValue(&scanner, line: lineNumber)
-      guard scanner.trimmingCharacters(in: .whitespaces).isEmpty else {
-        throw SpecError(file: file, line: lineNumber, problem: "unexpected '\(scanner)' after the value of '\(key)'")
-      }
-      line = ""
-      try add(section.isEmpty ? key : section + "." + key, value, line: lineNumber)
+    let entries: [TOMLDocument.Entry]
+    do { entries = try TOMLDocument.entries(text) } catch let e as TOMLError {
+      throw SpecError(file: file, line: e.line, problem: e.problem)
     }
-  }
-
-  private func stripComment(_ s: String) -> String {
-    var inString: Character? = nil
-    var out = ""
-    for c in s {
-      if let q = inString {
-        if c == q { inString = nil }
-      } else if c == "\"" || c == "'" {
-        inString = c
-      } else if c == "#" {
-        break
-      }
-      out.append(c)
-    }
-    return out
-  }
-
-  private func bracketDepth(_ s: String) -> Int {
-    var depth = 0
-    var inString: Character? = nil
-    for c in s {
-      if let q = inString { if c == q { inString = nil }; continue }
-      if c == "\"" || c == "'" { inString = c } else if c == "[" { depth += 1 } else if c == "]" { depth -= 1 }
-    }
-    return depth
-  }
-
-  private func parseValue(_ s: inout Substring, line: Int) throws -> SpecValue {
-    s = s.drop { $0 == " " || $0 == "\t" }
-    guard let c = s.first else { throw SpecError(file: file, line: line, problem: "missing value") }
-    if c == "\"" || c == "'" {
-      s = s.dropFirst()
-      var out = ""
-      while let d = s.first, d != c {
-        s = s.dropFirst()
-        if d == "\\" && c == "\"", let e = s.first {
-          s = s.dropFirst()
-          switch e {
-          case "n": out.append("\n")
-          case "t": out.append("\t")
-          default: out.append(e)
-          }
-        } else {
-          out.append(d)
-        }
-      }
-      guard s.first == c else { throw SpecError(file: file, line: line, problem: "unterminated string") }
-      s = s.dropFirst()
-      return .string(out)
-    }
-    if c == "[" {
-      s = s.dropFirst()
-      var items: [SpecValue] = []
-      while true {
-        s = s.drop { $0 == " " || $0 == "\t" || $0 == "," }
-        if s.first == "]" { s = s.dropFirst(); return .array(items) }
-        if s.isEmpty { throw SpecError(file: file, line: line, problem: "unterminated array") }
-        items.append(try parseValue(&s, line: line))
-        s = s.drop { $0 == " " || $0 == "\t" }
-        if s.first == "," { s = s.dropFirst() } else if s.first != "]" {
-          throw SpecError(file: file, line: line, problem: "expected , or ] in an array, got '\(s.prefix(10))'")
-        }
-      }
-    }
-    let token = s.prefix { !($0 == "," || $0 == "]" || $0 == " " || $0 == "\t") }
-    s = s.dropFirst(token.count)
-    if token == "true" { return .bool(true) }
-    if token == "false" { return .bool(false) }
-    if let d = Double(token.replacingOccurrences(of: "_", with: "")) { return .number(d) }
-    throw SpecError(file: file, line: line, problem: "cannot read value '\(token)' (strings need quotes)")
+    for e in entries { try add(e.key, SpecValue(e.value), line: e.line) }
   }
 
   // MARK: JSON

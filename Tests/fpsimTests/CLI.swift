@@ -21,11 +21,13 @@ enum CLI {
     fatalError("fpsim executable not found next to \(Bundle.main.bundleURL.path); set FPSIM_BIN")
   }()
 
-  static func run(_ arguments: [String], stdin: String = "", environment: [String: String]? = nil) throws -> CLIResult {
+  /// `cwd`: the child's working folder (never the test process's own, which parallel tests share).
+  static func run(_ arguments: [String], stdin: String = "", environment: [String: String]? = nil, in cwd: URL? = nil) throws -> CLIResult {
     let p = Process()
     p.executableURL = executable
     p.arguments = arguments
     if let environment { p.environment = environment }
+    if let cwd { p.currentDirectoryURL = cwd }
     let input = Pipe(), output = Pipe(), error = Pipe()
     p.standardInput = input
     p.standardOutput = output

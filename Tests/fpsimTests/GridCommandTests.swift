@@ -33,16 +33,17 @@ func resultsDigest(_ path: String) throws -> String {
     let check = try python("""
       import h5py, numpy as np, xarray as xr
       ds = xr.open_dataset('\(out)', group='results', engine='h5netcdf')
-      assert list(ds['format'].values) == ['e8m7', 'e8m6', 'e8m5'], ds['format'].values
+      assert list(ds['recipe'].values) == ['e8m7', 'e8m6', 'e8m5'], ds['recipe'].values
+      assert ds.attrs['label_kind'] == 'format' and h5py.File('\(out)', 'r').attrs['schema_version'] == 2
       assert list(ds['lr'].values) == [0.01, 0.1] and list(ds['seed'].values) == [0, 1]
-      assert ds['loss'].dims == ('format', 'lr', 'seed', 'step') and ds.sizes['step'] == 40
+      assert ds['loss'].dims == ('recipe', 'lr', 'seed', 'step') and ds.sizes['step'] == 40
       f = h5py.File('\(out)', 'r')
       bad = 0
       for fmt in ['e8m7', 'e8m6', 'e8m5']:
           for lr in [0.01, 0.1]:
               for seed in [0, 1]:
                   run = f['runs/%s_lr%s_s%d' % (fmt, lr, seed)]
-                  cell = ds.sel(format=fmt, lr=lr, seed=seed)
+                  cell = ds.sel(recipe=fmt, lr=lr, seed=seed)
                   bad += float(cell['final_loss']) != np.float32(run.attrs['final_train_loss'])
                   bad += not np.array_equal(cell['loss'].values, run['metrics/train_loss'][:])
                   bad += int(cell['diverged']) != (run.attrs['status'] == 'diverged')
@@ -138,6 +139,6 @@ func resultsDigest(_ path: String) throws -> String {
       v = ds['sharpness_hessian_top']
       print(v.dims, [int(s) for s in ds['sharpness_step'].values], bool(np.all(np.abs(v.values - 8.04842) < 8e-3)))
       """)
-    #expect(check.trimmingCharacters(in: .whitespacesAndNewlines) == "('format', 'lr', 'seed', 'sharpness_step') [20, 40] True")
+    #expect(check.trimmingCharacters(in: .whitespacesAndNewlines) == "('recipe', 'lr', 'seed', 'sharpness_step') [20, 40] True")
   }
 }

@@ -35,7 +35,7 @@ import Testing
       x = xr.open_dataset('\(dir.path)/g.h5', group='results', engine='h5netcdf')
       y = xr.open_dataset('\(dir.path)/small/g.h5', group='results', engine='h5netcdf')
       assert x.identical(y)
-      assert 'exponent_bits' in y.coords and y['loss'].dims == ('format', 'lr', 'seed', 'step')
+      assert 'exponent_bits' in y.coords and y['loss'].dims == ('recipe', 'lr', 'seed', 'step')
       for run in small['runs']:
           kept = sorted(small['runs'][run])
           assert 'checkpoints' not in kept and 'metrics' in kept and 'sharpness' in kept, kept

@@ -8,10 +8,7 @@ import Testing
   static func run(_ arguments: [String], in cwd: URL) throws -> CLIResult {
     var environment = ProcessInfo.processInfo.environment
     environment["FPSIM_DATA"] = nil
-    let previous = FileManager.default.currentDirectoryPath
-    _ = FileManager.default.changeCurrentDirectoryPath(cwd.path)
-    defer { _ = FileManager.default.changeCurrentDirectoryPath(previous) }
-    return try CLI.run(arguments, environment: environment)
+    return try CLI.run(arguments, environment: environment, in: cwd)
   }
 
   static func sha(_ path: String) throws -> String {
@@ -64,7 +61,7 @@ import Testing
       import xarray as xr, json
       ds = xr.open_dataset('\(dir.path)/g.h5', group='results', engine='h5netcdf')
       meanings = ds['status'].attrs['flag_meanings'].split()
-      names = [[meanings[int(v)] for v in row] for row in ds['status'].sel(format='e8m7').values]
+      names = [[meanings[int(v)] for v in row] for row in ds['status'].sel(recipe='e8m7').values]
       print(names, round(float(ds.attrs['chance_loss']), 6))
       """)
     #expect(check.hasPrefix("[['at_chance', 'at_chance'], ['learned', 'learned']] 1.0"), "\(check)")
@@ -87,7 +84,7 @@ import Testing
     let check = try python("""
       import xarray as xr, h5py, numpy as np
       ds = xr.open_dataset('\(dir.path)/g.h5', group='results', engine='h5netcdf')
-      a, final = ds['eval_accuracy'].sel(format='e8m7'), ds['final_eval_accuracy'].sel(format='e8m7')
+      a, final = ds['eval_accuracy'].sel(recipe='e8m7'), ds['final_eval_accuracy'].sel(recipe='e8m7')
       assert a.dims == ('lr', 'seed', 'eval_step') and list(ds.eval_step.values) == [50, 100, 150]
       assert np.array_equal(a.isel(eval_step=-1).values, final.values)
       f = h5py.File('\(dir.path)/g.h5', 'r')
@@ -278,16 +275,14 @@ import Testing
     defer { try? FileManager.default.removeItem(at: dir) }
     let args = ["grid", "--model", "gpt-micro", "--formats", "e8m7", "--lrs", "0.003", "--seeds", "0..1", "--steps", "3000",
                 "--checkpoint-every", "500", "--eval-every", "1000", "--out", "g.h5", "--jobs", "2"]
-    let previous = FileManager.default.currentDirectoryPath
-    _ = FileManager.default.changeCurrentDirectoryPath(dir.path)
     let p = Process()
     p.executableURL = CLI.executable
     p.arguments = args
+    p.currentDirectoryURL = dir
     let err = Pipe()
     p.standardError = err
     p.standardOutput = FileHandle.nullDevice
     try p.run()
-    _ = FileManager.default.changeCurrentDirectoryPath(previous)
     // Wait until both workers report steps, then SIGTERM the grid.
     var seen = ""
     while p.isRunning {

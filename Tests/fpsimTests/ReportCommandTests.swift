@@ -105,7 +105,7 @@ import Testing
           assert kind in d.tables, (kind, list(d.tables))
 
       f = h5py.File('\(grid)', 'r'); r = f['results']
-      labels = [x.decode() if isinstance(x, bytes) else x for x in r['format'][()]]
+      labels = [x.decode() if isinstance(x, bytes) else x for x in r['recipe'][()]]
       lrs = list(r['lr'][()]); steps = list(r['step'][()])
       ev = r['final_eval_loss'][()].astype(float); div = r['diverged'][()]; loss = r['loss'][()]
       def close(text, x):
@@ -196,7 +196,7 @@ import Testing
       from scipy import stats
       out = json.load(open('\(jsonPath)'))
       f = h5py.File('\(grid)', 'r'); r = f['results']
-      labels = [x.decode() if isinstance(x, bytes) else x for x in r['format'][()]]
+      labels = [x.decode() if isinstance(x, bytes) else x for x in r['recipe'][()]]
       lrs = list(r['lr'][()]); ev = r['final_eval_loss'][()].astype(float)
       b = labels.index('e8m5'); n = 0
       assert len(out['rows']) == len(labels) * len(lrs)

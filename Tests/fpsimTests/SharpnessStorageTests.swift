@@ -121,9 +121,9 @@ import Testing
     }
   }
 
-  /// `--steps all` on a grid reaches `/results` as [format, lr, seed, sharpness_step], read by xarray;
+  /// `--steps all` on a grid reaches `/results` as [recipe, lr, seed, sharpness_step], read by xarray;
   /// measuring more runs or metrics later rebuilds the sharpness arrays from every run's series, and
-  /// leaves every other array of `/results` bit for bit as it was. The format, lr and seed scales keep
+  /// leaves every other array of `/results` bit for bit as it was. The recipe, lr and seed scales keep
   /// no reference to a deleted array.
   @Test func stepsAllReachResultsWithTheStepDimension() throws {
     let dir = try scratchDirectory()
@@ -144,14 +144,14 @@ import Testing
       ds = xr.open_dataset('\(grid)', group='results', engine='h5netcdf')
       h, s = ds['sharpness_hessian_top'], ds['sharpness_sam']
       print(h.dims, ds['sharpness_step'].values.tolist(), int(h.isnull().sum()), h.attrs['variant'])
-      print(s.dims, s.sel(format='e8m5', sharpness_step=20).notnull().all().item(), int(s.isnull().sum()))
+      print(s.dims, s.sel(recipe='e8m5', sharpness_step=20).notnull().all().item(), int(s.isnull().sum()))
       print(int((ds['sharpness_hessian_top_converged'] == 1).sum()), sorted(v for v in ds.data_vars if v.startswith('sharpness')))
       f = h5py.File('\(grid)', 'r')
-      print(all(f[r[0]] is not None for name in ['format', 'lr', 'seed', 'sharpness_step'] for r in f['results'][name].attrs['REFERENCE_LIST']))
+      print(all(f[r[0]] is not None for name in ['recipe', 'lr', 'seed', 'sharpness_step'] for r in f['results'][name].attrs['REFERENCE_LIST']))
       """)
     let expected = """
-      ('format', 'lr', 'seed', 'sharpness_step') [10, 20] 0 power_iterations=100,tolerance=0.0001
-      ('format', 'lr', 'seed', 'sharpness_step') True 6
+      ('recipe', 'lr', 'seed', 'sharpness_step') [10, 20] 0 power_iterations=100,tolerance=0.0001
+      ('recipe', 'lr', 'seed', 'sharpness_step') True 6
       8 ['sharpness_hessian_top', 'sharpness_hessian_top_converged', 'sharpness_hessian_top_iterations', 'sharpness_sam']
       True
       """

@@ -46,10 +46,11 @@ verify() {
   sed -e 's/^formats = .*/formats = ["e8m3"]/' -e 's/^lrs = .*/lrs = [3e-2]/' -e 's/^seeds = .*/seeds = [0]/' \
     "$here/mantissa.toml" > "$tmp/cell.toml"
   "$fpsim" grid "$tmp/cell.toml" --out "$tmp/cell.h5" --jobs 1 > /dev/null
-  python3 - "$results/mantissa.h5" "$tmp/cell.h5" <<'PY'
-import sys, numpy as np, xarray as xr
-committed = xr.open_dataset(sys.argv[1], group="results", engine="h5netcdf")
-rerun = xr.open_dataset(sys.argv[2], group="results", engine="h5netcdf")
+  python3 - "$results/mantissa.h5" "$tmp/cell.h5" "$here" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[3])
+from summary import open_grid  # the first dimension is `format` whichever fpsim wrote the file
+committed, rerun = open_grid(sys.argv[1]), open_grid(sys.argv[2])
 cell = dict(format="e8m3", lr=0.03, seed=0)
 names = ["loss", "eval_loss", "grad_norm", "final_eval_loss", "status", "diverged_step", "sharpness_keskar_logits"]
 bad = []

@@ -5,7 +5,7 @@ import Foundation  // file reading, JSONSerialization
 ///
 /// A file is a table of recipe keys (`RecipeKeys`), nested tables joining their names with `.`:
 /// `{"base": "mxfp4", "backward": {"rounding": "stochastic"}, "hadamard": "wgrad:16"}` in JSON, or the
-/// same in a TOML subset (comments `#`, `[table]` headers, `key = "string" | integer | true | false`).
+/// the same in TOML (`TOMLDocument`: comments, `[table]` headers, dotted keys, strings, numbers, booleans).
 /// `base` (a preset, default fp32) is applied first, then every other key in file order. Keys starting
 /// with `_` or named `comment` / `description` are ignored (JSON has no comments; the stored form
 /// carries its description).
@@ -16,7 +16,7 @@ extension Recipe {
     }
     let pairs: [(String, String)]
     if path.lowercased().hasSuffix(".toml") {
-      pairs = try RecipeFile.toml(String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\r\n", with: "\n"), path: path)
+      pairs = try RecipeFile.toml(String(decoding: data, as: UTF8.self), path: path)
     } else {
       if let (key, line) = JSONDuplicateKeys.first(in: data) {
         throw RecipeError.badFile(path, "line \(line): duplicate key '\(key)' (JSON objects take each key once)")
@@ -165,53 +165,20 @@ enum RecipeFile {
     o[first] = inner
   }
 
-  /// The TOML subset: `# comments`, `[a.b]` table headers, `key = value` with a "basic string",
-  /// a 'literal string', an integer, a float or a boolean. Anything else is refused with its line.
+  /// A recipe file's TOML (`TOMLDocument`) as key-value pairs in file order: numbers as written,
+  /// booleans as on/off; arrays are refused (a recipe value is one string, number or boolean).
   static func toml(_ text: String, path: String) throws -> [(String, String)] {
-    var pairs: [(String, String)] = []
-    var table = ""
-    if let bad = text.unicodeScalars.first(where: { $0.value < 0x20 && $0 != "\n" && $0 != "\t" }) {
-      throw RecipeError.badFile(path, "control character U+\(String(bad.value, radix: 16, uppercase: true)) in the text: a recipe file is plain text")
+    let entries: [TOMLDocument.Entry]
+    do { entries = try TOMLDocument.entries(text) } catch let e as TOMLError {
+      throw RecipeError.badFile(path, "line \(e.line): \(e.problem)")
     }
-    for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-      // trimmingCharacters(.whitespacesAndNewlines) also drops the "\r" of a CRLF line end.
-      let line = stripComment(String(raw)).trimmingCharacters(in: .whitespacesAndNewlines)
-      if line.isEmpty { continue }
-      if line.hasPrefix("[") {
-        guard line.hasSuffix("]"), !line.hasPrefix("[[") else { throw RecipeError.badFile(path, "line \(n + 1): expected a [table] header") }
-        table = String(line.dropFirst().dropLast()).trimmingCharacters(in: .whitespaces) + "."
-        continue
-      }
-      guard let eq = line.firstIndex(of: "=") else { throw RecipeError.badFile(path, "line \(n + 1): expected key = value") }
-      let key = line[..<eq].trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "\"", with: "")
-      let v = line[line.index(after: eq)...].trimmingCharacters(in: .whitespaces)
-      let value: String
-      if v.count >= 2, (v.hasPrefix("\"") && v.hasSuffix("\"")) || (v.hasPrefix("'") && v.hasSuffix("'")) {
-        value = String(v.dropFirst().dropLast())
-      } else if v == "true" || v == "false" {
-        value = v == "true" ? "on" : "off"
-      } else if Double(v) != nil {
-        value = v
-      } else {
-        throw RecipeError.badFile(path, "line \(n + 1): value '\(v)' is not a quoted string, number or boolean")
-      }
-      pairs.append((table + key, value))
-    }
-    return pairs
-  }
-
-  /// The line up to a `#` that is outside quotes.
-  static func stripComment(_ line: String) -> String {
-    var quote: Character? = nil
-    for (i, ch) in zip(line.indices, line) {
-      if let q = quote {
-        if ch == q { quote = nil }
-      } else if ch == "\"" || ch == "'" {
-        quote = ch
-      } else if ch == "#" {
-        return String(line[..<i])
+    return try entries.map { e in
+      switch e.value {
+      case .string(let s): return (e.key, s)
+      case .number(let t): return (e.key, t)
+      case .bool(let b): return (e.key, b ? "on" : "off")
+      case .array: throw RecipeError.badFile(path, "line \(e.line): '\(e.key)' is an array: a recipe value is a quoted string, number or boolean")
       }
     }
-    return line
   }
 }
