@@ -139,6 +139,8 @@ print('checked', checked, 'operands; flushed', int(h['flushed'][:].sum()), 'satu
       eval_every = 3
       checkpoint_every = 3
       histograms = true
+      snapshot_every = 3
+      snapshot_operands = ["lm_head"]
       """.write(to: dir.appendingPathComponent("spec.toml"), atomically: true, encoding: .utf8)
     let g = try GridWorkflowTests.run(["grid", "spec.toml", "--out", "g.h5", "--jobs", "1"], in: dir)
     #expect(g.status == 0, "\(g.stderr)")
@@ -164,8 +166,28 @@ print('checked', checked, 'operands; flushed', int(h['flushed'][:].sum()), 'satu
               for special in ['zeros', 'non_finite', 'flushed', 'saturated']:
                   assert np.array_equal(cell['histogram_' + special].sel(operand=kind).values, h[special][rows].sum(axis=0)), (rid, kind, special)
               checked += 1
+      assert all('snapshots/step_3/operands/lm_head/fwd_x/rounded' in f['runs'][r] for r in f['runs'])
       print(checked, ds.histogram.dims)
       """)
     #expect(printed == "12 ('recipe', 'lr', 'seed', 'step', 'operand', 'binade')\n", "\(printed)")
+  }
+
+  /// A grid naming an unknown layer in `snapshot_operands` is refused before anything is written.
+  @Test func gridWithAnUnknownSnapshotLayerIsRefusedBeforeWriting() throws {
+    let dir = try scratchDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    try """
+      model = "gpt-micro"
+      recipes = ["mxfp4"]
+      lrs = [3e-3]
+      seeds = [0]
+      steps = 3
+      snapshot_every = 3
+      snapshot_operands = ["nope"]
+      """.write(to: dir.appendingPathComponent("spec.toml"), atomically: true, encoding: .utf8)
+    let g = try GridWorkflowTests.run(["grid", "spec.toml", "--out", "g.h5", "--jobs", "1"], in: dir)
+    #expect(g.status == 2)
+    #expect(g.stderr.hasPrefix("fpsim: error: snapshot_operands: ") && g.stderr.contains("lm_head"), "\(g.stderr)")
+    #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["spec.toml"])
   }
 }
