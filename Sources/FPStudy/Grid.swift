@@ -115,6 +115,22 @@ public final class GridRunner {
         "\(toResume.count + toStart.count) runs have no finished run file in \(runDirectory) (first: \(r.id)): run (or rerun) their shards first")
     }
 
+    // Operand snapshots name layers of the model: a wrong name is refused here, before anything is
+    // written, rather than by every worker (one model per grid, so one run per recipe checks all).
+    if let names = spec.snapshotOperands, !names.isEmpty {
+      var seen = Set<String>()
+      for r in toResume + toStart where seen.insert(r.recipe).inserted {
+        let rs = try spec.runSpec(r, dataDirectory: dataDirectory)
+        let task = try rs.model.makeTask(
+          dataDirectory: URL(fileURLWithPath: dataDirectory), recipe: rs.recipe, seed: rs.training.seed, threads: 1)
+        do {
+          _ = try Trainer(task: task, config: rs.training)
+        } catch {
+          throw GridError("snapshot_operands: \(error)")
+        }
+      }
+    }
+
     // 3. Write: the grid file, the run directory, collected runs.
     let grid = try gridPath.map { try openGrid($0) }
     defer { try? grid?.close() }

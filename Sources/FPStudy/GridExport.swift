@@ -7,8 +7,9 @@ import Foundation
 /// (H5Ocopy: the same values and attributes; the dimension scales attached again), and of every run
 /// its attributes, its per-step series (`metrics/train_loss`, `eval_loss`, `grad_norm`, ...) and its
 /// sharpness series. It leaves out `checkpoints`, `snapshots` and the per-layer telemetry groups under
-/// `metrics` (`amax`, `saturated`, ...: about 500 small datasets a run, most of a grid's size once the
-/// checkpoints are gone; `/results` keeps their means per operand kind). It is still an `fpsim/grid`
+/// `metrics` (`amax`, `saturated`, ..., and `histograms`: about 500 small datasets a run, most of a
+/// grid's size once the checkpoints are gone; `/results` keeps their means, and the histograms' sums,
+/// per operand kind). It is still an `fpsim/grid`
 /// file: `fpsim grid` on the same spec sees it finished and writes nothing,
 /// `fpsim report`, `compare` and `inspect` read it, xarray opens its `/results`. Sharpness cannot be
 /// measured on it (no checkpoints): the root attribute `exported_from` says where the full file was.

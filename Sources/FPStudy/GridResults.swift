@@ -175,8 +175,10 @@ public enum GridResults {
       // mean over layers of each rounded operand kind's fraction (NaN where a recipe does not round
       // that operand).
       let kinds = GEMMOperand.allCases.map(\.description).filter { k in cells.contains { $0.telemetry["saturated"]?[k] != nil } }
+      var operandScale: H5Dataset? = nil
       if !kinds.isEmpty {
         let op = try g.createDimensionScale("operand", labels: kinds)
+        operandScale = op
         try op.setAttribute("units", "GEMM operand (fwd_x: forward input, fwd_w: weight, dgrad_*: data gradient GEMM, wgrad_*: weight gradient GEMM)")
         for (name, units) in Self.telemetryKinds {
           var v = [Float](repeating: .nan, count: F * L * S * T * kinds.count)
@@ -190,6 +192,12 @@ public enum GridResults {
         }
       }
 
+      // histogram [label, lr, seed, step, operand, binade] and the special counts, when runs recorded them.
+      if let operandScale {
+        try GridHistograms.write(
+          into: g, spec: spec, grid: grid, kinds: kinds, operand: operandScale, scales: (label, lr, seed, step),
+          finish: { d, scales, units in try finish(d, scales, units: units) })
+      }
       try SharpnessResults.write(into: g, grid: grid, spec: spec, labelScale: label, lrScale: lr, seedScale: seed)
       if let chance = c.chance { try g.setAttribute("chance_loss", chance) }
       try g.setAttribute("chance_loss_definition", chanceDefinition)

@@ -11,6 +11,7 @@ import Foundation
 /// `recipe` (a template, default `uniform:{format}:{rounding}`), or `recipes` (recipe names); `lrs`;
 /// `seeds` (a list or `"A..B"`); `steps`; optional `eval_every`, `checkpoint_every`, `warmup`,
 /// `min_lr`, `optimizer`, `weight_decay`, `grad_clip`, `threads`, `snapshot_every`, `snapshot_tensors`,
+/// `snapshot_operands`, `histograms`,
 /// `data`, `[divergence]` `margin` and `patience`, `failed_to_learn_margin`, `blowup_margin`,
 /// `baseline`, `name`, `sharpness_every` (a multiple of `checkpoint_every`) and `sharpness_metrics`.
 /// Relative paths in a spec file (`data`, recipe files) are taken from the spec's folder.
@@ -49,6 +50,10 @@ public struct GridSpec: Codable, Sendable, Hashable {
   public var threads: Int? = nil
   public var snapshotEvery: Int? = nil
   public var snapshotTensors: [String]? = nil
+  /// Linear layers whose rounded GEMM operands every snapshot holds (`fpsim train --snapshot-operands`).
+  public var snapshotOperands: [String]? = nil
+  /// Record binade histograms in every run (`fpsim train --histograms`); nil: off.
+  public var histograms: Bool? = nil
   /// The label that runs are compared with at the same learning rate and seed (default: the first).
   public var baseline: String? = nil
   /// A run "blew up" when its final validation loss is more than this many nats above the lowest
@@ -123,6 +128,8 @@ public struct GridSpec: Codable, Sendable, Hashable {
     threads = options.threads
     snapshotEvery = options.snapshotEvery
     snapshotTensors = options.snapshotTensors
+    snapshotOperands = options.snapshotOperands
+    histograms = options.histograms
     baseline = options.baseline
     blowupMargin = options.blowupMargin
     try validate(file: file)
@@ -132,10 +139,14 @@ public struct GridSpec: Codable, Sendable, Hashable {
   public struct TrainOptions: Sendable {
     public var gradClip: Double?, weightDecay: Double?, minLR: Double?, threads: Int?
     public var snapshotEvery: Int?, snapshotTensors: [String]?, baseline: String?, blowupMargin: Double?
+    public var snapshotOperands: [String]?, histograms: Bool?
     public init(
       gradClip: Double? = nil, weightDecay: Double? = nil, minLR: Double? = nil, threads: Int? = nil,
-      snapshotEvery: Int? = nil, snapshotTensors: [String]? = nil, baseline: String? = nil, blowupMargin: Double? = nil
+      snapshotEvery: Int? = nil, snapshotTensors: [String]? = nil, baseline: String? = nil, blowupMargin: Double? = nil,
+      snapshotOperands: [String]? = nil, histograms: Bool? = nil
     ) {
+      self.snapshotOperands = snapshotOperands
+      self.histograms = histograms
       self.gradClip = gradClip
       self.weightDecay = weightDecay
       self.minLR = minLR
@@ -205,7 +216,7 @@ public struct GridSpec: Codable, Sendable, Hashable {
     "name", "model", "formats", "rounding", "recipe", "recipes", "lrs", "seeds", "steps", "eval_every",
     "checkpoint_every", "warmup", "optimizer", "data", "divergence.margin", "divergence.patience",
     "failed_to_learn_margin", "sharpness_every", "sharpness_metrics", "grad_clip", "weight_decay", "min_lr",
-    "threads", "snapshot_every", "snapshot_tensors", "baseline", "blowup_margin",
+    "threads", "snapshot_every", "snapshot_tensors", "snapshot_operands", "histograms", "baseline", "blowup_margin",
   ]
 
   public init(document doc: SpecDocument) throws {
@@ -284,7 +295,13 @@ public struct GridSpec: Codable, Sendable, Hashable {
               return t
             }
           },
-          baseline: try doc.string("baseline"), blowupMargin: try doc.number("blowup_margin")),
+          baseline: try doc.string("baseline"), blowupMargin: try doc.number("blowup_margin"),
+          snapshotOperands: try doc.list("snapshot_operands").map { list in
+            try list.map { v -> String in
+              guard case .string(let t) = v else { throw doc.error("snapshot_operands", "layer names are quoted strings") }
+              return t
+            }
+          }, histograms: try doc.bool("histograms")),
         file: doc.file)
     }
   }
@@ -316,7 +333,8 @@ public struct GridSpec: Codable, Sendable, Hashable {
       gradClip: (gradClip ?? 1.0) > 0 ? float(gradClip ?? 1.0) : nil, evalEvery: evalEvery,
       checkpointEvery: checkpointEvery, snapshotEvery: snapshotEvery ?? 0, snapshotTensors: snapshotTensors,
       seed: UInt64(run.seed),
-      divergence: DivergenceRule(margin: float(divergenceMargin), patience: divergencePatience))
+      divergence: DivergenceRule(margin: float(divergenceMargin), patience: divergencePatience),
+      snapshotOperands: snapshotOperands, binadeHistograms: histograms == true ? true : nil)
     return RunSpec(
       model: try ModelSpec(parsing: model), recipe: try Recipe(parsing: run.recipe), training: training,
       dataDirectory: dataDirectory)

@@ -441,6 +441,7 @@ struct PageBuilder {
         }
         s += PageBuilder.table(nextPlot(), kind: "run-telemetry", header: ["kind", "operand", "step", "fraction (mean over layers)"], rows: rows, leftColumns: 2, collapsed: true)
       }
+      s += try binadeHeatMaps(r.file, run: r.id)
       s += try snapshotHistograms(r.file, run: r.id, color: SVG.color(k))
       s += "</div>"
     }
@@ -456,7 +457,10 @@ struct PageBuilder {
     var tensors: [String] = []
     func walk(_ g: H5Group, _ prefix: String) throws {
       for c in try g.children() {
-        if c.kind == .dataset { tensors.append(prefix + c.name) } else if c.kind == .group { try walk(try g.group(c.name), prefix + c.name + "/") }
+        // Operand snapshots (`operands/`) are GEMM inputs, not model tensors: the binade heat maps show them.
+        if c.kind == .dataset { tensors.append(prefix + c.name) } else if c.kind == .group, !(prefix.isEmpty && c.name == "operands") {
+          try walk(try g.group(c.name), prefix + c.name + "/")
+        }
       }
     }
     try walk(try file.group("\(base)/step_\(last)"), "")

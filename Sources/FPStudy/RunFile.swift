@@ -1,4 +1,5 @@
 import FPEngine
+import FPFormats
 import FPStore
 import Foundation
 
@@ -47,7 +48,7 @@ public final class RunFileWriter: TrainingSink {
   private var attributes: [String: AttributeValue] = [:]
   private var metrics = RunMetrics()
   /// Snapshots taken since the last unit (they go into the next unit, or the finished file).
-  private var pendingSnapshots: [(step: Int, tensors: [NamedArray])] = []
+  private var pendingSnapshots: [(step: Int, tensors: [NamedArray], operands: [OperandSnapshot])] = []
   /// Steps of the published units, ascending (0 first).
   private var units: [Int]
   /// Wall seconds of earlier sessions, and when this one began.
@@ -319,7 +320,7 @@ public final class RunFileWriter: TrainingSink {
     for a in checkpoint.arrays { try g.createDataset(a.name, values: a.values, shape: a.shape) }
   }
 
-  private static func writeSnapshot(step: Int, tensors: [NamedArray], into all: H5Group) throws {
+  private static func writeSnapshot(step: Int, tensors: [NamedArray], operands: [OperandSnapshot], into all: H5Group) throws {
     let g = try all.createGroup("step_\(step)")
     try g.setAttribute("step", step)
     try g.setAttribute("units", "step: completed optimizer steps; tensors: float32 values at that step")
@@ -327,6 +328,47 @@ public final class RunFileWriter: TrainingSink {
       let d = try g.createDataset(t.name, values: t.values, shape: t.shape)
       try d.setAttribute(
         "tensor", t.name.hasPrefix("grad/") ? "gradient of parameter \(t.name.dropFirst(5)) as the optimizer used it (after clipping)" : "parameter \(t.name) (master weights)")
+    }
+    if !operands.isEmpty { try writeOperands(operands, step: step, into: try g.createGroup("operands")) }
+  }
+
+  /// `operands/<layer>/<operand>/`: `input` and `rounded` (float32, the operand's GEMM layout), and for
+  /// block formats `scales` (float32) and `scale_codes` (the scale format's codes), with attributes
+  /// naming the format, rounding, blocking axis and step (docs/files.md "Operand snapshots").
+  static func writeOperands(_ operands: [OperandSnapshot], step: Int, into all: H5Group) throws {
+    for o in operands {
+      let layer = try all.contains(o.layer) ? try all.group(o.layer) : try all.createGroup(o.layer)
+      let g = try layer.createGroup(o.operand.description)
+      let shape = [o.layout.rows, o.layout.cols]
+      try g.createDataset("input", values: o.input, shape: shape)
+        .setAttribute("units", "float32 values as they entered rounding (before a Hadamard transform), row-major [rows, cols] in the GEMM's layout")
+      try g.createDataset("rounded", values: o.rounded, shape: shape)
+        .setAttribute("units", o.hadamard == nil ? "float32 values the GEMM read" : "float32 values the GEMM read: the rounding of input transformed along the reduction axis")
+      if let scales = o.scales, let codes = o.scaleCodes {
+        try g.createDataset("scales", values: scales).setAttribute("units", "each block's stored scale (a value of scale_format), in block order")
+        let bits = (try? FloatFormat(parsing: o.scaleFormat ?? "")).map { ($0.signed ? 1 : 0) + $0.exponentBits + $0.mantissaBits } ?? 32
+        let d: H5Dataset
+        if bits <= 8 {
+          d = try g.createDataset("scale_codes", values: codes.map { UInt8(truncatingIfNeeded: $0) })
+        } else if bits <= 16 {
+          d = try g.createDataset("scale_codes", values: codes.map { UInt16(truncatingIfNeeded: $0) })
+        } else {
+          d = try g.createDataset("scale_codes", values: codes.map { Int64($0) })
+        }
+        try d.setAttribute("units", "storage code of each scale in scale_format")
+        try g.setAttribute("scale_format", o.scaleFormat ?? "")
+      }
+      try g.setAttribute("step", step)
+      try g.setAttribute("layer", o.layer)
+      try g.setAttribute("operand", o.operand.description)
+      try g.setAttribute("format", o.format)
+      try g.setAttribute("rounding", o.rounding)
+      try g.setAttribute("overflow", o.overflow)
+      try g.setAttribute("block_axis", o.blockAxis)
+      try g.setAttribute("block", o.block)
+      try g.setAttribute("reduction_axis", o.layout.reducesAlongRows ? 0 : 1)
+      try g.setAttribute("hadamard", o.hadamard ?? 0)
+      try g.setAttribute("loss_scale", Double(o.lossScale))
     }
   }
 
@@ -345,7 +387,7 @@ public final class RunFileWriter: TrainingSink {
       if step > 0 || metrics.count > 0 { try metrics.write(into: unit, names: names) }
       if !due.isEmpty {
         let all = try unit.createGroup("snapshots")
-        for s in due { try Self.writeSnapshot(step: s.step, tensors: s.tensors, into: all) }
+        for s in due { try Self.writeSnapshot(step: s.step, tensors: s.tensors, operands: s.operands, into: all) }
       }
       if let checkpoint { try Self.writeCheckpoint(checkpoint, into: try unit.createGroup("checkpoints")) }
     }
@@ -383,7 +425,7 @@ public final class RunFileWriter: TrainingSink {
       }
       if !pendingSnapshots.isEmpty {
         snapshots = try snapshots ?? run.createGroup("snapshots")
-        for s in pendingSnapshots { try Self.writeSnapshot(step: s.step, tensors: s.tensors, into: snapshots!) }
+        for s in pendingSnapshots { try Self.writeSnapshot(step: s.step, tensors: s.tensors, operands: s.operands, into: snapshots!) }
       }
     }
     try? FileManager.default.removeItem(atPath: folder)
@@ -423,7 +465,11 @@ public final class RunFileWriter: TrainingSink {
   }
 
   public func snapshot(step: Int, tensors: [NamedArray]) {
-    pendingSnapshots.append((step + 1, tensors))  // after step + 1 completed steps
+    snapshot(step: step, tensors: tensors, operands: [])
+  }
+
+  public func snapshot(step: Int, tensors: [NamedArray], operands: [OperandSnapshot]) {
+    pendingSnapshots.append((step + 1, tensors, operands))  // after step + 1 completed steps
   }
 
   public func checkpoint(_ checkpoint: Checkpoint) {

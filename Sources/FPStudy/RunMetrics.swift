@@ -19,6 +19,8 @@ struct RunMetrics {
   var stepSeconds: [Double] = []
   /// kind (`saturated`, `flushed`, ...) -> operand name -> column.
   var telemetry: [String: [String: [Float]]] = [:]
+  /// Per rounded operand, every step: the binade histogram (`metrics/histograms/`).
+  var histograms = RunHistograms()
 
   /// Per rounded operand, every step: fractions saturated and flushed to zero, max |x|, and for block
   /// formats the fractions of blocks whose scale saturated or underflowed.
@@ -52,6 +54,7 @@ struct RunMetrics {
       let v = Self.telemetry(kind, m)
       for (i, name) in names.enumerated() { telemetry[kind, default: [:]][name, default: []].append(i < v.count ? v[i] : .nan) }
     }
+    histograms.append(m.histograms, names: names)
   }
 
   /// Keeps the first `rows` rows.
@@ -68,6 +71,7 @@ struct RunMetrics {
     for (kind, columns) in telemetry {
       for (name, column) in columns { telemetry[kind]![name] = Array(column.prefix(rows)) }
     }
+    histograms.truncate(to: rows)
   }
 
   /// Writes `metrics/` into `unit`: growable datasets, chunks of 1024 rows, default compression, the
@@ -98,6 +102,7 @@ struct RunMetrics {
         if !values.isEmpty { try d.append(values) }
       }
     }
+    try histograms.write(into: m, names: names, steps: step)
   }
 
   /// Reads `metrics/` of `unit` and checks that every column has `rows` rows and that `step` is
@@ -132,6 +137,7 @@ struct RunMetrics {
       let g = try m.group(kind)
       for child in try g.children() { r.telemetry[kind, default: [:]][child.name] = try read(g, child.name) }
     }
+    r.histograms = try RunHistograms.read(from: m, rows: rows)
     return r
   }
 }

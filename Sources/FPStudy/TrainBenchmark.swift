@@ -14,6 +14,9 @@ public struct TrainBenchmark: Sendable {
   public var threads: Int
   public var seed: UInt64
   public var dataDirectory: String
+  /// Time the recipe itself with binade histograms off as the baseline (instead of `baseline`): the
+  /// ratio is then the cost of the histograms.
+  public var baselineWithoutHistograms = false
 
   public init(model: ModelSpec, recipe: Recipe, baseline: Recipe?, steps: Int, warmup: Int, threads: Int, seed: UInt64, dataDirectory: String) {
     self.model = model
@@ -28,13 +31,19 @@ public struct TrainBenchmark: Sendable {
 
   /// Runs the steps; `blasKernel` is recorded in the result as given.
   public func run(blasKernel: String) throws -> TrainBenchmarkResult {
-    func trainer(_ r: Recipe) throws -> Trainer {
+    func trainer(_ r: Recipe, histograms: Bool = false) throws -> Trainer {
       let task = try model.makeTask(dataDirectory: URL(fileURLWithPath: dataDirectory), recipe: r, seed: seed, threads: threads)
       // One step more than run, so that the trainer's end-of-run evaluation never falls in the loop.
-      return try Trainer(task: task, config: TrainingConfig(steps: warmup + steps + 1, learningRate: 1e-3, evalEvery: 0, seed: seed))
+      return try Trainer(
+        task: task,
+        config: TrainingConfig(steps: warmup + steps + 1, learningRate: 1e-3, evalEvery: 0, seed: seed, binadeHistograms: histograms))
     }
-    var runs = [try trainer(recipe)]
-    if let baseline, baseline != recipe { runs.append(try trainer(baseline)) }
+    var runs = [try trainer(recipe, histograms: baselineWithoutHistograms)]
+    if baselineWithoutHistograms {
+      runs.append(try trainer(recipe, histograms: false))
+    } else if let baseline, baseline != recipe {
+      runs.append(try trainer(baseline))
+    }
     var times = [[Double]](repeating: [], count: runs.count), cpu = [Double](repeating: 0, count: runs.count)
     for s in 0..<(warmup + steps) {
       for (i, t) in runs.enumerated() {
@@ -54,10 +63,11 @@ public struct TrainBenchmark: Sendable {
       steps: steps, threads: threads, itemsPerStep: items, msPerStep: round3(m * 1e3),
       msPerStepMin: round3(times[0].min()! * 1e3), cpuMsPerStep: round3(cpu[0] / Double(steps) * 1e3),
       tokensPerSecond: round3(Double(items) / m), peakRSSBytes: Self.peakRSSBytes(), blasKernel: blasKernel)
-    if runs.count == 2, let baseline {
+    if runs.count == 2 {
+      let name = baselineWithoutHistograms ? "\(recipe) without binade histograms" : baseline!.description
       let b = Median.of(times[1])
       result.baseline = TrainBenchmarkResult.Baseline(
-        recipe: baseline.description, msPerStep: round3(b * 1e3), cpuMsPerStep: round3(cpu[1] / Double(steps) * 1e3),
+        recipe: name, msPerStep: round3(b * 1e3), cpuMsPerStep: round3(cpu[1] / Double(steps) * 1e3),
         ratio: round3(m / b), cpuRatio: round3(cpu[0] / cpu[1]))
     }
     return result

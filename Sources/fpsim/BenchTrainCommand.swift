@@ -25,6 +25,8 @@ struct BenchTrain: ParsableCommand {
   @Option(help: "Seed of initialization, data order and stochastic rounding.") var seed: UInt64 = 0
   @Option(help: "Directory of the data sets (default: FPSIM_DATA, else the data shipped with fpsim).") var data: String?
   @Option(help: "Recipe timed alongside for the ratio, or none.") var baseline: String = "fp32"
+  @Flag(help: "Time the recipe with binade histograms off as the baseline (their cost) instead of --baseline.")
+  var histogramCost = false
   @Flag(help: "Print JSON.") var json = false
 
   func validate() throws {
@@ -35,11 +37,12 @@ struct BenchTrain: ParsableCommand {
 
   func run() throws {
     let spec = try ModelSpec(parsing: model)
-    let result = try TrainBenchmark(
+    var bench = TrainBenchmark(
       model: spec, recipe: try Recipe(parsing: recipe), baseline: baseline == "none" ? nil : try Recipe(parsing: baseline),
       steps: steps, warmup: warmup, threads: threads, seed: seed,
-      dataDirectory: try DataLocation.resolve(data, model: spec, executable: Grid.executablePath)
-    ).run(blasKernel: BLASKernel.describe())
+      dataDirectory: try DataLocation.resolve(data, model: spec, executable: Grid.executablePath))
+    bench.baselineWithoutHistograms = histogramCost
+    let result = try bench.run(blasKernel: BLASKernel.describe())
     if json {
       let encoder = JSONEncoder()
       encoder.outputFormatting = [.sortedKeys]

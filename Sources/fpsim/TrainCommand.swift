@@ -34,6 +34,10 @@ struct Train: ParsableCommand {
   @Option(parsing: .unconditional, help: "Write a snapshot of tensors every N steps; 0: never.") var snapshotEvery: Int = 0
   @Option(help: "Comma-separated tensors to snapshot (parameter names, grad/NAME); default all parameters.")
   var snapshotTensors: String?
+  @Option(help: "Comma-separated linear layers whose rounded GEMM operands (input, rounded, block scales) every snapshot also holds.")
+  var snapshotOperands: String?
+  @Flag(help: "Record the binade histogram of every rounded GEMM operand at every step (metrics/histograms; about 5-8% of a step).")
+  var histograms = false
   @Option(parsing: .unconditional, help: "Divergence: loss margin (nats) above the running minimum of the smoothed loss.") var divergenceMargin: Float = 1.0
   @Option(parsing: .unconditional, help: "Divergence: steps the loss must stay above the margin.") var divergencePatience: Int = 50
   @Option(help: "Directory of the data sets (default: FPSIM_DATA, else the data shipped with fpsim).") var data: String?
@@ -84,7 +88,9 @@ struct Train: ParsableCommand {
       optimizer: try OptimizerConfig(name: optimizer, weightDecay: weightDecay),
       gradClip: gradClip > 0 ? gradClip : nil, evalEvery: evalEvery, checkpointEvery: checkpointEvery,
       snapshotEvery: snapshotEvery, snapshotTensors: snapshotTensors.map { $0.split(separator: ",").map(String.init) },
-      seed: try Self.parseSeed(seed), divergence: DivergenceRule(margin: divergenceMargin, patience: divergencePatience))
+      seed: try Self.parseSeed(seed), divergence: DivergenceRule(margin: divergenceMargin, patience: divergencePatience),
+      snapshotOperands: snapshotOperands.map { $0.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces)) } },
+      binadeHistograms: histograms ? true : nil)
     let model = try ModelSpec(parsing: model)
     let spec = RunSpec(
       model: model, recipe: try Recipe(parsing: recipe), training: training,

@@ -18,6 +18,13 @@ public final class PrecisionRuntime {
   public var lossScale: Float = 1
   /// Count saturations and flushes (training passes); evaluation passes skip it.
   public var collectTelemetry = true
+  /// With telemetry, also count each rounded operand's binade histogram (`BinadeHistogram`); the
+  /// trainer sets it from `TrainingConfig.binadeHistograms`.
+  public var collectHistograms = false
+  /// Indices of the layers whose rounded operands the current training pass keeps whole
+  /// (`OperandSnapshot`); the trainer sets it at snapshot steps and takes `capturedOperands` after.
+  public var captureLayers: Set<Int> = []
+  public internal(set) var capturedOperands: [OperandSnapshot] = []
   public private(set) var layers: [LinearGEMMs] = []
 
   // Transient scratch shared by all layers (used only inside one layer's backward).
@@ -93,6 +100,18 @@ public final class PrecisionRuntime {
     layers.flatMap { l in GEMMOperand.allCases.filter { l.precision[$0] != nil }.map { l.counts[$0.rawValue] } }
   }
 
+  /// The binade histograms of every rounded operand at the last training pass (with their flushed and
+  /// saturated counts), in the order of `telemetryNames`.
+  public var operandHistograms: [BinadeHistogram] {
+    layers.flatMap { l in GEMMOperand.allCases.filter { l.precision[$0] != nil }.map { l.histograms[$0.rawValue] } }
+  }
+
+  /// Hands over the operands captured since the last call (in the order the GEMMs rounded them).
+  public func takeCapturedOperands() -> [OperandSnapshot] {
+    defer { capturedOperands = [] }
+    return capturedOperands
+  }
+
   /// Fractions saturated and flushed to zero per rounded operand at the last training pass, in the
   /// order of `telemetryNames`; `saturated` and `flushed` must have that many elements.
   public func telemetry(saturated: UnsafeMutablePointer<Float>, flushed: UnsafeMutablePointer<Float>) {
@@ -126,6 +145,13 @@ public final class LinearGEMMs {
   let xq: FloatBuffer, wq: FloatBuffer, wqData: FloatBuffer
   /// Counts of the last training pass, indexed by `GEMMOperand.rawValue`.
   public internal(set) var counts = [RoundingCounts](repeating: RoundingCounts(), count: 6)
+  /// Binade histograms of the last training pass, indexed by `GEMMOperand.rawValue`.
+  public internal(set) var histograms = [BinadeHistogram](repeating: BinadeHistogram(), count: 6)
+  /// The tensor (address, count) each histogram of this step was counted from: an operand that reads
+  /// the same tensor as its partner (W in the forward and data-gradient GEMMs, X in the forward and
+  /// weight-gradient GEMMs, dY in both backward GEMMs) copies the partner's counts instead of counting
+  /// again. Cleared at each training forward.
+  var histogramSource = [(UnsafeRawPointer, Int)?](repeating: nil, count: 6)
 
   /// The random Hadamard transform of each GEMM (by `GEMMKind.rawValue`), nil where the recipe has none.
   let hadamards: [RandomHadamard?]
@@ -185,8 +211,59 @@ public final class LinearGEMMs {
         seed: runtime.seed, stream: stream, threads: runtime.threads, countEvents: runtime.collectTelemetry,
         hadamard: h, scratch: scratch))
     if runtime.collectTelemetry { counts[op.rawValue] = c }
+    record(op, src, dst, layout, stream: stream, hadamard: h)
     observe(op, dst, layout)
     return UnsafePointer(dst)
+  }
+
+  /// The operand that reads the same tensor as `op` in an earlier GEMM of the same step.
+  static func partner(_ op: GEMMOperand) -> GEMMOperand? {
+    switch op {
+    case .weightGradX: return .forwardX
+    case .dataGradW: return .forwardW
+    case .weightGradDY: return .dataGradDY
+    default: return nil
+    }
+  }
+
+  /// Histogram (from `src`, as it entered rounding, and this step's `counts[op]`) and, at snapshot
+  /// steps, the whole operand, of rounded operand `op` whose rounding (stream, transform) gave `rounded`.
+  @inline(__always)
+  func record(
+    _ op: GEMMOperand, _ src: UnsafePointer<Float>, _ rounded: UnsafePointer<Float>, _ layout: OperandLayout,
+    stream: UInt64, hadamard: RandomHadamard?
+  ) {
+    guard runtime.collectTelemetry else { return }
+    if runtime.collectHistograms {
+      let i = op.rawValue, source = (UnsafeRawPointer(src), layout.count)
+      if let p = Self.partner(op), let s = histogramSource[p.rawValue], s == source {
+        histograms[i].counts = histograms[p.rawValue].counts
+        histograms[i].zeros = histograms[p.rawValue].zeros
+        histograms[i].nonFinite = histograms[p.rawValue].nonFinite
+      } else {
+        let (z, nf) = histograms[i].counts.withUnsafeMutableBufferPointer { BinadeHistogram.count(src, layout.count, into: $0.baseAddress!) }
+        histograms[i].zeros = z
+        histograms[i].nonFinite = nf
+      }
+      histograms[i].flushed = Int32(clamping: counts[i].flushed)
+      histograms[i].saturated = Int32(clamping: counts[i].saturated)
+      histogramSource[i] = source
+    }
+    if runtime.pass == .train, runtime.captureLayers.contains(info.index), let r = precision[op] {
+      runtime.capturedOperands.removeAll { $0.layer == info.name && $0.operand == op }
+      runtime.capturedOperands.append(
+        OperandSnapshot.make(
+          layer: info.name, operand: op, layout: layout, input: src, rounded: rounded, rounder: r, seed: runtime.seed,
+          stream: stream, hadamard: hadamard, lossScale: runtime.lossScale))
+    }
+  }
+
+  /// The stream and transform operand `op` is rounded with at the current step and pass.
+  func roundingStreamAndTransform(_ op: GEMMOperand, _ layout: OperandLayout) -> (UInt64, RandomHadamard?) {
+    let stream = RoundingStreams.stream(step: runtime.step, pass: runtime.pass, layer: info.index, operand: op)
+    var h = hadamards[op.gemm.rawValue]
+    if let size = h?.size, layout.reductionLength % size != 0 { h = nil }
+    return (stream, h)
   }
 
   /// The saturated values of forward operand `op` (rows x cols, reducing along its last axis), as its
@@ -197,6 +274,17 @@ public final class LinearGEMMs {
     return r.saturatedIndices(
       src, rows: rows, cols: cols, seed: runtime.seed, stream: stream, scratch: runtime.transformA.pointer,
       elements: runtime.transformB.pointer, into: l.indices)
+  }
+
+  /// Operand `op` uses `partner`'s rounding of the same tensor `src` (`rounded`): its histogram and
+  /// snapshot are taken as for a rounding of its own, with the partner's stream (the one that rounded it).
+  func reused(
+    _ op: GEMMOperand, from partner: GEMMOperand, _ src: UnsafePointer<Float>, _ rounded: UnsafePointer<Float>,
+    _ layout: OperandLayout
+  ) {
+    let (stream, h) = roundingStreamAndTransform(partner, layout)
+    record(op, src, rounded, layout, stream: stream, hadamard: h)
+    observe(op, rounded, layout)
   }
 
   @inline(__always)
@@ -210,6 +298,9 @@ public final class LinearGEMMs {
     bias: UnsafePointer<Float>?, n: Int
   ) {
     let C = info.inFeatures, OC = info.outFeatures
+    if runtime.pass == .train && runtime.collectTelemetry {
+      for i in 0..<6 { histogramSource[i] = nil }
+    }
     let x = operand(.forwardX, inp, xq.pointer, OperandLayout(rows: n, cols: C, reducesAlongRows: false))
     let w = operand(.forwardW, weight, wq.pointer, OperandLayout(rows: OC, cols: C, reducesAlongRows: false))
     if runtime.pass == .train {
@@ -235,7 +326,7 @@ public final class LinearGEMMs {
       if reuseDataGradW {
         w = UnsafePointer(wq.pointer)
         counts[GEMMOperand.dataGradW.rawValue] = counts[GEMMOperand.forwardW.rawValue]
-        observe(.dataGradW, w, OperandLayout(rows: OC, cols: C, reducesAlongRows: true))
+        reused(.dataGradW, from: .forwardW, weight, w, OperandLayout(rows: OC, cols: C, reducesAlongRows: true))
       } else {
         w = operand(.dataGradW, weight, wqData.pointer, OperandLayout(rows: OC, cols: C, reducesAlongRows: true))
       }
@@ -252,7 +343,7 @@ public final class LinearGEMMs {
     if reuseWeightGradDY, let shared = dyForData {
       dy = shared
       counts[GEMMOperand.weightGradDY.rawValue] = counts[GEMMOperand.dataGradDY.rawValue]
-      observe(.weightGradDY, dy, OperandLayout(rows: n, cols: OC, reducesAlongRows: true))
+      reused(.weightGradDY, from: .dataGradDY, dout, dy, OperandLayout(rows: n, cols: OC, reducesAlongRows: true))
     } else {
       dy = operand(.weightGradDY, dout, runtime.dyWeight.pointer, OperandLayout(rows: n, cols: OC, reducesAlongRows: true))
     }
@@ -260,7 +351,7 @@ public final class LinearGEMMs {
     if reuseWeightGradX {
       x = UnsafePointer(xq.pointer)
       counts[GEMMOperand.weightGradX.rawValue] = counts[GEMMOperand.forwardX.rawValue]
-      observe(.weightGradX, x, OperandLayout(rows: n, cols: C, reducesAlongRows: true))
+      reused(.weightGradX, from: .forwardX, inp, x, OperandLayout(rows: n, cols: C, reducesAlongRows: true))
     } else {
       x = operand(.weightGradX, inp, runtime.xWeight.pointer, OperandLayout(rows: n, cols: C, reducesAlongRows: true))
     }

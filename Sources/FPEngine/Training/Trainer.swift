@@ -35,6 +35,18 @@ public final class Trainer {
           "unknown snapshot tensor '\(name)': use parameter names (\(names.joined(separator: ", "))), or grad/NAME for their gradients")
       }
     }
+    if let names = config.snapshotOperands, !names.isEmpty {
+      let valid = task.precision.layers.filter { l in GEMMOperand.allCases.contains { l.precision[$0] != nil } }.map(\.info.name)
+      for name in names where !valid.contains(name) {
+        throw TrainingError.invalidConfig(
+          valid.isEmpty
+            ? "unknown snapshot operand layer '\(name)': this recipe rounds no GEMM operand, so there is none to snapshot"
+            : "unknown snapshot operand layer '\(name)': use layers with rounded GEMM operands (\(valid.joined(separator: ", ")))")
+      }
+      guard config.snapshotEvery > 0 else {
+        throw TrainingError.invalidConfig("snapshot operands need a snapshot interval: set --snapshot-every N (snapshot_every)")
+      }
+    }
     self.task = task
     self.config = config
     optimizer = Optimizer(config.optimizer, parameters: task.parameters, threads: task.precision.threads)
@@ -44,6 +56,7 @@ public final class Trainer {
     saturated = [Float](repeating: 0, count: k)
     flushed = [Float](repeating: 0, count: k)
     lossScale = task.precision.recipe.lossScaling.initialScale
+    task.precision.collectHistograms = config.binadeHistograms ?? false
   }
 
   public var isDiverged: Bool { monitor.divergedStep != nil }
@@ -63,10 +76,16 @@ public final class Trainer {
     precision.step = s
     precision.pass = .train
     precision.collectTelemetry = true
+    // At a snapshot step (one whose completed-step count s + 1 the run snapshots), keep the chosen
+    // layers' operands whole.
+    if let names = config.snapshotOperands, !names.isEmpty, config.snapshotEvery > 0, (s + 1) % config.snapshotEvery == 0 {
+      precision.captureLayers = Set(precision.layers.filter { names.contains($0.info.name) }.map(\.info.index))
+    }
     let start = DispatchTime.now().uptimeNanoseconds
     let scaling = precision.recipe.lossScaling
     precision.lossScale = lossScale
     let loss = task.trainStep(s)
+    precision.captureLayers = []
     let stepScale = lossScale
     if scaling != .none {
       // Unscale: exact, as the scale is a power of two (gradients that overflowed stay non-finite).
@@ -100,6 +119,7 @@ public final class Trainer {
       }
     }
     let counts = precision.operandCounts
+    let histograms = precision.collectHistograms ? precision.operandHistograms : []
     func fraction(_ k: Int, _ n: Int) -> Float { n > 0 ? Float(Double(k) / Double(n)) : 0 }
     step = s + 1
     var evalLoss: Float? = nil
@@ -112,8 +132,8 @@ public final class Trainer {
     return StepMetrics(
       step: s, trainLoss: loss, evalLoss: evalLoss, evalAccuracy: evalLoss == nil ? nil : task.evalAccuracy, gradNorm: norm, learningRate: lr, saturated: saturated,
       flushed: flushed, amax: counts.map(\.amax), scaleSaturated: counts.map { fraction($0.scaleSaturated, $0.blocks) },
-      scaleUnderflow: counts.map { fraction($0.scaleUnderflow, $0.blocks) }, lossScale: stepScale, skipped: skipped,
-      seconds: seconds)
+      scaleUnderflow: counts.map { fraction($0.scaleUnderflow, $0.blocks) }, histograms: histograms, lossScale: stepScale,
+      skipped: skipped, seconds: seconds)
   }
 
   /// The recipe's master-weight and optimizer-state formats: every parameter and moment is rounded
@@ -161,7 +181,7 @@ public final class Trainer {
       let m = trainStep()
       sink.record(m)
       if config.snapshotEvery > 0 && step % config.snapshotEvery == 0 {
-        sink.snapshot(step: m.step, tensors: snapshot())
+        sink.snapshot(step: m.step, tensors: snapshot(), operands: task.precision.takeCapturedOperands())
       }
       let last = step == end || (isDiverged && config.divergence.stop)
       if config.checkpointEvery > 0 && (step % config.checkpointEvery == 0 || last) {

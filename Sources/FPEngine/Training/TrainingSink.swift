@@ -66,6 +66,9 @@ public struct StepMetrics: Sendable {
   public var amax: [Float] = []
   public var scaleSaturated: [Float] = []
   public var scaleUnderflow: [Float] = []
+  /// Per rounded operand, in the same order: the binade histogram of the operand as it entered
+  /// rounding, with its flushed and saturated counts (empty when histograms are off).
+  public var histograms: [BinadeHistogram] = []
   /// The loss scale this step's backward pass used (1 without loss scaling), and whether the step was
   /// skipped because its gradients were not finite (no update).
   public var lossScale: Float = 1
@@ -98,6 +101,9 @@ public protocol TrainingSink: AnyObject {
   func begin(_ run: RunDescription)
   func record(_ metrics: StepMetrics)
   func snapshot(step: Int, tensors: [NamedArray])
+  /// A snapshot with the rounded GEMM operands of `TrainingConfig.snapshotOperands` taken during the
+  /// step (the trainer calls this one; by default it drops the operands and calls the one above).
+  func snapshot(step: Int, tensors: [NamedArray], operands: [OperandSnapshot])
   func checkpoint(_ checkpoint: Checkpoint)
   func end(_ summary: RunSummary)
   var shouldStop: Bool { get }
@@ -107,6 +113,7 @@ extension TrainingSink {
   public func begin(_ run: RunDescription) {}
   public func record(_ metrics: StepMetrics) {}
   public func snapshot(step: Int, tensors: [NamedArray]) {}
+  public func snapshot(step: Int, tensors: [NamedArray], operands: [OperandSnapshot]) { snapshot(step: step, tensors: tensors) }
   public func checkpoint(_ checkpoint: Checkpoint) {}
   public func end(_ summary: RunSummary) {}
   public var shouldStop: Bool { false }
@@ -117,12 +124,17 @@ public final class MemorySink: TrainingSink {
   public var description: RunDescription?
   public var metrics: [StepMetrics] = []
   public var snapshots: [(step: Int, tensors: [NamedArray])] = []
+  public var operandSnapshots: [(step: Int, operands: [OperandSnapshot])] = []
   public var checkpoints: [Checkpoint] = []
   public var summary: RunSummary?
   public init() {}
   public func begin(_ run: RunDescription) { description = run }
   public func record(_ m: StepMetrics) { metrics.append(m) }
   public func snapshot(step: Int, tensors: [NamedArray]) { snapshots.append((step, tensors)) }
+  public func snapshot(step: Int, tensors: [NamedArray], operands: [OperandSnapshot]) {
+    snapshots.append((step, tensors))
+    if !operands.isEmpty { operandSnapshots.append((step, operands)) }
+  }
   public func checkpoint(_ c: Checkpoint) { checkpoints.append(c) }
   public func end(_ s: RunSummary) { summary = s }
 }

@@ -1,0 +1,108 @@
+import Foundation  // log2, pow (the reference)
+
+/// The exponent distribution of one GEMM operand as it enters rounding: for every binade
+/// b = floor(log2 |x|) of float32 (b in -149...127, subnormals included), how many nonzero finite values
+/// lie in [2^b, 2^(b+1)); and how many values were zero, not finite (Inf, NaN), flushed to zero by the
+/// rounding and saturated by it (the last two are `RoundingCounts.flushed` / `saturated` of the same
+/// rounding, so `flushed / total` is exactly the telemetry fraction `metrics/flushed`).
+///
+/// Counted at every training step for every rounded operand (see `LinearGEMMs`); cheap: one pass over
+/// the float32 bit patterns, no logarithm (`count` below, checked against `referenceBinade`).
+public struct BinadeHistogram: Hashable, Sendable {
+  /// The binades of nonzero finite float32 values: 2^-149 (the smallest subnormal) ... 2^127.
+  public static let binades = -149...127
+  public static let binCount = 277
+
+  /// `binCount` counts, index `b + 149` for binade b.
+  public var counts: [Int32]
+  public var zeros: Int32 = 0
+  public var nonFinite: Int32 = 0
+  public var flushed: Int32 = 0
+  public var saturated: Int32 = 0
+
+  public init() { counts = [Int32](repeating: 0, count: Self.binCount) }
+
+  public init(counts: [Int32], zeros: Int32, nonFinite: Int32, flushed: Int32 = 0, saturated: Int32 = 0) {
+    precondition(counts.count == Self.binCount, "a binade histogram has \(Self.binCount) bins, got \(counts.count)")
+    self.counts = counts
+    self.zeros = zeros
+    self.nonFinite = nonFinite
+    self.flushed = flushed
+    self.saturated = saturated
+  }
+
+  /// Values counted (nonzero finite + zeros + non-finite): the operand's element count.
+  public var total: Int { counts.reduce(0) { $0 + Int($1) } + Int(zeros) + Int(nonFinite) }
+
+  /// floor(log2 |x|) of a nonzero finite x, by definition (the oracle of `count`); nil for zeros and
+  /// non-finite values. Exact: |x| is a float32, so `Double` holds it and log2 of a power of two is exact;
+  /// the correction steps guard the one-ulp error log2 may make just below a power of two.
+  public static func referenceBinade(_ x: Float) -> Int? {
+    guard x != 0, x.isFinite else { return nil }
+    let a = Double(x.magnitude)
+    var b = Int(log2(a).rounded(.down))
+    while pow(2.0, Double(b)) > a { b -= 1 }
+    while pow(2.0, Double(b + 1)) <= a { b += 1 }
+    return b
+  }
+
+  /// Counts the n values at `x` into `h` (`binCount` counts, overwritten), returning (zeros, nonFinite).
+  ///
+  /// From the bit pattern: a biased exponent field e in 1...254 is binade e - 127 (index e + 22); e = 0
+  /// with mantissa m != 0 is a subnormal m * 2^-149, binade (31 - lzcnt(m)) - 149 (index 31 - lzcnt(m));
+  /// e = 0, m = 0 is a zero; e = 255 is Inf or NaN. The hot loop only counts e into eight interleaved
+  /// 256-entry tables (so that runs of equal exponents do not wait on one counter: a load, an add and a
+  /// store per value, about a cycle). Only when some e was 0 does a second pass count the zeros (a loop
+  /// the compiler vectorizes), and only when they are not all zeros a third one the subnormals.
+  public static func count(_ x: UnsafePointer<Float>, _ n: Int, into h: UnsafeMutablePointer<Int32>) -> (zeros: Int32, nonFinite: Int32) {
+    withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 8 * 256) { buffer in
+      let t = buffer.baseAddress!
+      t.initialize(repeating: 0, count: 8 * 256)
+      return x.withMemoryRebound(to: UInt32.self, capacity: n) { bits -> (zeros: Int32, nonFinite: Int32) in
+        var i = 0
+        while i + 8 <= n {
+          t[Int(bits[i] >> 23 & 0xFF)] &+= 1
+          t[256 + Int(bits[i + 1] >> 23 & 0xFF)] &+= 1
+          t[512 + Int(bits[i + 2] >> 23 & 0xFF)] &+= 1
+          t[768 + Int(bits[i + 3] >> 23 & 0xFF)] &+= 1
+          t[1024 + Int(bits[i + 4] >> 23 & 0xFF)] &+= 1
+          t[1280 + Int(bits[i + 5] >> 23 & 0xFF)] &+= 1
+          t[1536 + Int(bits[i + 6] >> 23 & 0xFF)] &+= 1
+          t[1792 + Int(bits[i + 7] >> 23 & 0xFF)] &+= 1
+          i += 8
+        }
+        while i < n {
+          t[Int(bits[i] >> 23 & 0xFF)] &+= 1
+          i += 1
+        }
+        for e in 0..<256 {
+          for k in 1..<8 { t[e] &+= t[k * 256 + e] }
+        }
+        for k in 0..<23 { h[k] = 0 }
+        var zeros = t[0]
+        if t[0] > 0 {
+          var z: UInt32 = 0
+          for j in 0..<n { z &+= bits[j] & 0x7FFF_FFFF == 0 ? 1 : 0 }
+          zeros = z
+          if z != t[0] {
+            for j in 0..<n {
+              let b = bits[j] & 0x7FFF_FFFF
+              if b != 0 && b >> 23 == 0 { h[31 - b.leadingZeroBitCount] &+= 1 }
+            }
+          }
+        }
+        for e in 1...254 { h[e + 22] = Int32(truncatingIfNeeded: t[e]) }
+        return (Int32(truncatingIfNeeded: zeros), Int32(truncatingIfNeeded: t[255]))
+      }
+    }
+  }
+
+  /// The histogram of n values (no rounding counts).
+  public static func of(_ x: UnsafePointer<Float>, _ n: Int) -> BinadeHistogram {
+    var h = BinadeHistogram()
+    let (z, nf) = h.counts.withUnsafeMutableBufferPointer { count(x, n, into: $0.baseAddress!) }
+    h.zeros = z
+    h.nonFinite = nf
+    return h
+  }
+}
