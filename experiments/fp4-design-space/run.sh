@@ -88,7 +88,8 @@ text = open(sys.argv[1]).read()
 text = re.sub(r"recipes = \[.*?\]\n", 'recipes = ["nvfp4"]\n', text, flags=re.S)
 open(sys.argv[2], "w").write(text.replace('seeds = "0..4"', "seeds = [0]"))
 PY
-  "$fpsim" grid "$tmp/cell.toml" --out "$tmp/cell.h5" --jobs 1 > /dev/null
+  # Progress lines go to a log, shown only when the rerun itself fails.
+  "$fpsim" grid "$tmp/cell.toml" --out "$tmp/cell.h5" --jobs 1 > /dev/null 2> "$tmp/grid.log" || { cat "$tmp/grid.log" >&2; exit 2; }
   python3 - "$results/placement.h5" "$tmp/cell.h5" <<'PY'
 import sys, xarray as xr
 committed = xr.open_dataset(sys.argv[1], group="results", engine="h5netcdf")

@@ -45,7 +45,8 @@ verify() {
   trap 'rm -rf "$tmp"' EXIT
   sed -e 's/^formats = .*/formats = ["e8m3"]/' -e 's/^lrs = .*/lrs = [3e-2]/' -e 's/^seeds = .*/seeds = [0]/' \
     "$here/mantissa.toml" > "$tmp/cell.toml"
-  "$fpsim" grid "$tmp/cell.toml" --out "$tmp/cell.h5" --jobs 1 > /dev/null
+  # Progress lines go to a log, shown only when the rerun itself fails.
+  "$fpsim" grid "$tmp/cell.toml" --out "$tmp/cell.h5" --jobs 1 > /dev/null 2> "$tmp/grid.log" || { cat "$tmp/grid.log" >&2; exit 2; }
   python3 - "$results/mantissa.h5" "$tmp/cell.h5" "$here" <<'PY'
 import sys
 sys.path.insert(0, sys.argv[3])
