@@ -14,13 +14,13 @@ struct SchemaTests {
     try Store.create(path, schema: schema, config: #"{"lr": 0.001}"#).close()
     let (file, header) = try Store.open(path, expecting: schema)
     #expect(header.schema == schema.name)
-    #expect(header.schemaVersion == 1)
+    #expect(header.schemaVersion == schema.version && schema.version == (schema == .grid ? 2 : 1))
     #expect(header.fpsimVersion == fpsimVersion)
     #expect(header.config == #"{"lr": 0.001}"#)
     #expect(header.created.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"#, options: .regularExpression) != nil, "\(header.created)")
     let root = try file.root
     #expect(try root.attribute("schema") == .string(schema.name))
-    #expect(try root.attribute("schema_version") == .int(1))
+    #expect(try root.attribute("schema_version") == .int(schema.version))
     #expect(try Set(root.attributeNames()) == ["schema", "schema_version", "fpsim_version", "created", "config"])
   }
 

@@ -237,10 +237,10 @@ def main(folder):
     df, shared = runs(folder)
     out = []
     out.append("# FP4 design space: the numbers\n")
-    out.append(f"Made by `python3 experiments/fp4-design-space/summary.py {folder}` from the committed "
-               f"exports. Runs: {len(df)} distinct (model, recipe, seed), {shared} of them present in two "
-               "grids and identical bit for bit there (validation curves compared). Learning rate 0.003, "
-               "250 steps, final validation loss in nats.\n")
+    out.append(f"Made by `run.sh summary` (`summary.py {Path(folder).name}`) from the committed exports. Runs: "
+               f"{len(df)} distinct (model, recipe, seed); {shared} of them (fp32's) are in more than one grid and "
+               "identical bit for bit in each (validation curves compared). Learning rate 0.003, 250 steps, final "
+               "validation loss in nats.\n")
 
     g = "gpt-tiny"
     out.append("## 1. Baselines and the industry recipes (gpt-tiny; placement.h5, tensor-scaled.h5)\n")
@@ -264,6 +264,8 @@ def main(folder):
         out.append(f"\n## {title} (gpt-tiny, one change from UE5M3 with a tensor scale, tensor-scaled.h5)\n")
         rows = [SCALED] + [variant(SCALED, key, p) for p in places]
         out.append(against(df, g, rows, SCALED, {SCALED: "off (ue5m3/16, tensor scale)", **{variant(SCALED, key, p): f"{key}={p}" for p in places}}))
+        t, v, _ = paired(df, g, variant(SCALED, key, places[0]), variant(SCALED, key, "all"))
+        out.append(f"\n{key}={places[0]} - {key}=all, seed-paired: {t}, {v}.")
     out.append("\n## 5. Gradient estimator (gpt-tiny, UE5M3 with a tensor scale, tensor-scaled.h5)\n")
     out.append(against(df, g, [SCALED, SCALED + ",estimator=clipped-ste"], SCALED,
                        {SCALED: "straight-through (ste)", SCALED + ",estimator=clipped-ste": "clipped-ste"}))
@@ -294,7 +296,13 @@ def main(folder):
     out.append("\n")
     out.append(telemetry(folder, "placement", ["mxfp4", "nvfp4", PLAIN], {PLAIN: "ue5m3/16, tensor scale off (placement)"}))
 
-    out.append("\n## 9. llama-tiny, the paper's setting (FP4 on the MLP linears only)\n")
+    if (Path(folder) / "llama.h5").exists():
+        out += llama_section(folder, df)
+    print("\n".join(out))
+
+
+def llama_section(folder, df):
+    out = ["\n## 9. llama-tiny, the paper's setting (FP4 on the MLP linears only)\n"]
     L = "llama-tiny"
     lrec = list(dict.fromkeys(df[df.model == L].recipe))
     lnames = {r: r.replace("fp4:scale=", "").replace(",block=", "/").replace(",sr=off,hadamard=off", "") for r in lrec}
@@ -307,7 +315,7 @@ def main(folder):
         t, v, _ = paired(df, L, mlp[a], mlp[b])
         out.append(f"{a} - {b} (MLP only): {t}, {v}.\n")
     out.append(telemetry(folder, "llama", list(mlp.values()), {r: n for n, r in mlp.items()}))
-    print("\n".join(out))
+    return out
 
 
 if __name__ == "__main__":
