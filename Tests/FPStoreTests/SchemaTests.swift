@@ -89,9 +89,9 @@ struct SchemaTests {
 
   @Test func newerVersionsStillInspectWithTheProblemStated() throws {
     let dir = TemporaryDirectory()
-    let path = try file(schema: "fpsim/grid", version: .int(2), in: dir)
+    let path = try file(schema: "fpsim/grid", version: .int(3), in: dir)
     let report = try Inspector.inspect(path)
-    #expect(report.header?.schemaVersion == 2)
-    #expect(report.text().split(separator: "\n")[0].contains("upgrade fpsim to read schema_version 2"))
+    #expect(report.header?.schemaVersion == 3)
+    #expect(report.text().split(separator: "\n")[0].contains("upgrade fpsim to read schema_version 3"))
   }
 }
