@@ -51,8 +51,8 @@ extension BlockQuantizer {
     let parts = split.map { w in
       var s = QuantizationStats()
       // The tile, group-major ([group][row][16]), then one factor pair per column.
-      withUnsafeTemporaryAllocation(of: Float.self, capacity: (height + 2) * cols) { scratch in
-        let buffer = scratch.baseAddress!, down = buffer + height * cols, up = down + cols
+      withAlignedTemporary(of: Float.self, capacity: (height + 2) * cols) { buffer in
+        let down = buffer + height * cols, up = down + cols
         for tile in split.interleaved(w) {
           let r0 = tile * height
           for g in 0..<groups {
@@ -156,12 +156,12 @@ extension BlockQuantizer {
   @inline(__always)
   static func columnMaxLanes(_ tile: UnsafePointer<Float>, rows: Int) -> SIMD16<UInt32> {
     let bits = UnsafeRawPointer(tile).assumingMemoryBound(to: UInt32.self)
-    return withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 16) { m in
+    return withAlignedTemporary(of: UInt32.self, capacity: 16) { m in
       for j in 0..<16 { m[j] = 0 }
       for r in 0..<rows {
         for j in 0..<16 { m[j] = max(m[j], BlockAmax.finiteMagnitude(bits[r * 16 + j])) }
       }
-      return UnsafeRawPointer(m.baseAddress!).loadUnaligned(as: SIMD16<UInt32>.self)
+      return UnsafeRawPointer(m).loadUnaligned(as: SIMD16<UInt32>.self)
     }
   }
 
@@ -181,8 +181,8 @@ extension BlockQuantizer {
   ) -> Float {
     split.map { w in
       var m: Float = 0
-      withUnsafeTemporaryAllocation(of: Float.self, capacity: 256 * 16) { scratch in
-        for tile in split.interleaved(w) { m = max(m, body(tile, scratch.baseAddress!)) }
+      withAlignedTemporary(of: Float.self, capacity: 256 * 16) { scratch in
+        for tile in split.interleaved(w) { m = max(m, body(tile, scratch)) }
       }
       return m
     }.max()!

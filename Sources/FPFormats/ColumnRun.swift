@@ -17,8 +17,7 @@ struct ColumnRun: KernelVisitor {
     precondition(
       UInt64(cols) * UInt64(stride) <= (1 << 32) - (first & 0xFFFF_FFFF), "block tensors are limited to 2^32 values")
     var sat: UInt32 = 0, flush: UInt32 = 0
-    withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 32) { buffer in
-      let lanes = buffer.baseAddress!
+    withAlignedTemporary(of: UInt32.self, capacity: 32) { lanes in
       lanes.initialize(repeating: 0, count: 32)
       for c0 in Swift.stride(from: 0, to: cols, by: 16) {
         let group = src + (c0 / 16) * groupStride, d = down + c0, u = up + c0

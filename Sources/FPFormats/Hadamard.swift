@@ -128,8 +128,7 @@ public struct RandomHadamard: Sendable, Hashable {
   /// `forward` for n = 16: `dense16`, with the amax taken from each group's result as it is stored.
   private func forward16(_ p: UnsafeMutablePointer<Float>, _ count: Int) -> Float {
     matrix.withUnsafeBufferPointer { m in
-      withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 16) { lanes in
-        let l = lanes.baseAddress!
+      withAlignedTemporary(of: UInt32.self, capacity: 16) { l in
         l.initialize(repeating: 0, count: 16)
         Self.dense16(p, count, UnsafeRawPointer(m.baseAddress!).bindMemory(to: SIMD16<Float>.self, capacity: 16), amaxLanes: l)
         var amax: UInt32 = 0
