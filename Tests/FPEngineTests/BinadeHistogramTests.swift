@@ -35,6 +35,34 @@ import Testing
     }
   }
 
+  /// The threaded count (chunks of 64 Ki values, summed) against the definition, on 300,007 values
+  /// (five chunks on four threads, a short last one) with zeros, subnormals, Inf and NaN spread through.
+  @Test func threadedCountAgreesWithTheDefinition() {
+    var rng = TestRNG(11)
+    let n = 300_007
+    var x = [Float](repeating: 0, count: n)
+    for i in 0..<n {
+      switch rng.next() % 8 {
+      case 0: x[i] = 0
+      case 1: x[i] = Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()) & 0x807F_FFFF)  // subnormal or zero
+      default: x[i] = Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()))  // any pattern, Inf and NaN included
+      }
+    }
+    var expected = [Int32](repeating: 0, count: BinadeHistogram.binCount)
+    var zeros: Int32 = 0, nonFinite: Int32 = 0
+    for v in x {
+      if let b = BinadeHistogram.referenceBinade(v) { expected[b + 149] += 1 } else if v == 0 { zeros += 1 } else { nonFinite += 1 }
+    }
+    for threads in [1, 2, 4] {
+      var h = [Int32](repeating: -1, count: BinadeHistogram.binCount)
+      let (z, nf) = x.withUnsafeBufferPointer { xb in
+        h.withUnsafeMutableBufferPointer { BinadeHistogram.count(xb.baseAddress!, n, into: $0.baseAddress!, threads: threads) }
+      }
+      #expect(h == expected, "threads = \(threads)")
+      #expect(z == zeros && nf == nonFinite, "threads = \(threads)")
+    }
+  }
+
   /// The reference itself on values whose binade is known without a logarithm.
   @Test func referenceBinadeOfKnownValues() {
     #expect(BinadeHistogram.referenceBinade(1) == 0)

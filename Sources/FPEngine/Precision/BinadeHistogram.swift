@@ -1,4 +1,5 @@
 import Foundation  // log2, pow (the reference)
+import FPFormats
 
 /// The exponent distribution of one GEMM operand as it enters rounding: for every binade
 /// b = floor(log2 |x|) of float32 (b in -149...127, subnormals included), how many nonzero finite values
@@ -95,6 +96,30 @@ public struct BinadeHistogram: Hashable, Sendable {
         return (Int32(truncatingIfNeeded: zeros), Int32(truncatingIfNeeded: t[255]))
       }
     }
+  }
+
+  /// `count` on `threads` threads: contiguous chunks of at least 64 Ki values, each counted into its own
+  /// bins, then summed. Integer sums, so the result is the serial count's whatever the split.
+  public static func count(
+    _ x: UnsafePointer<Float>, _ n: Int, into h: UnsafeMutablePointer<Int32>, threads: Int
+  ) -> (zeros: Int32, nonFinite: Int32) {
+    let split = WorkSplit(count: n, threads: threads, grain: 65_536)
+    if split.parts <= 1 { return count(x, n, into: h) }
+    nonisolated(unsafe) let x = x
+    let parts = split.map { i -> ([Int32], Int32, Int32) in
+      let r = split.range(i)
+      var bins = [Int32](repeating: 0, count: binCount)
+      let (z, nf) = bins.withUnsafeMutableBufferPointer { count(x + r.lowerBound, r.count, into: $0.baseAddress!) }
+      return (bins, z, nf)
+    }
+    var zeros: Int32 = 0, nonFinite: Int32 = 0
+    for k in 0..<binCount { h[k] = 0 }
+    for (bins, z, nf) in parts {
+      for k in 0..<binCount { h[k] &+= bins[k] }
+      zeros &+= z
+      nonFinite &+= nf
+    }
+    return (zeros, nonFinite)
   }
 
   /// The histogram of n values (no rounding counts).

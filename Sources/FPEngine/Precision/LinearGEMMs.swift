@@ -241,7 +241,7 @@ public final class LinearGEMMs {
         histograms[i].zeros = histograms[p.rawValue].zeros
         histograms[i].nonFinite = histograms[p.rawValue].nonFinite
       } else {
-        let (z, nf) = histograms[i].counts.withUnsafeMutableBufferPointer { BinadeHistogram.count(src, layout.count, into: $0.baseAddress!) }
+        let (z, nf) = histograms[i].counts.withUnsafeMutableBufferPointer { BinadeHistogram.count(src, layout.count, into: $0.baseAddress!, threads: runtime.threads) }
         histograms[i].zeros = z
         histograms[i].nonFinite = nf
       }
