@@ -3,8 +3,24 @@
 /// inp, out, dinp, dout are flat arrays of `count` values.
 public enum GELU {
   /// `threads` contiguous chunks run concurrently (elementwise: the result does not depend on it).
-  public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int, threads: Int = 1) {
+  /// With `cdf`, Phi(x) is also kept there for `backward`, which then skips computing it again (the
+  /// CDF is the costlier half of the derivative: a division, an exponential and a degree-9 polynomial).
+  public static func forward(
+    out: UnsafeMutablePointer<Float>, cdf: UnsafeMutablePointer<Float>? = nil, inp: UnsafePointer<Float>, count: Int,
+    threads: Int = 1
+  ) {
     nonisolated(unsafe) let out = out, inp = inp
+    if let cdf {
+      nonisolated(unsafe) let cdf = cdf
+      parallelChunks(count, threads) { lo, hi in
+        for i in lo..<hi {
+          let x = inp[i], phi = FastMath.normalCDF(x)
+          cdf[i] = phi
+          out[i] = x * phi
+        }
+      }
+      return
+    }
     parallelChunks(count, threads) { lo, hi in
       for i in lo..<hi {
         let x = inp[i]
@@ -13,12 +29,23 @@ public enum GELU {
     }
   }
 
-  /// dinp = dout * gelu'(inp) (overwritten: its one caller has no other contribution to add)
+  /// dinp = dout * gelu'(inp) (overwritten: its one caller has no other contribution to add), with
+  /// Phi(inp) read from `cdf` when the forward pass kept it (the same bits as computing it here).
   public static func backward(
-    dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, dout: UnsafePointer<Float>, count: Int,
-    threads: Int = 1
+    dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, cdf: UnsafePointer<Float>? = nil,
+    dout: UnsafePointer<Float>, count: Int, threads: Int = 1
   ) {
     nonisolated(unsafe) let dinp = dinp, inp = inp, dout = dout
+    if let cdf {
+      nonisolated(unsafe) let cdf = cdf
+      parallelChunks(count, threads) { lo, hi in
+        for i in lo..<hi {
+          let x = inp[i]
+          dinp[i] = dout[i] * (cdf[i] + x * FastMath.normalPDF(x))
+        }
+      }
+      return
+    }
     parallelChunks(count, threads) { lo, hi in
       for i in lo..<hi {
         let x = inp[i]

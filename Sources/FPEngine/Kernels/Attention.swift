@@ -62,8 +62,7 @@ public enum Attention {
         // P = softmax(S / sqrt(hs)) over t2 <= t, zeros above the diagonal.
         for t in 0..<T {
           let row = s + t * tp, prow = p + t * T, n = t + 1
-          var m = -Float.infinity
-          for t2 in 0..<n { m = max(m, row[t2]) }
+          let m = Reduce.max(row, n)
           for t2 in 0..<n { prow[t2] = FastMath.exp((row[t2] - m) * scale) }
           let inv = 1 / Reduce.sum(prow, n)
           for t2 in 0..<n { prow[t2] *= inv }

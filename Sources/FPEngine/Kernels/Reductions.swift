@@ -40,4 +40,28 @@ enum Reduce {
     while i < n { let d = x[i] - m; s += d * d; i += 1 }
     return s
   }
+
+  /// The largest non-NaN value of x[0 ..< n] (+0 counted above -0), -Inf when there is none: what the
+  /// loop `m = max(m, x[i])` from m = -Inf computes, up to the sign of a zero maximum. That loop stays
+  /// scalar (Swift's float `max` is not associative in LLVM's eyes); this one compares integer keys,
+  /// which vectorizes: key(b) = b for b >= 0, b ^ 0x7FFFFFFF for negative b (as Int32; the keys order
+  /// as the floats), and Int32.min for NaN so that it never wins.
+  @inline(__always)
+  static func max(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+    let bits = UnsafeRawPointer(x).assumingMemoryBound(to: Int32.self)
+    var m = orderKey(Float.infinity.bitPattern | 0x8000_0000)
+    for i in 0..<n {
+      let b = bits[i]
+      let key = b ^ ((b &>> 31) & 0x7FFF_FFFF)
+      let nan = (0x7F80_0000 &- (b & 0x7FFF_FFFF)) &>> 31  // -1 when |b| is above Inf's bits
+      m = Swift.max(m, (key & ~nan) | (Int32.min & nan))
+    }
+    return Float(bitPattern: UInt32(bitPattern: m ^ ((m &>> 31) & 0x7FFF_FFFF)))
+  }
+
+  @inline(__always)
+  static func orderKey(_ bits: UInt32) -> Int32 {
+    let b = Int32(bitPattern: bits)
+    return b ^ ((b &>> 31) & 0x7FFF_FFFF)
+  }
 }

@@ -70,6 +70,7 @@ public final class GPT {
   let residual2: FloatBuffer  // (L,B,T,C) residual + attention branch
   let ln2, ln2Mean, ln2Rstd: FloatBuffer
   let fch, fchGelu: FloatBuffer  // (L,B,T,4C)
+  let fchCDF: FloatBuffer  // (L,B,T,4C): Phi(fch), kept by GELU.forward for its backward
   let residual3: FloatBuffer  // (L,B,T,C) block output
   let branch: FloatBuffer  // (B,T,C) c_proj outputs before they join the residual (not needed backward)
   let lnf, lnfMean, lnfRstd: FloatBuffer
@@ -121,7 +122,7 @@ public final class GPT {
     atty = buf(L * N * C)
     residual2 = buf(L * N * C)
     ln2 = buf(L * N * C); ln2Mean = buf(L * N); ln2Rstd = buf(L * N)
-    fch = buf(L * N * 4 * C); fchGelu = buf(L * N * 4 * C)
+    fch = buf(L * N * 4 * C); fchGelu = buf(L * N * 4 * C); fchCDF = buf(L * N * 4 * C)
     residual3 = buf(L * N * C)
     branch = buf(N * C)
     lnf = buf(N * C); lnfMean = buf(N); lnfRstd = buf(N)
@@ -192,7 +193,7 @@ public final class GPT {
         out: ln2, mean: ln2Mean.pointer + l * N, rstd: ln2Rstd.pointer + l * N, inp: res2,
         weight: P.value(h + "ln_2.weight"), bias: P.value(h + "ln_2.bias"), N: N, C: C, threads: threads)
       fc[l].forward(out: fch, inp: ln2, weight: P.value(h + "mlp.c_fc.weight"), bias: P.value(h + "mlp.c_fc.bias"), n: N)
-      GELU.forward(out: fchG, inp: fch, count: N * 4 * C, threads: threads)
+      GELU.forward(out: fchG, cdf: fchCDF.pointer + l * N * 4 * C, inp: fch, count: N * 4 * C, threads: threads)
       mlpProj[l].forward(out: branch.pointer, inp: fchG, weight: P.value(h + "mlp.c_proj.weight"), bias: P.value(h + "mlp.c_proj.bias"), n: N)
       Residual.forward(out: res3, a: res2, b: branch.pointer, count: N * C, threads: threads)
     }
@@ -236,7 +237,9 @@ public final class GPT {
       mlpProj[l].backward(
         dinp: dfchGelu.pointer, dweight: P.grad(h + "mlp.c_proj.weight"), dbias: P.grad(h + "mlp.c_proj.bias"),
         dout: dresidual.pointer, inp: fchG, weight: P.value(h + "mlp.c_proj.weight"), n: N, overwriteDinp: true)
-      GELU.backward(dinp: dfch.pointer, inp: fch, dout: dfchGelu.pointer, count: N * 4 * C, threads: threads)
+      GELU.backward(
+        dinp: dfch.pointer, inp: fch, cdf: fchCDF.pointer + l * N * 4 * C, dout: dfchGelu.pointer, count: N * 4 * C,
+        threads: threads)
       fc[l].backward(
         dinp: dln.pointer, dweight: P.grad(h + "mlp.c_fc.weight"), dbias: P.grad(h + "mlp.c_fc.bias"),
         dout: dfch.pointer, inp: ln2, weight: P.value(h + "mlp.c_fc.weight"), n: N, overwriteDinp: true)
