@@ -87,9 +87,9 @@ enum SVG {
   }
 
   /// Frame: the plot area, axes, ticks, grid lines and axis titles.
-  static func frame(width: Double, height: Double, x: Axis, y: Axis, xTitle: String, yTitle: String, xTicks: [Double]? = nil, xTickLabel: ((Double) -> String)? = nil) -> String {
+  static func frame(width: Double, height: Double, x: Axis, y: Axis, xTitle: String, yTitle: String, xTicks: [Double]? = nil, xTickLabel: ((Double) -> String)? = nil, yTicks: [Double]? = nil) -> String {
     var s = ""
-    for t in y.tickValues {
+    for t in yTicks ?? y.tickValues {
       let py = y(t)
       s += "<line x1=\"\(px(x.a))\" x2=\"\(px(x.b))\" y1=\"\(px(py))\" y2=\"\(px(py))\" class=\"grid\"/>"
       s += "<text x=\"\(px(x.a - 5))\" y=\"\(px(py + 4))\" text-anchor=\"end\">\(tickLabel(t))</text>"
