@@ -352,8 +352,7 @@ public enum GridResults {
     for (kind, _) in Self.telemetryKinds where try g.contains("metrics/" + kind) {
       var sums: [String: (sum: [Float], n: Int)] = [:]
       for child in try g.group("metrics/" + kind).children() {
-        guard let dot = child.name.lastIndex(of: ".") else { continue }
-        let operand = String(child.name[child.name.index(after: dot)...])
+        guard let operand = GEMMOperand.kind(ofTelemetryName: child.name) else { continue }
         let v = try g.dataset("metrics/\(kind)/\(child.name)").read(as: Float.self)
         var entry = sums[operand] ?? ([Float](repeating: 0, count: v.count), 0)
         for i in 0..<min(v.count, entry.sum.count) { entry.sum[i] += v[i] }

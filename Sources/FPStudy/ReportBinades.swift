@@ -1,3 +1,4 @@
+import FPEngine
 import FPStore
 import Foundation
 
@@ -123,8 +124,7 @@ extension PageBuilder {
     guard P > 0, T > 0, B > 0, counts.count == P * T * B else { return "" }
     var kinds: [String: [Int64]] = [:], order: [String] = []
     for (p, name) in names.enumerated() {
-      guard let dot = name.lastIndex(of: ".") else { continue }
-      let kind = String(name[name.index(after: dot)...])
+      guard let kind = GEMMOperand.kind(ofTelemetryName: name) else { continue }
       if kinds[kind] == nil { order.append(kind) }
       var c = kinds[kind] ?? [Int64](repeating: 0, count: T * B)
       for i in 0..<(T * B) { c[i] += Int64(counts[p * T * B + i]) }
