@@ -206,6 +206,22 @@ public final class H5Dataset: H5Object, @unchecked Sendable {
     }
   }
 
+  /// Reads the box `box` (one range per axis, row-major, first axis slowest): memory bounded by the
+  /// box, as for a report that wants one label, one lr and every seed of `[label, lr, seed, step, ...]`.
+  public func read<T: StoreElement>(as: T.Type = T.self, box: [Range<Int>]) throws -> [T] {
+    try HDF5Library.locked {
+      var values = [T](repeating: T(), count: box.reduce(1) { $0 * $1.count })
+      try values.withUnsafeMutableBufferPointer { buffer in
+        try withBoxSelection(box, count: buffer.count) { memSpace, fileSpace in
+          try check(
+            H5Dread(id, T.elementType.memoryType, memSpace, fileSpace, fpsim_H5P_DEFAULT(), buffer.baseAddress),
+            "cannot read \(box.map { "\($0.lowerBound)..<\($0.upperBound)" }.joined(separator: ", "))")
+        }
+      }
+      return values
+    }
+  }
+
   /// Reads a dataset of strings (variable- or fixed-length), e.g. the labels of a dimension scale.
   public func readStrings() throws -> [String] {
     try HDF5Library.locked {
@@ -354,15 +370,26 @@ public final class H5Dataset: H5Object, @unchecked Sendable {
     guard count == rows.count * rowCount else {
       throw error(.invalidArgument, "buffer of \(count) elements for \(rows.count) rows of \(rowCount)")
     }
+    try withBoxSelection([rows] + shape.dropFirst().map { 0..<$0 }, count: count, body)
+  }
+
+  /// Selects the box `box` (one range per axis, inside the extent) in the file and a memory space of
+  /// the same shape (`count` elements). Call with the lock held.
+  private func withBoxSelection(_ box: [Range<Int>], count: Int, _ body: (hid_t, hid_t) throws -> Void) throws {
+    try file.requireOpen(object: path)
+    let (shape, _) = try extentLocked()
+    guard box.count == shape.count, zip(box, shape).allSatisfy({ $0.lowerBound >= 0 && $0.upperBound <= $1 }) else {
+      throw error(.invalidArgument, "box \(box.map { "\($0.lowerBound)..<\($0.upperBound)" }) is not inside the shape \(shape)")
+    }
+    guard count == box.reduce(1, { $0 * $1.count }) else {
+      throw error(.invalidArgument, "buffer of \(count) elements for a box of \(box.reduce(1) { $0 * $1.count })")
+    }
     guard count > 0 else { return }
     let fileSpace = H5Dget_space(id)
     try check(fileSpace, "cannot read dataspace")
     defer { H5Sclose(fileSpace) }
-    var start = [hsize_t](repeating: 0, count: shape.count)
-    var extent = shape.map { hsize_t($0) }
-    start[0] = hsize_t(rows.lowerBound)
-    extent[0] = hsize_t(rows.count)
-    try check(H5Sselect_hyperslab(fileSpace, H5S_SELECT_SET, start, nil, extent, nil), "cannot select rows \(rows)")
+    let start = box.map { hsize_t($0.lowerBound) }, extent = box.map { hsize_t($0.count) }
+    try check(H5Sselect_hyperslab(fileSpace, H5S_SELECT_SET, start, nil, extent, nil), "cannot select \(box)")
     // The memory space has the selection's own shape: HDF5 then sees "same shape" selections and
     // moves whole chunks at once; a flat 1-D memory space made it map element runs, ~10x slower.
     let memSpace = H5Screate_simple(Int32(extent.count), extent, nil)

@@ -133,9 +133,9 @@ public struct DatasetQuantization: Sendable {
       return stats
     }
 
-    let codes = codeBits <= 16
-      ? try unit.createDataset("codes", type: codeBits <= 8 ? .uint8 : .uint16, shape: storedShape, compression: compression)
-      : nil
+    // Codes of element formats of at most 16 bits (wider ones: the values are as exact as their codes).
+    let codeStorage = CodeStorage(bits: codeBits)
+    let codes = codeBits <= 16 ? try codeStorage.createDataset(in: unit, "codes", shape: storedShape, compression: compression) : nil
     try codes?.setAttribute("bits", codeBits)
 
     // Blocking lines: the last axis, or the whole tensor for a vector or a tensor-wide block. Pieces
@@ -144,6 +144,7 @@ public struct DatasetQuantization: Sendable {
     var block = 1
     var flat = shape.count <= 1  // one line: the tensor itself
     var scalesData: H5Dataset? = nil, scaleCodes: H5Dataset? = nil
+    var scaleCodeStorage = CodeStorage.uint8
     var quantizer: BlockQuantizer? = nil
     var tensorAmax: Float? = nil
     if case .scaled(let s) = format {
@@ -160,7 +161,8 @@ public struct DatasetQuantization: Sendable {
       let scaleShape = flat ? [blocksPerLine] : Array(storedShape.dropLast()) + [blocksPerLine]
       scalesData = try unit.createDataset("scales", type: .float32, shape: scaleShape, compression: compression)
       if s.scale.bitCount <= 8 {
-        scaleCodes = try unit.createDataset("scale_codes", type: .uint8, shape: scaleShape, compression: compression)
+        scaleCodeStorage = CodeStorage(bits: s.scale.bitCount)
+        scaleCodes = try scaleCodeStorage.createDataset(in: unit, "scale_codes", shape: scaleShape, compression: compression)
       }
       try unit.setAttribute("block_size", block)
       try unit.setAttribute("scale_format", s.scale.name)
@@ -203,7 +205,7 @@ public struct DatasetQuantization: Sendable {
         let scaleRows = flat ? firstBlock..<(firstBlock + scales.count) : rows
         try scalesData!.write(scales, rows: scaleRows)
         if let sc = scaleCodes {
-          try sc.write(scales.map { UInt8(truncatingIfNeeded: q.format.scale.code(ofRepresentable: $0)) }, rows: scaleRows)
+          try scaleCodeStorage.write(scales.lazy.map { q.format.scale.code(ofRepresentable: $0) }, to: sc, rows: scaleRows)
         }
       } else {
         try x.withUnsafeMutableBufferPointer { xb in
@@ -214,11 +216,7 @@ public struct DatasetQuantization: Sendable {
       try x.withUnsafeBufferPointer { try values.write(UnsafeBufferPointer(rebasing: $0[0..<n]), rows: rows) }
       if let codes {
         let source = quantizer == nil ? x : elements
-        if codeBits <= 8 {
-          try codes.write(source[0..<n].map { UInt8(truncatingIfNeeded: elementFormat.code(ofRepresentable: $0)) }, rows: rows)
-        } else {
-          try codes.write(source[0..<n].map { UInt16(truncatingIfNeeded: elementFormat.code(ofRepresentable: $0)) }, rows: rows)
-        }
+        try codeStorage.write(source[0..<n].lazy.map { elementFormat.code(ofRepresentable: $0) }, to: codes, rows: rows)
       }
       start += n
     }

@@ -38,8 +38,7 @@ enum GridHistograms {
     var special: [String: [Int32]] = [:]
     for (name, _) in specials { special[name] = try g.dataset(name).read(as: Int32.self) }
     for (p, name) in names.enumerated() {
-      guard let dot = name.lastIndex(of: ".") else { continue }
-      let kind = String(name[name.index(after: dot)...])
+      guard let kind = GEMMOperand.kind(ofTelemetryName: name) else { continue }
       var c = s.counts[kind] ?? [Int64](repeating: 0, count: T * B)
       for i in 0..<(T * B) { c[i] += Int64(counts[p * T * B + i]) }
       s.counts[kind] = c

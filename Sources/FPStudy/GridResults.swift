@@ -313,22 +313,16 @@ public enum GridResults {
       let idx = { (l: Int, s: Int) in (f * L + l) * S + s }
       let mine = (0..<L).flatMap { l in (0..<S).map { status[idx(l, $0)] } }
       func fraction(_ ss: [RunStatus]) -> Double { Double(mine.filter(ss.contains).count) / Double(L * S) }
-      var best: (lr: Double, median: Double, lo: Double, hi: Double)? = nil
-      var stable: [Double] = []
-      for l in 0..<L {
-        if (0..<S).allSatisfy({ status[idx(l, $0)] == .learned }) { stable.append(spec.lrs[l]) }
-        guard (0..<S).allSatisfy({ !cells[idx(l, $0)].diverged }) else { continue }
-        let finite = (0..<S).map { Double(cells[idx(l, $0)].finalEval) }.filter(\.isFinite).sorted()
-        guard finite.count == S else { continue }
-        let median = Median.of(finite)
-        if best == nil || median < best!.median { best = (spec.lrs[l], median, finite.first!, finite.last!) }
-      }
+      let stable = (0..<L).filter { l in (0..<S).allSatisfy { status[idx(l, $0)] == .learned } }.map { spec.lrs[$0] }
+      let best = BestLearningRate.choose(
+        lrs: L, seeds: S, finalEval: { Double(cells[idx($0, $1)].finalEval) }, diverged: { cells[idx($0, $1)].diverged })
       var fractions: [String: Double] = [:]
       for s in RunStatus.allCases { fractions[s.name] = fraction([s]) }
       rows.append(Row(
         label: label, runs: L * S, divergedFraction: fraction([.diverged]),
         failedToLearnFraction: fraction([.atChance, .worseThanBaseline, .worseThanBestLR]), statusFractions: fractions,
-        bestLR: best?.lr, medianEvalLoss: best?.median, minEvalLoss: best?.lo, maxEvalLoss: best?.hi, stableLRs: stable))
+        bestLR: best.map { spec.lrs[$0.index] }, medianEvalLoss: best?.median, minEvalLoss: best?.low, maxEvalLoss: best?.high,
+        stableLRs: stable))
     }
     return rows
   }
@@ -358,8 +352,7 @@ public enum GridResults {
     for (kind, _) in Self.telemetryKinds where try g.contains("metrics/" + kind) {
       var sums: [String: (sum: [Float], n: Int)] = [:]
       for child in try g.group("metrics/" + kind).children() {
-        guard let dot = child.name.lastIndex(of: ".") else { continue }
-        let operand = String(child.name[child.name.index(after: dot)...])
+        guard let operand = GEMMOperand.kind(ofTelemetryName: child.name) else { continue }
         let v = try g.dataset("metrics/\(kind)/\(child.name)").read(as: Float.self)
         var entry = sums[operand] ?? ([Float](repeating: 0, count: v.count), 0)
         for i in 0..<min(v.count, entry.sum.count) { entry.sum[i] += v[i] }

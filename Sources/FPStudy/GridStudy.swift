@@ -32,6 +32,10 @@ public struct GridStudy: Sendable {
   /// over layers) with the operand kinds [K], when the file has them (else the report reads the runs).
   public var operands: [String] = []
   public var telemetry: [String: [Float]] = [:]
+  /// The axes of `/results/histogram` [F, L, S, T, K, B] when the file has it (else empty): its
+  /// operand kinds [K] and binades [B]. The counts themselves are read a box at a time where drawn.
+  public var histogramOperands: [String] = []
+  public var histogramBinades: [Int] = []
 
   public struct Sharpness: Sendable {
     public var metric: String
@@ -137,6 +141,13 @@ public struct GridStudy: Sendable {
         study.telemetry[kind] = try d.read(as: Float.self)
         study.operands = ops
       }
+    }
+    if names.contains("histogram"), names.contains("binade"), names.contains("operand"),
+      let ops = try? r.dataset("operand").readStrings(), let binades = try? r.dataset("binade").read(as: Int32.self),
+      (try r.dataset("histogram").shape) == [labels.count, lrs.count, seeds.count, steps.count, ops.count, binades.count]
+    {
+      study.histogramOperands = ops
+      study.histogramBinades = binades.map(Int.init)
     }
     return study
   }

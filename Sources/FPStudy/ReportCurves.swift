@@ -1,3 +1,4 @@
+import FPEngine
 import FPStore
 import Foundation
 
@@ -43,18 +44,13 @@ enum ReportCurves {
     return t
   }
 
-  /// The operand kind of `<layer>.<operand>` (the part after the last dot): what the page groups by.
-  static func operandKind(_ name: String) -> String {
-    name.split(separator: ".").last.map(String.init) ?? name
-  }
-
   /// Mean over the operands of each kind, per row: kind -> operand kind -> [rows].
   static func byOperandKind(_ t: Telemetry) -> [String: [String: [Double]]] {
     var out: [String: [String: [Double]]] = [:]
     for (kind, ops) in t.series {
       var sums: [String: ([Double], [Int])] = [:]
       for (name, v) in ops {
-        let k = operandKind(name)
+        let k = GEMMOperand.kind(ofTelemetryName: name) ?? name
         var (s, n) = sums[k] ?? (Array(repeating: 0, count: t.steps.count), Array(repeating: 0, count: t.steps.count))
         for (i, x) in v.prefix(t.steps.count).enumerated() where x.isFinite { s[i] += Double(x); n[i] += 1 }
         sums[k] = (s, n)

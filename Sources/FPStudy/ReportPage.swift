@@ -99,6 +99,7 @@ public enum Report {
     .panels{display:flex;flex-wrap:wrap;gap:6px 18px}.panels>div{flex:0 1 auto}.side{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:12px 28px}
     table{border-collapse:collapse;font-size:12px;margin:4px 0 10px;font-variant-numeric:tabular-nums}th,td{border:1px solid #ddd;padding:2px 7px;text-align:right}th{background:#f3f3f3}td.l,th.l{text-align:left}
     details{margin:2px 0 12px}summary{cursor:pointer;color:#4e79a7}pre{background:#f7f7f7;padding:8px;overflow:auto;max-height:320px;font-size:12px}
+    details.heatrow{margin:4px 0 8px}details.heatrow>summary{font-weight:600;color:#333}details.heatrow .panels{gap:2px 8px}
     footer{color:#666;margin:30px 0 10px;font-size:12px;border-top:1px solid #ddd;padding-top:6px}
     """
 }
@@ -295,6 +296,8 @@ struct PageBuilder {
 
     // Telemetry from the runs' metrics: mean over the runs of a label (all lrs and seeds) per step.
     s += try gridTelemetry(file: file, g: g)
+    // Binade histograms (`/results/histogram`), when the grid recorded them.
+    s += try gridBinadeHeatMaps(file: file, g: g)
     return s + "</section>\n"
   }
 

@@ -87,9 +87,9 @@ enum SVG {
   }
 
   /// Frame: the plot area, axes, ticks, grid lines and axis titles.
-  static func frame(width: Double, height: Double, x: Axis, y: Axis, xTitle: String, yTitle: String, xTicks: [Double]? = nil, xTickLabel: ((Double) -> String)? = nil) -> String {
+  static func frame(width: Double, height: Double, x: Axis, y: Axis, xTitle: String, yTitle: String, xTicks: [Double]? = nil, xTickLabel: ((Double) -> String)? = nil, yTicks: [Double]? = nil) -> String {
     var s = ""
-    for t in y.tickValues {
+    for t in yTicks ?? y.tickValues {
       let py = y(t)
       s += "<line x1=\"\(px(x.a))\" x2=\"\(px(x.b))\" y1=\"\(px(py))\" y2=\"\(px(py))\" class=\"grid\"/>"
       s += "<text x=\"\(px(x.a - 5))\" y=\"\(px(py + 4))\" text-anchor=\"end\">\(tickLabel(t))</text>"
@@ -100,7 +100,12 @@ enum SVG {
       s += "<text x=\"\(px(pxv))\" y=\"\(px(y.a + 16))\" text-anchor=\"middle\">\(escape((xTickLabel ?? tickLabel)(t)))</text>"
     }
     s += "<rect x=\"\(px(x.a))\" y=\"\(px(y.b))\" width=\"\(px(x.b - x.a))\" height=\"\(px(y.a - y.b))\" class=\"frame\"/>"
-    s += "<text x=\"\(px((x.a + x.b) / 2))\" y=\"\(px(height - 6))\" text-anchor=\"middle\" class=\"title\">\(escape(xTitle))</text>"
+    // Centred under the plot area, but moved right (or left) as far as needed to stay inside the SVG:
+    // a long title under a narrow plot with a legend (the telemetry panels) was cut at the left edge.
+    // Width estimated at 7.8 px a character (12 px semibold measured about 7.2 in Chromium).
+    let half = Double(xTitle.count) * 3.9
+    let cx = Swift.max(half + 4, Swift.min((x.a + x.b) / 2, width - half - 4))
+    s += "<text x=\"\(px(cx))\" y=\"\(px(height - 6))\" text-anchor=\"middle\" class=\"title\">\(escape(xTitle))</text>"
     s += "<text transform=\"translate(14 \(px((y.a + y.b) / 2))) rotate(-90)\" text-anchor=\"middle\" class=\"title\">\(escape(yTitle))</text>"
     return s
   }

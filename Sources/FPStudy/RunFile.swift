@@ -346,16 +346,9 @@ public final class RunFileWriter: TrainingSink {
         .setAttribute("units", o.hadamard == nil ? "float32 values the GEMM read" : "float32 values the GEMM read: the rounding of input transformed along the reduction axis")
       if let scales = o.scales, let codes = o.scaleCodes {
         try g.createDataset("scales", values: scales).setAttribute("units", "each block's stored scale (a value of scale_format), in block order")
-        let bits = (try? FloatFormat(parsing: o.scaleFormat ?? "")).map { ($0.signed ? 1 : 0) + $0.exponentBits + $0.mantissaBits } ?? 32
-        let d: H5Dataset
-        if bits <= 8 {
-          d = try g.createDataset("scale_codes", values: codes.map { UInt8(truncatingIfNeeded: $0) })
-        } else if bits <= 16 {
-          d = try g.createDataset("scale_codes", values: codes.map { UInt16(truncatingIfNeeded: $0) })
-        } else {
-          d = try g.createDataset("scale_codes", values: codes.map { Int64($0) })
-        }
-        try d.setAttribute("units", "storage code of each scale in scale_format")
+        let bits = (try? FloatFormat(parsing: o.scaleFormat ?? "")).map(\.bitCount) ?? 32
+        try CodeStorage(bits: bits).createDataset(in: g, "scale_codes", codes: codes)
+          .setAttribute("units", "storage code of each scale in scale_format")
         try g.setAttribute("scale_format", o.scaleFormat ?? "")
       }
       try g.setAttribute("step", step)

@@ -105,6 +105,23 @@ struct RoundTripTests {
     #expect(try d.shape == [5, width])
   }
 
+  /// A box (one range per axis) of a chunked, deflated 4-D dataset reads as the same box cut out of
+  /// the whole dataset by index arithmetic here; a box outside the shape, or of the wrong rank, is refused.
+  @Test func aBoxReadsAsTheSameBoxOfTheWholeDataset() throws {
+    let dir = TemporaryDirectory()
+    let file = try H5File.create(dir.file("box.h5"))
+    let shape = [3, 4, 5, 6]
+    let all = Self.values(shape.reduce(1, *), as: Int64.self)
+    let d = try file.root.createDataset("x", values: all, shape: shape, chunk: [1, 2, 5, 4], compression: .deflate(level: 4))
+    for box in [[1..<2, 2..<3, 0..<5, 0..<6], [0..<3, 1..<3, 2..<4, 3..<6], [2..<3, 0..<4, 4..<5, 5..<6], [0..<3, 0..<4, 0..<5, 0..<6], [1..<1, 0..<4, 0..<5, 0..<6]] {
+      var expected: [Int64] = []
+      for a in box[0] { for b in box[1] { for c in box[2] { for e in box[3] { expected.append(all[((a * 4 + b) * 5 + c) * 6 + e]) } } } }
+      #expect(try d.read(as: Int64.self, box: box) == expected, "\(box)")
+    }
+    #expect(throws: StoreError.self) { try d.read(as: Int64.self, box: [0..<3, 0..<4, 0..<5, 0..<7]) }
+    #expect(throws: StoreError.self) { try d.read(as: Int64.self, box: [0..<3, 0..<4, 0..<5]) }
+  }
+
   @Test func appendingToAFixedSizeDatasetIsAnError() throws {
     let dir = TemporaryDirectory()
     let file = try H5File.create(dir.file("fixed.h5"))

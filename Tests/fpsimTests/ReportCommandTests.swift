@@ -183,6 +183,143 @@ import Testing
     #expect(out.trimmingCharacters(in: .whitespacesAndNewlines) == "7")
   }
 
+  /// A grid with `histograms = true` (2 recipes x 2 lrs x 2 seeds, 5 steps) and a run with
+  /// `--histograms`: the report draws binade heat maps whose cells are, in the DOM as Chromium built
+  /// it, the nonzero cells h5py and numpy compute from the file (for the grid: per recipe at its best
+  /// learning rate, recomputed here from final_eval_loss and diverged, the mean over seeds of each
+  /// seed's fraction per binade; for the run: the counts summed over the layers of each operand kind),
+  /// and the screenshot shows the maps' dark cells.
+  @Test func binadeHeatMapsOfAGridAndARunHoldTheFilesFractions() throws {
+    let dir = try scratchDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    try """
+      model = "gpt-micro"
+      recipes = ["mxfp4", "uniform:e4m3fn"]
+      lrs = [3e-3, 3e-1]
+      seeds = [0, 1]
+      steps = 5
+      eval_every = 5
+      histograms = true
+      """.write(to: dir.appendingPathComponent("spec.toml"), atomically: true, encoding: .utf8)
+    let g = try CLI.run(["grid", dir.appendingPathComponent("spec.toml").path, "--out", dir.appendingPathComponent("g.h5").path, "--jobs", "2", "--data", dataDirectory])
+    #expect(g.status == 0, "\(g.stderr)")
+    let run = dir.appendingPathComponent("run.h5").path
+    let t = try CLI.run(["train", "--model", "gpt-micro", "--recipe", "nvfp4", "--steps", "6", "--histograms", "--data", dataDirectory, "--out", run])
+    #expect(t.status == 0, "\(t.stderr)")
+    var doms: [String] = []
+    for (name, file) in [("grid", dir.appendingPathComponent("g.h5").path), ("run", run)] {
+      let page = dir.appendingPathComponent("\(name).html").path
+      let r = try CLI.run(["report", file, "--out", page])
+      #expect(r.status == 0, "\(r.stderr)")
+      let dom = dir.appendingPathComponent("\(name)-dom.html").path
+      try Self.browser(["--dump-dom", "file://" + page]).write(toFile: dom, atomically: true, encoding: .utf8)
+      doms.append(dom)
+    }
+    let shot = dir.appendingPathComponent("grid.png").path
+    _ = try Self.browser(["--screenshot=\(shot)", "--window-size=1280,5000", "file://" + dir.appendingPathComponent("grid.html").path])
+
+    let check = try python("""
+      import html.parser
+      import h5py, numpy as np
+      from PIL import Image
+
+      class Dom(html.parser.HTMLParser):
+          # Heat maps (<div class="heatmap">, holding one svg) with their cell and missing counts; tables by data-kind.
+          def __init__(self):
+              super().__init__()
+              self.maps, self.tables, self.map = [], {}, None
+              self.table = None; self.row = None; self.cell = None
+          def handle_starttag(self, tag, attrs):
+              a = dict(attrs)
+              if tag == 'div' and 'heatmap' in (a.get('class') or '').split():
+                  self.map = {'attrs': a, 'cells': 0, 'missing': 0, 'title': None}; self.maps.append(self.map)
+              # A cell is one subpath (M...z) of a <path class="cell">, a grey column a <rect class="missing">.
+              if tag == 'path' and self.map is not None and a.get('class') == 'cell': self.map['cells'] += a['d'].count('M')
+              if tag == 'rect' and self.map is not None and a.get('class') == 'missing': self.map['missing'] += 1
+              if tag == 'table': self.table = []; self.tables.setdefault(a.get('data-kind'), []).append(self.table)
+              if tag == 'tr' and self.table is not None: self.row = []; self.table.append(self.row)
+              if tag in ('td', 'th') and self.row is not None: self.cell = ''
+          def handle_endtag(self, tag):
+              if tag == 'div': self.map = None
+              if tag in ('td', 'th') and self.cell is not None: self.row.append(self.cell.strip()); self.cell = None
+              if tag == 'table': self.table = None
+          def handle_data(self, d):
+              if self.cell is not None: self.cell += d
+
+      def close(text, x):
+          return abs(float(text) - x) <= 1e-5 * max(1e-30, abs(x))
+
+      # The grid: recipes at their best lr, mean over seeds of each seed's fractions.
+      d = Dom(); d.feed(open('\(doms[0])').read())
+      f = h5py.File('\(dir.path)/g.h5', 'r'); r = f['results']
+      labels = [x.decode() if isinstance(x, bytes) else x for x in r['recipe'][()]]
+      ops = [x.decode() if isinstance(x, bytes) else x for x in r['operand'][()]]
+      lrs = list(r['lr'][()]); steps = list(r['step'][()]); binade = r['binade'][()]
+      ev = r['final_eval_loss'][()].astype(float); div = r['diverged'][()]
+      h = r['histogram'][()]
+      assert h.ndim == 6 and len(d.maps) == len(labels) * len(ops), (h.shape, len(d.maps))
+      want, lo, hi = {}, 10**9, -10**9
+      for k, lab in enumerate(labels):
+          ok = [l for l in range(len(lrs)) if not div[k, l].any() and np.isfinite(ev[k, l]).all()]
+          l = min(ok, key=lambda l: (np.median(ev[k, l]), l))
+          for o, op in enumerate(ops):
+              for t in range(len(steps)):
+                  rows = [h[k, l, s, t, o] for s in range(h.shape[2])]
+                  rows = [x / x.sum() for x in rows if (x >= 0).all() and x.sum() > 0]
+                  m = np.mean(rows, axis=0) if rows else None
+                  want[(lab, op, t)] = (l, len(rows), m)
+                  if m is not None:
+                      nz = np.nonzero(m)[0]; lo = min(lo, nz[0]); hi = max(hi, nz[-1])
+      checked = 0
+      for mp in d.maps:
+          lab, op = mp['attrs']['data-recipe'], mp['attrs']['data-operand']
+          k = labels.index(lab)
+          l = want[(lab, op, 0)][0]
+          assert close(mp['attrs']['data-lr'], lrs[l]), (lab, mp['attrs'])
+          cells = sum(int((want[(lab, op, t)][2] > 0).sum()) for t in range(len(steps)) if want[(lab, op, t)][2] is not None)
+          assert mp['cells'] == cells and cells > 0, (lab, op, mp['cells'], cells)
+          assert mp['missing'] == sum(want[(lab, op, t)][2] is None for t in range(len(steps))), (lab, op)
+      tables = d.tables['grid-binades']
+      assert len(tables) == len(labels)
+      for k, lab in enumerate(labels):
+          for row in tables[k][1:]:
+              op, t = row[0], steps.index(int(row[1]))
+              l, n, m = want[(lab, op, t)]
+              assert int(row[2]) == n, row
+              nz = np.nonzero(m)[0]
+              assert int(row[3]) == binade[nz[0]] and int(row[4]) == binade[nz[-1]], row
+              vals = row[5].split()
+              assert len(vals) == nz[-1] - nz[0] + 1
+              for b, text in zip(range(nz[0], nz[-1] + 1), vals):
+                  assert close(text, m[b]) if m[b] > 0 else text == '0', (row, b)
+                  checked += 1
+      # The run: counts summed over the layers of each kind, one cell per nonzero (step, binade).
+      d = Dom(); d.feed(open('\(doms[1])').read())
+      hr = h5py.File('\(run)', 'r')['runs/run/metrics/histograms']
+      names = [x.decode() if isinstance(x, bytes) else x for x in hr['operand'][()]]
+      counts = hr['counts'][()].astype(np.int64)
+      assert len(d.maps) == 6, len(d.maps)
+      for mp in d.maps:
+          op = mp['attrs']['data-operand']
+          total = counts[[i for i, n in enumerate(names) if n.endswith('.' + op)]].sum(axis=0)
+          assert mp['cells'] == int((total > 0).sum()) and mp['missing'] == int((total.sum(axis=1) == 0).sum()), (op, mp)
+          checked += 1
+      # Its table: one row per nonzero (operand kind, step, binade) with the summed count.
+      for row in d.tables['binades'][0][1:]:
+          total = counts[[i for i, n in enumerate(names) if n.endswith('.' + row[0])]].sum(axis=0)
+          t = list(hr['step'][()]).index(int(row[1])); b = list(hr['binade'][()]).index(int(row[2]))
+          assert int(row[3]) == total[t, b] > 0, row
+          checked += 1
+      # The screenshot shows the maps' dark cells (shades near #143278; no other ink on the page is that dark a blue).
+      im = np.asarray(Image.open('\(shot)').convert('RGB')).astype(int)
+      dark = int(((im[..., 0] < 60) & (im[..., 1] < 90) & (im[..., 2] > 90)).sum())
+      assert dark > 500, dark
+      print(checked, lo <= hi)
+      """)
+    let parts = check.split(separator: " ")
+    #expect(parts.count == 2 && (Int(parts[0]) ?? 0) > 100 && parts[1].hasPrefix("True"), "\(check)")
+  }
+
   @Test func compareJSONMatchesScipyAndErrorsAreOneLine() throws {
     let dir = try scratchDirectory()
     defer { try? FileManager.default.removeItem(at: dir) }

@@ -90,23 +90,8 @@ open(sys.argv[2], "w").write(text.replace('seeds = "0..4"', "seeds = [0]"))
 PY
   # Progress lines go to a log, shown only when the rerun itself fails.
   "$fpsim" grid "$tmp/cell.toml" --out "$tmp/cell.h5" --jobs 1 > /dev/null 2> "$tmp/grid.log" || { cat "$tmp/grid.log" >&2; exit 2; }
-  python3 - "$results/placement.h5" "$tmp/cell.h5" <<'PY'
-import sys, xarray as xr
-committed = xr.open_dataset(sys.argv[1], group="results", engine="h5netcdf")
-rerun = xr.open_dataset(sys.argv[2], group="results", engine="h5netcdf")
-cell = dict(recipe="nvfp4", lr=0.003, seed=0)
-names = ["loss", "eval_loss", "grad_norm", "final_eval_loss", "status", "diverged_step",
-         "saturated", "flushed", "scale_saturated", "scale_underflow"]
-bad = []
-for n in names:
-    a, b = committed[n].sel(cell).values, rerun[n].sel(cell).values
-    if a.dtype != b.dtype or a.shape != b.shape or a.tobytes() != b.tobytes():
-        bad.append(n)
-if bad:
-    print(f"verify: DIFFERENT from the committed results: {', '.join(bad)}")
-    sys.exit(1)
-print(f"verify: nvfp4, lr 0.003, seed 0 reproduces the committed results bit for bit ({', '.join(names)})")
-PY
+  python3 "$repo/experiments/verify_cell.py" "$results/placement.h5" "$tmp/cell.h5" recipe=nvfp4,lr=0.003,seed=0 \
+    loss eval_loss grad_norm final_eval_loss status diverged_step saturated flushed scale_saturated scale_underflow
 }
 
 main() {

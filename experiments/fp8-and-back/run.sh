@@ -47,23 +47,8 @@ verify() {
     "$here/mantissa.toml" > "$tmp/cell.toml"
   # Progress lines go to a log, shown only when the rerun itself fails.
   "$fpsim" grid "$tmp/cell.toml" --out "$tmp/cell.h5" --jobs 1 > /dev/null 2> "$tmp/grid.log" || { cat "$tmp/grid.log" >&2; exit 2; }
-  python3 - "$results/mantissa.h5" "$tmp/cell.h5" "$here" <<'PY'
-import sys
-sys.path.insert(0, sys.argv[3])
-from summary import open_grid  # the first dimension is `format` whichever fpsim wrote the file
-committed, rerun = open_grid(sys.argv[1]), open_grid(sys.argv[2])
-cell = dict(format="e8m3", lr=0.03, seed=0)
-names = ["loss", "eval_loss", "grad_norm", "final_eval_loss", "status", "diverged_step", "sharpness_keskar_logits"]
-bad = []
-for n in names:
-    a, b = committed[n].sel(cell).values, rerun[n].sel(cell).values
-    if a.dtype != b.dtype or a.shape != b.shape or a.tobytes() != b.tobytes():
-        bad.append(n)
-if bad:
-    print(f"verify: DIFFERENT from the committed results: {', '.join(bad)}")
-    sys.exit(1)
-print(f"verify: e8m3, lr 0.03, seed 0 reproduces the committed results bit for bit ({', '.join(names)})")
-PY
+  python3 "$repo/experiments/verify_cell.py" "$results/mantissa.h5" "$tmp/cell.h5" recipe=e8m3,lr=0.03,seed=0 \
+    loss eval_loss grad_norm final_eval_loss status diverged_step sharpness_keskar_logits
 }
 
 main() {

@@ -25,6 +25,13 @@ public enum GEMMOperand: Int, CaseIterable, Codable, Sendable, CustomStringConve
 }
 
 extension GEMMOperand {
+  /// The operand kind of a telemetry name `<layer>.<operand>` (`LinearGEMMs.telemetryNames`): the text
+  /// after the last dot ("transformer.h.0.attn.c_attn.fwd_x" -> "fwd_x"), an operand's `description`;
+  /// nil for a name without a dot. Readers of run files group the layers' telemetry and histograms by it.
+  public static func kind(ofTelemetryName name: String) -> String? {
+    name.lastIndex(of: ".").map { String(name[name.index(after: $0)...]) }
+  }
+
   /// The GEMM this operand belongs to.
   public var gemm: GEMMKind {
     switch self {
