@@ -1,0 +1,212 @@
+import FPEngine
+import FPStore
+import Foundation
+
+/// `fpsim bench grid`: a whole study's throughput. A fixed small grid (one model, one recipe, one
+/// learning rate, seeds 0..<runs) is written as a spec file into a fresh temporary folder and run by
+/// `GridRunner`, the worker processes `fpsim grid` uses, once per worker count in `jobs`, each from
+/// scratch in its own folder (removed afterwards). Each measurement is the wall time from the first
+/// worker's launch to the finished grid file with its `/results` (collection and results included),
+/// as runs per hour. The grids' `/results` arrays are compared bit for bit across the worker counts:
+/// every run is deterministic, so any difference is a bug.
+public struct GridBenchmark: Sendable {
+  public var model: String
+  public var recipe: String
+  /// Runs in the grid: seeds 0..<runs.
+  public var runs: Int
+  public var steps: Int
+  /// Validation every this many steps (a study evaluates as it trains; the last step always is).
+  public var evalEvery: Int
+  public var lr: Double
+  /// Worker counts, each timed on its own fresh grid; speed-ups are against the first.
+  public var jobs: [Int]
+  /// Threads per worker (the spec's `threads`).
+  public var threads: Int
+  /// The data folder (absolute), or nil: FPSIM_DATA, else the data shipped with fpsim.
+  public var data: String?
+  /// Where the temporary folders go.
+  public var directory: String
+  /// The `fpsim` executable the workers run.
+  public var executable: String
+
+  public init(
+    model: String, recipe: String, runs: Int, steps: Int, evalEvery: Int, lr: Double, jobs: [Int], threads: Int,
+    data: String?, directory: String, executable: String
+  ) {
+    self.model = model
+    self.recipe = recipe
+    self.runs = runs
+    self.steps = steps
+    self.evalEvery = evalEvery
+    self.lr = lr
+    self.jobs = jobs
+    self.threads = threads
+    self.data = data
+    self.directory = directory
+    self.executable = executable
+  }
+
+  /// The grid spec every measurement runs, as the TOML file `fpsim grid SPEC` reads.
+  public var specText: String {
+    func quoted(_ s: String) -> String {
+      "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+    }
+    var lines = [
+      "# fpsim bench grid: \(runs) runs of \(model) (\(recipe)), \(steps) steps each",
+      "name = \"bench-grid\"",
+      "model = \(quoted(model))",
+      "recipes = [\(quoted(recipe))]",
+      "lrs = [\(GridSpec.number(lr))]",
+      "seeds = \"0..\(runs - 1)\"",
+      "steps = \(steps)",
+      "eval_every = \(evalEvery)",
+      "threads = \(threads)",
+    ]
+    if let data { lines.append("data = \(quoted(data))") }
+    return lines.joined(separator: "\n") + "\n"
+  }
+
+  /// Runs the grid once per worker count. `report` gets each grid's progress (its worker count and
+  /// the runner's progress, at least once a second); `shouldStop` is polled as `GridRunner.run` does
+  /// (a stop throws `GridInterrupted`, after the workers have stopped and the folder is removed).
+  public func run(shouldStop: @escaping () -> Bool, report: (Int, GridRunner.Progress) -> Void) throws -> GridBenchmarkResult {
+    var measurements: [GridBenchmarkResult.Measurement] = []
+    var first: ResultBits? = nil
+    for j in jobs {
+      let (m, bits) = try measure(jobs: j, shouldStop: shouldStop) { report(j, $0) }
+      var measurement = m
+      if let first {
+        measurement.identicalToFirst = bits == first
+      } else {
+        first = bits
+      }
+      measurement.speedup = measurements.first.map { $0.wallSeconds / measurement.wallSeconds } ?? 1
+      measurements.append(measurement)
+    }
+    return GridBenchmarkResult(
+      model: model, recipe: recipe, runs: runs, steps: steps, evalEvery: evalEvery, lr: lr, threadsPerWorker: threads,
+      spec: specText, measurements: measurements, identical: measurements.allSatisfy(\.identicalToFirst),
+      comparedArrays: ResultBits.names, workerPeakRSSBytes: Self.childrenUsage().peakRSSBytes,
+      peakRSSBytes: Self.selfPeakRSSBytes())
+  }
+
+  /// One grid with `jobs` workers, from scratch in a temporary folder that is removed afterwards.
+  func measure(jobs: Int, shouldStop: @escaping () -> Bool, report: (GridRunner.Progress) -> Void) throws -> (
+    GridBenchmarkResult.Measurement, ResultBits
+  ) {
+    let folder = try Self.temporaryFolder(in: directory, prefix: "fpsim-bench-grid-jobs\(jobs)-")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let specPath = folder + "/bench-grid.toml", gridPath = folder + "/bench-grid.h5"
+    try Data(specText.utf8).write(to: URL(fileURLWithPath: specPath))
+    let spec = try GridSpec(file: specPath)
+    let runDirectory = GridRunner.defaultRunDirectory(for: gridPath)
+    let runner = try GridRunner(spec: spec, gridPath: gridPath, runDirectory: runDirectory, jobs: jobs, executable: executable)
+    runner.keepRuns = true  // the logs of failed runs are read below; the whole folder goes anyway
+
+    let before = Self.childrenUsage()
+    let t0 = DispatchTime.now().uptimeNanoseconds
+    let failed = try runner.run(shouldStop: shouldStop, report: report)
+    let wall = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+    let after = Self.childrenUsage()
+    if let id = failed.first {
+      let log = (try? String(contentsOfFile: runDirectory + "/" + id + ".log", encoding: .utf8)) ?? ""
+      let last = log.split(separator: "\n").last.map(String.init) ?? "no log"
+      throw GridError("bench grid: \(failed.count) of \(runs) runs failed with \(jobs) jobs (\(id): \(last))")
+    }
+
+    let (file, _) = try Store.open(gridPath, expecting: .grid)
+    defer { try? file.close() }
+    let results = try file.group("/results")
+    let collected = try results.attribute("runs_collected")?.intValue ?? 0
+    let diverged = try file.dataset("/results/diverged").read(as: UInt8.self).filter { $0 != 0 }.count
+    let bits = try ResultBits(file)
+    let cpu = after.cpuSeconds - before.cpuSeconds
+    let measurement = GridBenchmarkResult.Measurement(
+      jobs: jobs, runsFinished: collected, diverged: diverged, wallSeconds: Self.round3(wall),
+      runsPerHour: Self.round3(Double(collected) / wall * 3600), speedup: 1,
+      workerCPUSeconds: Self.round3(cpu), cpuSecondsPerRun: Self.round3(cpu / Double(max(1, collected))),
+      gridFileBytes: (try? FileManager.default.attributesOfItem(atPath: gridPath)[.size] as? Int) ?? 0,
+      identicalToFirst: true)
+    return (measurement, bits)
+  }
+
+  /// The `/results` arrays compared across worker counts, as bit patterns (NaN-safe equality).
+  struct ResultBits: Equatable {
+    static let names = ["loss", "grad_norm", "eval_loss", "final_loss", "final_eval_loss", "min_eval_loss"]
+    var arrays: [[UInt32]]
+
+    init(_ file: H5File) throws {
+      // All float32 ([runs] or [runs, steps] per recipe and learning rate).
+      // (eval_loss is absent when no run was evaluated; its absence is compared too.)
+      let results = try file.group("/results")
+      arrays = try Self.names.map { name in
+        try results.contains(name) ? try results.dataset(name).read(as: Float.self).map(\.bitPattern) : []
+      }
+    }
+  }
+
+  static func round3(_ x: Double) -> Double { (x * 1e3).rounded() / 1e3 }
+
+  /// A new empty folder `directory/prefixXXXXXX` (mkdtemp).
+  static func temporaryFolder(in directory: String, prefix: String) throws -> String {
+    var template = Array((directory + "/" + prefix + "XXXXXX").utf8CString)
+    guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+      throw GridError("bench grid: cannot create a temporary folder in \(directory) (\(String(cString: strerror(errno)))): pass --dir with a writable folder")
+    }
+    return String(cString: made)
+  }
+
+  /// CPU time and the largest peak resident set of the waited-for child processes (the workers);
+  /// Linux reports ru_maxrss in KiB, of the single largest child.
+  static func childrenUsage() -> (cpuSeconds: Double, peakRSSBytes: Int) {
+    var u = rusage()
+    getrusage(RUSAGE_CHILDREN.rawValue, &u)
+    let cpu = Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6
+    return (cpu, u.ru_maxrss * 1024)
+  }
+
+  static func selfPeakRSSBytes() -> Int {
+    var u = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &u)
+    return u.ru_maxrss * 1024
+  }
+}
+
+/// What `fpsim bench grid` measures; its JSON names are these in snake_case (`runs_per_hour`).
+public struct GridBenchmarkResult: Codable, Sendable {
+  public var model: String
+  public var recipe: String
+  public var runs: Int
+  public var steps: Int
+  public var evalEvery: Int
+  public var lr: Double
+  public var threadsPerWorker: Int
+  /// The spec file every grid ran (TOML).
+  public var spec: String
+  public var measurements: [Measurement]
+  /// Every grid's `comparedArrays` were bit-identical to the first grid's.
+  public var identical: Bool
+  public var comparedArrays: [String]
+  /// The largest peak resident set of any one worker, over all grids (getrusage RUSAGE_CHILDREN).
+  public var workerPeakRSSBytes: Int
+  /// Of the benchmark's own process, which collects the runs and writes the grid files.
+  public var peakRSSBytes: Int
+
+  public struct Measurement: Codable, Sendable {
+    public var jobs: Int
+    /// Runs in the finished grid's `/results` (`runs_collected`).
+    public var runsFinished: Int
+    public var diverged: Int
+    /// From the first launch to the finished grid file with `/results`.
+    public var wallSeconds: Double
+    public var runsPerHour: Double
+    /// The first measurement's wall time over this one's.
+    public var speedup: Double
+    /// CPU time of all workers (user + system), and per run.
+    public var workerCPUSeconds: Double
+    public var cpuSecondsPerRun: Double
+    public var gridFileBytes: Int
+    /// `/results` bit-identical to the first measurement's (true for the first).
+    public var identicalToFirst: Bool
+  }
+}
