@@ -80,7 +80,7 @@ public struct GridBenchmark: Sendable {
       } else {
         first = bits
       }
-      measurement.speedup = measurements.first.map { $0.wallSeconds / measurement.wallSeconds } ?? 1
+      measurement.speedup = measurements.first.map { Self.round3($0.wallSeconds / measurement.wallSeconds) } ?? 1
       measurements.append(measurement)
     }
     return GridBenchmarkResult(
@@ -103,7 +103,7 @@ public struct GridBenchmark: Sendable {
     let runner = try GridRunner(spec: spec, gridPath: gridPath, runDirectory: runDirectory, jobs: jobs, executable: executable)
     runner.keepRuns = true  // the logs of failed runs are read below; the whole folder goes anyway
 
-    let before = Self.childrenUsage()
+    let before = Self.childrenUsage(), loadBefore = Self.loadAverage()
     let t0 = DispatchTime.now().uptimeNanoseconds
     let failed = try runner.run(shouldStop: shouldStop, report: report)
     let wall = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
@@ -126,7 +126,7 @@ public struct GridBenchmark: Sendable {
       runsPerHour: Self.round3(Double(collected) / wall * 3600), speedup: 1,
       workerCPUSeconds: Self.round3(cpu), cpuSecondsPerRun: Self.round3(cpu / Double(max(1, collected))),
       gridFileBytes: (try? FileManager.default.attributesOfItem(atPath: gridPath)[.size] as? Int) ?? 0,
-      identicalToFirst: true)
+      loadAverage: [loadBefore, Self.loadAverage()], identicalToFirst: true)
     return (measurement, bits)
   }
 
@@ -163,6 +163,14 @@ public struct GridBenchmark: Sendable {
     getrusage(RUSAGE_CHILDREN.rawValue, &u)
     let cpu = Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6
     return (cpu, u.ru_maxrss * 1024)
+  }
+
+  /// The one-minute load average (the machine's other work shows here: these workers add up to
+  /// `jobs` to it), rounded to 0.01.
+  static func loadAverage() -> Double {
+    var l = [0.0, 0.0, 0.0]
+    guard getloadavg(&l, 3) >= 1 else { return .nan }
+    return (l[0] * 100).rounded() / 100
   }
 
   static func selfPeakRSSBytes() -> Int {
@@ -206,6 +214,9 @@ public struct GridBenchmarkResult: Codable, Sendable {
     public var workerCPUSeconds: Double
     public var cpuSecondsPerRun: Double
     public var gridFileBytes: Int
+    /// The one-minute load average as the grid started and as it ended. On a machine doing other
+    /// work, the wall time (and the speed-up) moves with it, the CPU time per run much less.
+    public var loadAverage: [Double]
     /// `/results` bit-identical to the first measurement's (true for the first).
     public var identicalToFirst: Bool
   }

@@ -14,6 +14,7 @@ struct BenchGrid: ParsableCommand {
       files collected into a grid file with /results), once per J in --jobs, each from scratch; the \
       folders are removed afterwards. Reports per J the wall time from the first launch to the \
       finished grid file, runs per hour, the speed-up against the first J and the workers' CPU time, \
+      the load average as it started and ended (the machine's other work: wall times move with it), \
       and whether the grids' /results arrays (loss, grad_norm, eval_loss, final_loss, \
       final_eval_loss, min_eval_loss) are bit-identical across the J values, as they must be. \
       Progress goes to standard error.
@@ -22,7 +23,7 @@ struct BenchGrid: ParsableCommand {
   @Option(help: "Model preset: gpt-tiny, gpt-micro, llama-tiny, llama-micro, mlp, linreg.") var model: String = "gpt-tiny"
   @Option(help: "Precision recipe of every run: fp32, bf16, uniform:FORMAT[:ROUNDING], mxfp4, ...") var recipe: String = "fp32"
   @Option(help: "Runs in the grid (seeds 0..<N).") var runs: Int = 4
-  @Option(help: "Steps per run.") var steps: Int = 150
+  @Option(help: "Steps per run.") var steps: Int = 100
   @Option(help: "Evaluate every N steps (and at the last step).") var evalEvery: Int = 50
   @Option(help: "Learning rate of every run.") var lr: Double = 1e-3
   @Option(help: "Worker counts to time, comma separated; speed-ups are against the first.") var jobs: String = "1,2"
@@ -90,12 +91,14 @@ struct BenchGrid: ParsableCommand {
     func mib(_ b: Int) -> String { String(format: "%.1f MiB", Double(b) / 1_048_576) }
     var lines = [
       "grid: \(r.runs) runs of \(r.model) (\(r.recipe), lr \(r.lr)), \(r.steps) steps each, eval every \(r.evalEvery), \(r.threadsPerWorker) thread(s) per worker",
-      "jobs  runs  diverged  wall s    runs/hour  speed-up  worker CPU s  CPU s/run  identical",
+      "jobs  runs  diverged  wall s    runs/hour  speed-up  worker CPU s  CPU s/run  load avg    identical",
     ]
     for m in r.measurements {
       lines.append(
         String(format: "%4d  %4d  %8d  %7.1f  %9.1f  %7.2fx  %12.1f  %9.2f  ", m.jobs, m.runsFinished, m.diverged, m.wallSeconds,
-          m.runsPerHour, m.speedup, m.workerCPUSeconds, m.cpuSecondsPerRun) + (m.identicalToFirst ? "yes" : "NO"))
+          m.runsPerHour, m.speedup, m.workerCPUSeconds, m.cpuSecondsPerRun)
+          + m.loadAverage.map { String(format: "%.2f", $0) }.joined(separator: "-").padding(toLength: 10, withPad: " ", startingAt: 0)
+          + "  " + (m.identicalToFirst ? "yes" : "NO"))
     }
     lines.append("results bit-identical across jobs: \(r.identical ? "yes" : "NO") (\(r.comparedArrays.joined(separator: ", ")))")
     lines.append("peak RSS: largest worker \(mib(r.workerPeakRSSBytes)), grid process \(mib(r.peakRSSBytes))")
