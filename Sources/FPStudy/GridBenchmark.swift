@@ -22,6 +22,9 @@ public struct GridBenchmark: Sendable {
   public var jobs: [Int]
   /// Threads per worker (the spec's `threads`).
   public var threads: Int
+  /// Every worker count is timed this many times, the counts alternating (1, 2, 1, 2, ...), so that
+  /// a shared machine's changing load hits them alike; the summary takes medians.
+  public var repeats = 1
   /// The data folder (absolute), or nil: FPSIM_DATA, else the data shipped with fpsim.
   public var data: String?
   /// Where the temporary folders go.
@@ -66,28 +69,43 @@ public struct GridBenchmark: Sendable {
     return lines.joined(separator: "\n") + "\n"
   }
 
-  /// Runs the grid once per worker count. `report` gets each grid's progress (its worker count and
+  /// Runs the grid once per worker count, `repeats` times over. `report` gets each grid's progress (its worker count and
   /// the runner's progress, at least once a second); `shouldStop` is polled as `GridRunner.run` does
   /// (a stop throws `GridInterrupted`, after the workers have stopped and the folder is removed).
-  public func run(shouldStop: @escaping () -> Bool, report: (Int, GridRunner.Progress) -> Void) throws -> GridBenchmarkResult {
+  public func run(shouldStop: @escaping () -> Bool, report: (_ repeat: Int, _ jobs: Int, GridRunner.Progress) -> Void) throws
+    -> GridBenchmarkResult
+  {
     var measurements: [GridBenchmarkResult.Measurement] = []
     var first: ResultBits? = nil
-    for j in jobs {
-      let (m, bits) = try measure(jobs: j, shouldStop: shouldStop) { report(j, $0) }
-      var measurement = m
-      if let first {
-        measurement.identicalToFirst = bits == first
-      } else {
-        first = bits
+    for r in 1...repeats {
+      let before = measurements.count
+      for j in jobs {
+        var (m, bits) = try measure(jobs: j, shouldStop: shouldStop) { report(r, j, $0) }
+        m.repeat = r
+        if let first {
+          m.identicalToFirst = bits == first
+        } else {
+          first = bits
+        }
+        // Against the first worker count of the same repeat, timed just before.
+        m.speedup = measurements.count > before ? Self.round3(measurements[before].wallSeconds / m.wallSeconds) : 1
+        measurements.append(m)
       }
-      measurement.speedup = measurements.first.map { Self.round3($0.wallSeconds / measurement.wallSeconds) } ?? 1
-      measurements.append(measurement)
+    }
+    // Per worker count, the medians over the repeats.
+    let summary = jobs.enumerated().map { (k, j) -> GridBenchmarkResult.Summary in
+      let mine = measurements.enumerated().filter { $0.offset % jobs.count == k }.map(\.element)
+      let wall = Median.of(mine.map(\.wallSeconds))
+      let firstWall = Median.of(measurements.enumerated().filter { $0.offset % jobs.count == 0 }.map(\.element.wallSeconds))
+      return GridBenchmarkResult.Summary(
+        jobs: j, wallSeconds: Self.round3(wall), runsPerHour: Self.round3(Double(runs) / wall * 3600),
+        speedup: Self.round3(firstWall / wall), cpuSecondsPerRun: Self.round3(Median.of(mine.map(\.cpuSecondsPerRun))))
     }
     return GridBenchmarkResult(
       model: model, recipe: recipe, runs: runs, steps: steps, evalEvery: evalEvery, lr: lr, threadsPerWorker: threads,
-      spec: specText, measurements: measurements, identical: measurements.allSatisfy(\.identicalToFirst),
-      comparedArrays: ResultBits.names, workerPeakRSSBytes: Self.childrenUsage().peakRSSBytes,
-      peakRSSBytes: Self.selfPeakRSSBytes())
+      repeats: repeats, spec: specText, measurements: measurements, summary: summary,
+      identical: measurements.allSatisfy(\.identicalToFirst), comparedArrays: ResultBits.names,
+      workerPeakRSSBytes: Self.childrenUsage().peakRSSBytes, peakRSSBytes: Self.selfPeakRSSBytes())
   }
 
   /// One grid with `jobs` workers, from scratch in a temporary folder that is removed afterwards.
@@ -122,7 +140,7 @@ public struct GridBenchmark: Sendable {
     let bits = try ResultBits(file)
     let cpu = after.cpuSeconds - before.cpuSeconds
     let measurement = GridBenchmarkResult.Measurement(
-      jobs: jobs, runsFinished: collected, diverged: diverged, wallSeconds: Self.round3(wall),
+      jobs: jobs, repeat: 1, runsFinished: collected, diverged: diverged, wallSeconds: Self.round3(wall),
       runsPerHour: Self.round3(Double(collected) / wall * 3600), speedup: 1,
       workerCPUSeconds: Self.round3(cpu), cpuSecondsPerRun: Self.round3(cpu / Double(max(1, collected))),
       gridFileBytes: (try? FileManager.default.attributesOfItem(atPath: gridPath)[.size] as? Int) ?? 0,
@@ -189,9 +207,13 @@ public struct GridBenchmarkResult: Codable, Sendable {
   public var evalEvery: Int
   public var lr: Double
   public var threadsPerWorker: Int
+  public var repeats: Int
   /// The spec file every grid ran (TOML).
   public var spec: String
+  /// Every grid, in the order run (repeat by repeat, the worker counts in their order within each).
   public var measurements: [Measurement]
+  /// Per worker count: the median over the repeats.
+  public var summary: [Summary]
   /// Every grid's `comparedArrays` were bit-identical to the first grid's.
   public var identical: Bool
   public var comparedArrays: [String]
@@ -202,13 +224,15 @@ public struct GridBenchmarkResult: Codable, Sendable {
 
   public struct Measurement: Codable, Sendable {
     public var jobs: Int
+    /// 1 to `repeats`.
+    public var `repeat`: Int
     /// Runs in the finished grid's `/results` (`runs_collected`).
     public var runsFinished: Int
     public var diverged: Int
     /// From the first launch to the finished grid file with `/results`.
     public var wallSeconds: Double
     public var runsPerHour: Double
-    /// The first measurement's wall time over this one's.
+    /// The wall time of the first worker count in the same repeat over this one's.
     public var speedup: Double
     /// CPU time of all workers (user + system), and per run.
     public var workerCPUSeconds: Double
@@ -219,5 +243,15 @@ public struct GridBenchmarkResult: Codable, Sendable {
     public var loadAverage: [Double]
     /// `/results` bit-identical to the first measurement's (true for the first).
     public var identicalToFirst: Bool
+  }
+
+  /// The median wall time over the repeats, the runs per hour it gives, the first worker count's
+  /// median wall time over this one's, and the median CPU time per run.
+  public struct Summary: Codable, Sendable {
+    public var jobs: Int
+    public var wallSeconds: Double
+    public var runsPerHour: Double
+    public var speedup: Double
+    public var cpuSecondsPerRun: Double
   }
 }

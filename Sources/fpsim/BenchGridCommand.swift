@@ -28,6 +28,7 @@ struct BenchGrid: ParsableCommand {
   @Option(help: "Learning rate of every run.") var lr: Double = 1e-3
   @Option(help: "Worker counts to time, comma separated; speed-ups are against the first.") var jobs: String = "1,2"
   @Option(help: "Threads per worker (the spec's threads key).") var threads: Int = 1
+  @Option(help: "Time every worker count this many times, alternating; the summary gives medians.") var repeats: Int = 1
   @Option(help: "Directory of the data sets (default: FPSIM_DATA, else the data shipped with fpsim).") var data: String?
   @Option(help: "Directory for the temporary grid folders (default: the system temporary directory).") var dir: String?
   @Flag(help: "Print JSON.") var json = false
@@ -38,6 +39,7 @@ struct BenchGrid: ParsableCommand {
     guard evalEvery >= 1 else { throw ValidationError("--eval-every must be at least 1") }
     guard lr.isFinite && lr > 0 else { throw ValidationError("--lr must be a positive number") }
     guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
     guard parsedJobs() != nil else {
       throw ValidationError("bad --jobs '\(jobs)': give worker counts of at least 1, comma separated, as 1,2")
     }
@@ -54,21 +56,22 @@ struct BenchGrid: ParsableCommand {
     _ = try ModelSpec(parsing: model)
     _ = try Recipe(parsing: recipe)
     let cwd = FileManager.default.currentDirectoryPath
-    let bench = GridBenchmark(
+    var bench = GridBenchmark(
       model: model, recipe: recipe, runs: runs, steps: steps, evalEvery: evalEvery, lr: lr, jobs: parsedJobs() ?? [1],
       threads: threads, data: data.map { DataLocation.absolute($0, base: cwd) },
       directory: DataLocation.absolute(dir ?? FileManager.default.temporaryDirectory.path, base: cwd),
       executable: Grid.executablePath)
+    bench.repeats = repeats
     let stop = StopFlag()
     var lastDone = -1
     let result: GridBenchmarkResult
     do {
-      result = try bench.run(shouldStop: { stop.requested }) { j, p in
+      result = try bench.run(shouldStop: { stop.requested }) { r, j, p in
         // One line per finished run (and one as each grid starts), not the runner's once a second.
         guard p.done != lastDone else { return }
         lastDone = p.done == p.total ? -1 : p.done
         FileHandle.standardError.write(Data(
-          "bench grid: --jobs \(j): runs \(p.done)/\(p.total), elapsed \(String(format: "%.1f", p.elapsed)) s\n".utf8))
+          "bench grid: \(repeats > 1 ? "repeat \(r)/\(repeats), " : "")--jobs \(j): runs \(p.done)/\(p.total), elapsed \(String(format: "%.1f", p.elapsed)) s\n".utf8))
       }
     } catch let e as GridInterrupted {
       FileHandle.standardError.write(Data("fpsim: bench grid \(e); its temporary folders are removed\n".utf8))
@@ -91,14 +94,20 @@ struct BenchGrid: ParsableCommand {
     func mib(_ b: Int) -> String { String(format: "%.1f MiB", Double(b) / 1_048_576) }
     var lines = [
       "grid: \(r.runs) runs of \(r.model) (\(r.recipe), lr \(r.lr)), \(r.steps) steps each, eval every \(r.evalEvery), \(r.threadsPerWorker) thread(s) per worker",
-      "jobs  runs  diverged  wall s    runs/hour  speed-up  worker CPU s  CPU s/run  load avg    identical",
+      "jobs  repeat  runs  diverged  wall s    runs/hour  speed-up  worker CPU s  CPU s/run  load avg    identical",
     ]
     for m in r.measurements {
       lines.append(
-        String(format: "%4d  %4d  %8d  %7.1f  %9.1f  %7.2fx  %12.1f  %9.2f  ", m.jobs, m.runsFinished, m.diverged, m.wallSeconds,
+        String(format: "%4d  %6d  %4d  %8d  %7.1f  %9.1f  %7.2fx  %12.1f  %9.2f  ", m.jobs, m.repeat, m.runsFinished, m.diverged, m.wallSeconds,
           m.runsPerHour, m.speedup, m.workerCPUSeconds, m.cpuSecondsPerRun)
           + m.loadAverage.map { String(format: "%.2f", $0) }.joined(separator: "-").padding(toLength: 10, withPad: " ", startingAt: 0)
           + "  " + (m.identicalToFirst ? "yes" : "NO"))
+    }
+    if r.repeats > 1 {
+      for m in r.summary {
+        lines.append(String(format: "%4d  median  %4d            %7.1f  %9.1f  %7.2fx                %9.2f", m.jobs, r.runs, m.wallSeconds,
+          m.runsPerHour, m.speedup, m.cpuSecondsPerRun))
+      }
     }
     lines.append("results bit-identical across jobs: \(r.identical ? "yes" : "NO") (\(r.comparedArrays.joined(separator: ", ")))")
     lines.append("peak RSS: largest worker \(mib(r.workerPeakRSSBytes)), grid process \(mib(r.peakRSSBytes))")

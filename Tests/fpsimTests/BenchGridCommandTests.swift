@@ -28,7 +28,10 @@ import Testing
       }
       #expect((m["load_average"] as? [Double])?.count == 2)
     }
-    #expect(ms[0]["speedup"] as? Double == 1)
+    #expect(ms[0]["speedup"] as? Double == 1 && ms.allSatisfy { $0["repeat"] as? Int == 1 })
+    let summary = try #require(json["summary"] as? [[String: Any]])
+    #expect(summary.map { $0["jobs"] as? Int } == [1, 2])
+    #expect(summary.map { $0["wall_seconds"] as? Double } == ms.map { $0["wall_seconds"] as? Double })  // one repeat: its own
     // Progress per finished run on standard error, and no temporary folder left behind.
     #expect(r.stderr.contains("--jobs 2: runs 2/2"), "\(r.stderr)")
     #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)
@@ -47,7 +50,7 @@ import Testing
 
   @Test(arguments: [
     (["--jobs", "1,0"], "--jobs"), (["--jobs", "one"], "--jobs"), (["--runs", "0"], "--runs"),
-    (["--model", "gpt-huge"], "gpt-huge"), (["--recipe", "uniform:e9m9"], "e9m9"), (["--steps", "-3"], "--steps"),
+    (["--model", "gpt-huge"], "gpt-huge"), (["--recipe", "uniform:e9m9"], "e9m9"), (["--steps", "-3"], "--steps"), (["--repeats", "0"], "--repeats"),
   ])
   func badInputIsOneLineAndExitStatus2(extra: [String], named: String) throws {
     let dir = try scratchDirectory()
