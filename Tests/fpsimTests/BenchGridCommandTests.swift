@@ -44,7 +44,7 @@ import Testing
     #expect(r.status == 0, "\(r.stderr)")
     let lines = r.stdout.split(separator: "\n")
     #expect(lines.first?.hasPrefix("grid: 2 runs of gpt-micro (uniform:e4m3fn:stochastic") == true)
-    #expect(lines.contains { $0.hasPrefix("   2     2         0") })
+    #expect(lines.contains { $0.hasPrefix("   2       1     2         0") })
     #expect(r.stdout.contains("results bit-identical across jobs: yes"))
   }
 
