@@ -121,11 +121,11 @@ public struct GridBenchmark: Sendable {
     let runner = try GridRunner(spec: spec, gridPath: gridPath, runDirectory: runDirectory, jobs: jobs, executable: executable)
     runner.keepRuns = true  // the logs of failed runs are read below; the whole folder goes anyway
 
-    let before = Self.childrenUsage(), loadBefore = Self.loadAverage()
+    let before = Self.childrenUsage(), loadBefore = Self.loadAverage(), selfBefore = Self.selfCPUSeconds()
     let t0 = DispatchTime.now().uptimeNanoseconds
     let failed = try runner.run(shouldStop: shouldStop, report: report)
     let wall = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
-    let after = Self.childrenUsage()
+    let after = Self.childrenUsage(), selfCPU = Self.selfCPUSeconds() - selfBefore
     if let id = failed.first {
       let log = (try? String(contentsOfFile: runDirectory + "/" + id + ".log", encoding: .utf8)) ?? ""
       let last = log.split(separator: "\n").last.map(String.init) ?? "no log"
@@ -143,6 +143,7 @@ public struct GridBenchmark: Sendable {
       jobs: jobs, repeat: 1, runsFinished: collected, diverged: diverged, wallSeconds: Self.round3(wall),
       runsPerHour: Self.round3(Double(collected) / wall * 3600), speedup: 1,
       workerCPUSeconds: Self.round3(cpu), cpuSecondsPerRun: Self.round3(cpu / Double(max(1, collected))),
+      gridProcessCPUSeconds: Self.round3(selfCPU),
       gridFileBytes: (try? FileManager.default.attributesOfItem(atPath: gridPath)[.size] as? Int) ?? 0,
       loadAverage: [loadBefore, Self.loadAverage()], identicalToFirst: true)
     return (measurement, bits)
@@ -191,6 +192,13 @@ public struct GridBenchmark: Sendable {
     return (l[0] * 100).rounded() / 100
   }
 
+  /// CPU time (user + system) of this process: the grid's own work (launching, collecting, /results).
+  static func selfCPUSeconds() -> Double {
+    var u = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &u)
+    return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6
+  }
+
   static func selfPeakRSSBytes() -> Int {
     var u = rusage()
     getrusage(RUSAGE_SELF.rawValue, &u)
@@ -237,6 +245,9 @@ public struct GridBenchmarkResult: Codable, Sendable {
     /// CPU time of all workers (user + system), and per run.
     public var workerCPUSeconds: Double
     public var cpuSecondsPerRun: Double
+    /// CPU time of the grid process itself while this grid ran (launching workers, polling them,
+    /// collecting run files into the grid file, writing /results): its serial share.
+    public var gridProcessCPUSeconds: Double
     public var gridFileBytes: Int
     /// The one-minute load average as the grid started and as it ended. On a machine doing other
     /// work, the wall time (and the speed-up) moves with it, the CPU time per run much less.
