@@ -185,10 +185,10 @@ public struct GridBenchmark: Sendable {
   }
 
   /// The one-minute load average (the machine's other work shows here: these workers add up to
-  /// `jobs` to it), rounded to 0.01.
+  /// `jobs` to it), rounded to 0.01; -1 where the system does not say (JSON has no NaN).
   static func loadAverage() -> Double {
     var l = [0.0, 0.0, 0.0]
-    guard getloadavg(&l, 3) >= 1 else { return .nan }
+    guard getloadavg(&l, 3) >= 1 else { return -1 }
     return (l[0] * 100).rounded() / 100
   }
 

@@ -13,7 +13,8 @@ struct BenchGrid: ParsableCommand {
       fresh temporary folder and runs it as `fpsim grid SPEC --jobs J` does (worker processes, run \
       files collected into a grid file with /results), once per J in --jobs, each from scratch; the \
       folders are removed afterwards. Reports per J the wall time from the first launch to the \
-      finished grid file, runs per hour, the speed-up against the first J, the workers' CPU time \
+      finished grid file, runs per hour, the speed-up against the first J (of the same repeat: --repeats K \
+      times the J values K times over, alternating, and adds their medians), the workers' CPU time \
       (per run: it grows when workers share caches and memory bandwidth) and the grid process's own, \
       the load average as it started and ended (the machine's other work: wall times move with it), \
       and whether the grids' /results arrays (loss, grad_norm, eval_loss, final_loss, \

@@ -50,7 +50,7 @@ import Testing
 
   @Test(arguments: [
     (["--jobs", "1,0"], "--jobs"), (["--jobs", "one"], "--jobs"), (["--runs", "0"], "--runs"),
-    (["--model", "gpt-huge"], "gpt-huge"), (["--recipe", "uniform:e9m9"], "e9m9"), (["--steps", "-3"], "--steps"), (["--repeats", "0"], "--repeats"),
+    (["--model", "gpt-huge"], "gpt-huge"), (["--recipe", "uniform:e9m9"], "e9m9"), (["--steps", "-3"], "--steps"), (["--repeats", "0"], "--repeats"), (["--dir", "/nonexistent/fpsim"], "--dir"),
   ])
   func badInputIsOneLineAndExitStatus2(extra: [String], named: String) throws {
     let dir = try scratchDirectory()
