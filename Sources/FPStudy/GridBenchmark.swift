@@ -122,10 +122,12 @@ public struct GridBenchmark: Sendable {
     runner.keepRuns = true  // the logs of failed runs are read below; the whole folder goes anyway
 
     let before = Self.childrenUsage(), loadBefore = Self.loadAverage(), selfBefore = Self.selfCPUSeconds()
+    let busyBefore = Self.machineBusySeconds()
     let t0 = DispatchTime.now().uptimeNanoseconds
     let failed = try runner.run(shouldStop: shouldStop, report: report)
     let wall = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
     let after = Self.childrenUsage(), selfCPU = Self.selfCPUSeconds() - selfBefore
+    let busy = Self.machineBusySeconds().flatMap { b in busyBefore.map { b - $0 } }
     if let id = failed.first {
       let log = (try? String(contentsOfFile: runDirectory + "/" + id + ".log", encoding: .utf8)) ?? ""
       let last = log.split(separator: "\n").last.map(String.init) ?? "no log"
@@ -144,6 +146,7 @@ public struct GridBenchmark: Sendable {
       runsPerHour: Self.round3(Double(collected) / wall * 3600), speedup: 1,
       workerCPUSeconds: Self.round3(cpu), cpuSecondsPerRun: Self.round3(cpu / Double(max(1, collected))),
       gridProcessCPUSeconds: Self.round3(selfCPU),
+      otherCPUSeconds: busy.map { Self.round3(max(0, $0 - cpu - selfCPU)) } ?? -1,
       gridFileBytes: (try? FileManager.default.attributesOfItem(atPath: gridPath)[.size] as? Int) ?? 0,
       loadAverage: [loadBefore, Self.loadAverage()], identicalToFirst: true)
     return (measurement, bits)
@@ -190,6 +193,18 @@ public struct GridBenchmark: Sendable {
     var l = [0.0, 0.0, 0.0]
     guard getloadavg(&l, 3) >= 1 else { return -1 }
     return (l[0] * 100).rounded() / 100
+  }
+
+  /// CPU time all cores spent busy since boot (Linux /proc/stat: user, nice, system, irq, softirq,
+  /// steal), seconds; nil where there is no /proc/stat.
+  static func machineBusySeconds() -> Double? {
+    guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+      let line = text.split(separator: "\n").first, line.hasPrefix("cpu ")
+    else { return nil }
+    let f = line.split(separator: " ").dropFirst().compactMap { Double($0) }
+    guard f.count >= 8 else { return nil }
+    let ticks = f[0] + f[1] + f[2] + f[5] + f[6] + f[7]  // idle (3) and iowait (4) left out
+    return ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
   }
 
   /// CPU time (user + system) of this process: the grid's own work (launching, collecting, /results).
@@ -248,6 +263,10 @@ public struct GridBenchmarkResult: Codable, Sendable {
     /// CPU time of the grid process itself while this grid ran (launching workers, polling them,
     /// collecting run files into the grid file, writing /results): its serial share.
     public var gridProcessCPUSeconds: Double
+    /// CPU time the machine spent on other programs while this grid ran (all cores' busy time from
+    /// /proc/stat less the workers' and the grid process's; -1 without /proc/stat). On 2 cores,
+    /// near the wall time means another program held a core the whole time.
+    public var otherCPUSeconds: Double
     public var gridFileBytes: Int
     /// The one-minute load average as the grid started and as it ended. On a machine doing other
     /// work, the wall time (and the speed-up) moves with it, the CPU time per run much less.

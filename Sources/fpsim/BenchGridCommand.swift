@@ -16,7 +16,8 @@ struct BenchGrid: ParsableCommand {
       finished grid file, runs per hour, the speed-up against the first J (of the same repeat: --repeats K \
       times the J values K times over, alternating, and adds their medians), the workers' CPU time \
       (per run: it grows when workers share caches and memory bandwidth) and the grid process's own, \
-      the load average as it started and ended (the machine's other work: wall times move with it), \
+      the CPU time other programs took meanwhile and the load average as the grid started and ended \
+      (the machine's other work: wall times and speed-ups move with it), \
       and whether the grids' /results arrays (loss, grad_norm, eval_loss, final_loss, \
       final_eval_loss, min_eval_loss) are bit-identical across the J values, as they must be. \
       Progress goes to standard error.
@@ -96,12 +97,13 @@ struct BenchGrid: ParsableCommand {
     func mib(_ b: Int) -> String { String(format: "%.1f MiB", Double(b) / 1_048_576) }
     var lines = [
       "grid: \(r.runs) runs of \(r.model) (\(r.recipe), lr \(r.lr)), \(r.steps) steps each, eval every \(r.evalEvery), \(r.threadsPerWorker) thread(s) per worker",
-      "jobs  repeat  runs  diverged  wall s    runs/hour  speed-up  worker CPU s  CPU s/run  grid CPU s  load avg    identical",
+      "jobs  repeat  runs  diverged  wall s    runs/hour  speed-up  worker CPU s  CPU s/run  grid CPU s  other CPU s  load avg    identical",
     ]
     for m in r.measurements {
       lines.append(
-        String(format: "%4d  %6d  %4d  %8d  %7.1f  %9.1f  %7.2fx  %12.1f  %9.2f  %10.2f  ", m.jobs, m.repeat, m.runsFinished, m.diverged,
-          m.wallSeconds, m.runsPerHour, m.speedup, m.workerCPUSeconds, m.cpuSecondsPerRun, m.gridProcessCPUSeconds)
+        String(format: "%4d  %6d  %4d  %8d  %7.1f  %9.1f  %7.2fx  %12.1f  %9.2f  %10.2f  %11.1f  ", m.jobs, m.repeat, m.runsFinished,
+          m.diverged, m.wallSeconds, m.runsPerHour, m.speedup, m.workerCPUSeconds, m.cpuSecondsPerRun, m.gridProcessCPUSeconds,
+          m.otherCPUSeconds)
           + m.loadAverage.map { String(format: "%.2f", $0) }.joined(separator: "-").padding(toLength: 10, withPad: " ", startingAt: 0)
           + "  " + (m.identicalToFirst ? "yes" : "NO"))
     }

@@ -27,6 +27,7 @@ import Testing
         #expect((m[key] as? Double ?? 0) > 0, "\(key)")
       }
       #expect((m["load_average"] as? [Double])?.count == 2)
+      #expect((m["other_cpu_seconds"] as? Double ?? -1) >= 0 && (m["grid_process_cpu_seconds"] as? Double ?? -1) >= 0)  // Linux has /proc/stat
     }
     #expect(ms[0]["speedup"] as? Double == 1 && ms.allSatisfy { $0["repeat"] as? Int == 1 })
     let summary = try #require(json["summary"] as? [[String: Any]])
