@@ -69,9 +69,9 @@ public struct GridBenchmark: Sendable {
     return lines.joined(separator: "\n") + "\n"
   }
 
-  /// Runs the grid once per worker count, `repeats` times over. `report` gets each grid's progress (its worker count and
-  /// the runner's progress, at least once a second); `shouldStop` is polled as `GridRunner.run` does
-  /// (a stop throws `GridInterrupted`, after the workers have stopped and the folder is removed).
+  /// Runs the grid once per worker count, `repeats` times over. `report` gets each grid's repeat,
+  /// worker count and progress (at least once a second); `shouldStop` is polled as `GridRunner.run`
+  /// does (a stop throws `GridInterrupted`, after the workers have stopped and the folder is removed).
   public func run(shouldStop: @escaping () -> Bool, report: (_ repeat: Int, _ jobs: Int, GridRunner.Progress) -> Void) throws
     -> GridBenchmarkResult
   {
