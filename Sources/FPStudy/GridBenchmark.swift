@@ -105,7 +105,7 @@ public struct GridBenchmark: Sendable {
       model: model, recipe: recipe, runs: runs, steps: steps, evalEvery: evalEvery, lr: lr, threadsPerWorker: threads,
       repeats: repeats, spec: specText, measurements: measurements, summary: summary,
       identical: measurements.allSatisfy(\.identicalToFirst), comparedArrays: ResultBits.names,
-      workerPeakRSSBytes: Self.childrenUsage().peakRSSBytes, peakRSSBytes: Self.selfPeakRSSBytes())
+      workerPeakRSSBytes: Self.childrenUsage().peakRSSBytes, peakRSSBytes: TrainBenchmark.peakRSSBytes())
   }
 
   /// One grid with `jobs` workers, from scratch in a temporary folder that is removed afterwards.
@@ -212,12 +212,6 @@ public struct GridBenchmark: Sendable {
     var u = rusage()
     getrusage(RUSAGE_SELF.rawValue, &u)
     return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6
-  }
-
-  static func selfPeakRSSBytes() -> Int {
-    var u = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &u)
-    return u.ru_maxrss * 1024
   }
 }
 

@@ -81,10 +81,7 @@ struct BenchGrid: ParsableCommand {
       Foundation.exit(130)
     }
     if json {
-      let encoder = JSONEncoder()
-      encoder.outputFormatting = [.sortedKeys]
-      encoder.keyEncodingStrategy = .convertToSnakeCase
-      print(String(decoding: try encoder.encode(result), as: UTF8.self))
+      try printJSON(result)
     } else {
       print(Self.table(result))
     }

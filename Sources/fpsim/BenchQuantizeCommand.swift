@@ -44,10 +44,7 @@ struct BenchQuantize: ParsableCommand {
       hadamard: try hadamard.map { try RandomHadamard(size: $0, seed: options.seed) }, withMLDtypes: peer != nil
     ).run()
     if json {
-      let encoder = JSONEncoder()
-      encoder.outputFormatting = [.sortedKeys]
-      encoder.keyEncodingStrategy = .convertToSnakeCase
-      print(String(decoding: try encoder.encode(r), as: UTF8.self))
+      try printJSON(r)
       return
     }
     func giga(_ rate: Double) -> String { String(format2: rate / 1e9) }

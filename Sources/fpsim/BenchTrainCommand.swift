@@ -44,10 +44,7 @@ struct BenchTrain: ParsableCommand {
     bench.baselineWithoutHistograms = histogramCost
     let result = try bench.run(blasKernel: BLASKernel.describe())
     if json {
-      let encoder = JSONEncoder()
-      encoder.outputFormatting = [.sortedKeys]
-      encoder.keyEncodingStrategy = .convertToSnakeCase
-      print(String(decoding: try encoder.encode(result), as: UTF8.self))
+      try printJSON(result)
     } else {
       print(Self.table(result))
     }

@@ -42,10 +42,7 @@ struct ErrorCommand: ParsableCommand {
       }
     }
     if json {
-      let encoder = JSONEncoder()
-      encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-      encoder.keyEncodingStrategy = .convertToSnakeCase
-      print(String(decoding: try encoder.encode(results), as: UTF8.self))
+      try printJSON(results, pretty: true)
       return
     }
     let rows = results.map { m -> [String] in
