@@ -49,19 +49,16 @@ enum Reduce {
   @inline(__always)
   static func max(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
     let bits = UnsafeRawPointer(x).assumingMemoryBound(to: Int32.self)
-    var m = orderKey(Float.infinity.bitPattern | 0x8000_0000)
+    var m = orderKey(Int32(bitPattern: (-Float.infinity).bitPattern))
     for i in 0..<n {
       let b = bits[i]
-      let key = b ^ ((b &>> 31) & 0x7FFF_FFFF)
       let nan = (0x7F80_0000 &- (b & 0x7FFF_FFFF)) &>> 31  // -1 when |b| is above Inf's bits
-      m = Swift.max(m, (key & ~nan) | (Int32.min & nan))
+      m = Swift.max(m, (orderKey(b) & ~nan) | (Int32.min & nan))
     }
-    return Float(bitPattern: UInt32(bitPattern: m ^ ((m &>> 31) & 0x7FFF_FFFF)))
+    return Float(bitPattern: UInt32(bitPattern: orderKey(m)))  // the map is its own inverse
   }
 
+  /// The order key of float bits b (as Int32): b for b >= 0, b ^ 0x7FFFFFFF for negative b.
   @inline(__always)
-  static func orderKey(_ bits: UInt32) -> Int32 {
-    let b = Int32(bitPattern: bits)
-    return b ^ ((b &>> 31) & 0x7FFF_FFFF)
-  }
+  static func orderKey(_ b: Int32) -> Int32 { b ^ ((b &>> 31) & 0x7FFF_FFFF) }
 }
