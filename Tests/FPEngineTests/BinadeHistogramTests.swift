@@ -5,7 +5,8 @@ import Testing
 @Suite struct BinadeHistogramTests {
   /// The bit-pattern kernel against the definition floor(log2 |x|), value by value: every binade edge
   /// (powers of two and their neighbours), every subnormal binade, zeros of both signs, Inf and NaN,
-  /// and random bit patterns (all exponents), at lengths that exercise the unrolled loop's tail.
+  /// and random bit patterns (all exponents), at lengths that exercise the unrolled loop's and the
+  /// 16-lane zero count's tails, forwards and reversed (zeros first, then zeros in the last lanes).
   @Test func countAgreesWithTheDefinition() {
     var values: [Float] = [0, -0, .infinity, -.infinity, .nan, -.nan, .greatestFiniteMagnitude, .leastNonzeroMagnitude,
                            .leastNormalMagnitude, Float.leastNormalMagnitude.nextDown, -Float.leastNonzeroMagnitude]
@@ -15,8 +16,9 @@ import Testing
     }
     var rng = TestRNG(5)
     for _ in 0..<20_000 { values.append(Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()))) }
-    for n in [0, 1, 7, 8, 9, values.count] {
-      let x = Array(values.prefix(n))
+    let cases = [0, 1, 7, 8, 9, 16, 17, 33, values.count].map { Array(values.prefix($0)) } + [values.reversed()]
+    for x in cases {
+      let n = x.count
       var expected = [Int32](repeating: 0, count: BinadeHistogram.binCount)
       var zeros: Int32 = 0, nonFinite: Int32 = 0
       for v in x {
