@@ -3,10 +3,35 @@ import FPFormats
 import Testing
 
 @Suite struct BinadeHistogramTests {
-  /// The bit-pattern kernel against the definition floor(log2 |x|), value by value: every binade edge
-  /// (powers of two and their neighbours), every subnormal binade, zeros of both signs, Inf and NaN,
-  /// and random bit patterns (all exponents), at lengths that exercise the unrolled loop's and the
-  /// 16-lane zero count's tails, forwards and reversed (zeros first, then zeros in the last lanes).
+  /// `count` (vectorized where the CPU allows it, and the scalar tables) against the definition
+  /// floor(log2 |x|), value by value.
+  func expectDefinition(_ x: [Float], _ label: String) {
+    var expected = [Int32](repeating: 0, count: BinadeHistogram.binCount)
+    var zeros: Int32 = 0, nonFinite: Int32 = 0
+    for v in x {
+      if let b = BinadeHistogram.referenceBinade(v) {
+        expected[b + 149] += 1
+      } else if v == 0 {
+        zeros += 1
+      } else {
+        nonFinite += 1
+      }
+    }
+    for vectorized in [true, false] {
+      var h = [Int32](repeating: -1, count: BinadeHistogram.binCount)
+      let (z, nf) = x.withUnsafeBufferPointer { xb in
+        h.withUnsafeMutableBufferPointer {
+          BinadeHistogram.count(xb.baseAddress ?? UnsafePointer(bitPattern: 64)!, x.count, into: $0.baseAddress!, vectorized: vectorized)
+        }
+      }
+      #expect(h == expected, "\(label), n = \(x.count), vectorized \(vectorized)")
+      #expect(z == zeros && nf == nonFinite, "\(label), n = \(x.count), vectorized \(vectorized)")
+    }
+  }
+
+  /// Every binade edge (powers of two and their neighbours), every subnormal binade, zeros of both
+  /// signs, Inf and NaN, and random bit patterns (all exponents), at lengths that exercise the loops'
+  /// tails (8 tables, 32-value steps, 16-lane zero count), forwards and reversed.
   @Test func countAgreesWithTheDefinition() {
     var values: [Float] = [0, -0, .infinity, -.infinity, .nan, -.nan, .greatestFiniteMagnitude, .leastNonzeroMagnitude,
                            .leastNormalMagnitude, Float.leastNormalMagnitude.nextDown, -Float.leastNonzeroMagnitude]
@@ -16,25 +41,36 @@ import Testing
     }
     var rng = TestRNG(5)
     for _ in 0..<20_000 { values.append(Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()))) }
-    let cases = [0, 1, 7, 8, 9, 16, 17, 33, values.count].map { Array(values.prefix($0)) } + [values.reversed()]
-    for x in cases {
-      let n = x.count
-      var expected = [Int32](repeating: 0, count: BinadeHistogram.binCount)
-      var zeros: Int32 = 0, nonFinite: Int32 = 0
-      for v in x {
-        if let b = BinadeHistogram.referenceBinade(v) {
-          expected[b + 149] += 1
-        } else if v == 0 {
-          zeros += 1
-        } else {
-          nonFinite += 1
-        }
+    for n in [0, 1, 7, 8, 9, 16, 17, 31, 32, 33, 65, values.count] { expectDefinition(Array(values.prefix(n)), "edges") }
+    expectDefinition(values.reversed(), "edges reversed")
+  }
+
+  /// Exponents crowded as in tensors, which the vectorized count takes through its window of 16
+  /// exponents (chunks of 8,160 values): values spread over 13 binades with 1% anywhere (zeros,
+  /// subnormals, Inf, NaN included) counted one by one; crowds at the bottom (subnormals and zeros,
+  /// window from 0) and at the top (up to Inf and NaN, window from 240); a chunk starting with spread
+  /// values (sent to the tables) and one with a third outside (the next chunk to the tables).
+  @Test func crowdedExponentsAgreeWithTheDefinition() {
+    var rng = TestRNG(11)
+    func crowd(_ n: Int, _ lo: Int, _ hi: Int, outliers: Double) -> [Float] {
+      (0..<n).map { _ in
+        if Double(rng.next() >> 11) * 0x1p-53 < outliers { return Float(bitPattern: UInt32(truncatingIfNeeded: rng.next())) }
+        let e = lo + Int(rng.next() % UInt64(hi - lo + 1))
+        let m = Float(1 + Double(rng.next() >> 40) * 0x1p-24)
+        return (rng.next() & 1 == 0 ? 1 : -1) * Float(sign: .plus, exponent: e, significand: m)
       }
-      let h = x.withUnsafeBufferPointer { BinadeHistogram.of($0.baseAddress ?? UnsafePointer(bitPattern: 64)!, n) }
-      #expect(h.counts == expected, "n = \(n)")
-      #expect(h.zeros == zeros && h.nonFinite == nonFinite, "n = \(n)")
-      #expect(h.total == n)
     }
+    let subnormals = (0..<9_000).map { i -> Float in
+      i % 7 == 0 ? 0 : Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()) & 0x807F_FFFF)
+    }
+    let top = (0..<9_000).map { i -> Float in
+      i % 5 == 0 ? (i % 2 == 0 ? .infinity : .nan) : Float(sign: .minus, exponent: 124 + i % 4, significand: 1.5)
+    }
+    let x = crowd(3 * 8_160 + 77, -20, -8, outliers: 0.01) + subnormals + top
+      + crowd(40, -140, 120, outliers: 0) + crowd(8_160, -6, 2, outliers: 0.003)
+      + crowd(8_160, -6, 2, outliers: 0.33) + crowd(20_000, -3, 0, outliers: 0.001)
+    expectDefinition(x, "crowded")
+    expectDefinition(x.reversed(), "crowded reversed")
   }
 
   /// The threaded count (chunks of 64 Ki values, summed) against the definition, on 300,007 values

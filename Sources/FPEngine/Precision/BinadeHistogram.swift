@@ -1,4 +1,5 @@
 import Foundation  // log2, pow (the reference)
+import CExponentCounts
 import FPFormats
 
 /// The exponent distribution of one GEMM operand as it enters rounding: for every binade
@@ -51,39 +52,18 @@ public struct BinadeHistogram: Hashable, Sendable {
   ///
   /// From the bit pattern: a biased exponent field e in 1...254 is binade e - 127 (index e + 22); e = 0
   /// with mantissa m != 0 is a subnormal m * 2^-149, binade (31 - lzcnt(m)) - 149 (index 31 - lzcnt(m));
-  /// e = 0, m = 0 is a zero; e = 255 is Inf or NaN. The hot loop only counts e into eight interleaved
-  /// tables (so that runs of equal exponents do not wait on one counter: a load, an add and a store per
-  /// value, about a cycle). The tables are `tableStride` = 272 counters (1088 bytes) apart, not 256: at
-  /// 1024 bytes, tables k and k + 4 lie 4096 bytes apart, and the core takes a load from one and a store
-  /// to the other with the same low 12 address bits for a dependency; on values clustered in a few
-  /// binades (activations) that ran at 1.1 G values/s instead of 3.5. Only when some e was 0 does a
-  /// second pass count the zeros (16 lanes at a time), and only when they are not all zeros a third one
-  /// the subnormals.
-  public static func count(_ x: UnsafePointer<Float>, _ n: Int, into h: UnsafeMutablePointer<Int32>) -> (zeros: Int32, nonFinite: Int32) {
-    let s = tableStride
-    return withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 8 * s) { buffer in
+  /// e = 0, m = 0 is a zero; e = 255 is Inf or NaN. The hot loop only counts e (`fpsim_count_exponents`,
+  /// C: byte compares 32 values at a time where the CPU has AVX2 and `vectorized`, else scalar tables).
+  /// Only when some e was 0 does a second pass count the zeros (16 lanes at a time), and only when they
+  /// are not all zeros a third one the subnormals.
+  public static func count(
+    _ x: UnsafePointer<Float>, _ n: Int, into h: UnsafeMutablePointer<Int32>, vectorized: Bool = true
+  ) -> (zeros: Int32, nonFinite: Int32) {
+    withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 256) { buffer in
       let t = buffer.baseAddress!
-      t.initialize(repeating: 0, count: 8 * s)
+      t.initialize(repeating: 0, count: 256)
       return x.withMemoryRebound(to: UInt32.self, capacity: n) { bits -> (zeros: Int32, nonFinite: Int32) in
-        var i = 0
-        while i + 8 <= n {
-          t[Int(bits[i] >> 23 & 0xFF)] &+= 1
-          t[s + Int(bits[i + 1] >> 23 & 0xFF)] &+= 1
-          t[2 * s + Int(bits[i + 2] >> 23 & 0xFF)] &+= 1
-          t[3 * s + Int(bits[i + 3] >> 23 & 0xFF)] &+= 1
-          t[4 * s + Int(bits[i + 4] >> 23 & 0xFF)] &+= 1
-          t[5 * s + Int(bits[i + 5] >> 23 & 0xFF)] &+= 1
-          t[6 * s + Int(bits[i + 6] >> 23 & 0xFF)] &+= 1
-          t[7 * s + Int(bits[i + 7] >> 23 & 0xFF)] &+= 1
-          i += 8
-        }
-        while i < n {
-          t[Int(bits[i] >> 23 & 0xFF)] &+= 1
-          i += 1
-        }
-        for e in 0..<256 {
-          for k in 1..<8 { t[e] &+= t[k * s + e] }
-        }
+        fpsim_count_exponents(bits, n, t, vectorized ? 1 : 0)
         for k in 0..<23 { h[k] = 0 }
         var zeros = t[0]
         if t[0] > 0 {
@@ -101,9 +81,6 @@ public struct BinadeHistogram: Hashable, Sendable {
       }
     }
   }
-
-  /// Counters between the starts of two of `count`'s tables: 256 exponents and 16 of padding.
-  static let tableStride = 272
 
   /// How many of the n patterns are +0 or -0 (x << 1 == 0), 16 lanes at a time (the plain loop's
   /// conditional add is not vectorized by the compiler, and ran at a thirteenth of this speed).

@@ -1,0 +1,103 @@
+#include "exponent_counts.h"
+
+#include <immintrin.h>
+
+// Eight interleaved tables, so that runs of equal exponents do not wait on one counter (a load, an add
+// and a store per value, about a cycle). They are 272 counters (1088 bytes) apart, not 256: at 1024
+// bytes, tables k and k + 4 lie 4096 bytes apart, and the core takes a load from one after a store to
+// the other with the same low 12 address bits for a dependency; on exponents clustered in a few values
+// (activations) that ran at a third of the speed.
+static void count_tables(const uint32_t *bits, size_t n, uint32_t *t) {
+  enum { S = 272 };
+  uint32_t s[8 * S] = {0};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    s[bits[i] >> 23 & 0xFF]++;
+    s[S + (bits[i + 1] >> 23 & 0xFF)]++;
+    s[2 * S + (bits[i + 2] >> 23 & 0xFF)]++;
+    s[3 * S + (bits[i + 3] >> 23 & 0xFF)]++;
+    s[4 * S + (bits[i + 4] >> 23 & 0xFF)]++;
+    s[5 * S + (bits[i + 5] >> 23 & 0xFF)]++;
+    s[6 * S + (bits[i + 6] >> 23 & 0xFF)]++;
+    s[7 * S + (bits[i + 7] >> 23 & 0xFF)]++;
+  }
+  for (; i < n; i++) s[bits[i] >> 23 & 0xFF]++;
+  for (int e = 0; e < 256; e++) {
+    for (int k = 0; k < 8; k++) t[e] += s[k * S + e];
+  }
+}
+
+// The window path. Tensors' exponents crowd into a few values, so chunks of up to 255 x 32 values are
+// counted against a window of 16 consecutive exponents [base, base + 16), base = 12 below the largest
+// exponent of the chunk's first 32 values: per 32 values, the exponents packed into 32 bytes, minus
+// base; per window exponent, one byte compare and one subtract (a compare gives -1) into a 32-byte
+// counter (at most 255 per byte, hence the chunk length); at the chunk's end each counter's bytes are
+// summed. Values outside the window are counted one by one from the compare mask. A chunk whose first
+// 32 values have more than 4 outside, or the chunk after one with more than a quarter outside, goes to
+// the tables instead. About 0.6 cycles per value on activations, against a cycle for the tables.
+__attribute__((target("avx2,bmi")))
+static void count_window(const uint32_t *bits, size_t n, uint32_t *t) {
+  // After the two packs, byte j holds value first[j / 4] + j % 4 of the 32 (packs work per 128-bit half).
+  static const uint8_t first[8] = {0, 8, 16, 24, 4, 12, 20, 28};
+  const __m256i low8 = _mm256_set1_epi32(0xFF), fifteen = _mm256_set1_epi8(15);
+  size_t i = 0;
+  int spread = 0;
+  while (i + 32 <= n) {
+    size_t steps = (n - i) / 32;
+    if (steps > 255) steps = 255;
+    unsigned top = 0;
+    for (int k = 0; k < 32; k++) {
+      unsigned e = bits[i + k] >> 23 & 0xFF;
+      top = e > top ? e : top;
+    }
+    unsigned base = top < 12 ? 0 : top - 12;
+    if (base > 240) base = 240;
+    int sampleOutside = 0;
+    for (int k = 0; k < 32; k++) sampleOutside += (unsigned)((bits[i + k] >> 23 & 0xFF) - base) >= 16;
+    if (spread || sampleOutside > 4) {
+      count_tables(bits + i, steps * 32, t);
+      i += steps * 32;
+      spread = 0;
+      continue;
+    }
+    const __m256i b = _mm256_set1_epi8((char)base);
+    __m256i acc[16];
+    for (int k = 0; k < 16; k++) acc[k] = _mm256_setzero_si256();
+    size_t outside = 0;
+    for (size_t s = 0; s < steps; s++, i += 32) {
+      const uint32_t *p = bits + i;
+      __m256i a0 = _mm256_and_si256(_mm256_srli_epi32(_mm256_loadu_si256((const __m256i *)p), 23), low8);
+      __m256i a1 = _mm256_and_si256(_mm256_srli_epi32(_mm256_loadu_si256((const __m256i *)(p + 8)), 23), low8);
+      __m256i a2 = _mm256_and_si256(_mm256_srli_epi32(_mm256_loadu_si256((const __m256i *)(p + 16)), 23), low8);
+      __m256i a3 = _mm256_and_si256(_mm256_srli_epi32(_mm256_loadu_si256((const __m256i *)(p + 24)), 23), low8);
+      __m256i d = _mm256_sub_epi8(_mm256_packus_epi16(_mm256_packus_epi32(a0, a1), _mm256_packus_epi32(a2, a3)), b);
+      // Bytes with d > 15 (unsigned): outside the window.
+      uint32_t out = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_max_epu8(d, fifteen), fifteen));
+      while (out) {
+        unsigned j = (unsigned)__builtin_ctz(out);
+        t[p[first[j >> 2] + (j & 3)] >> 23 & 0xFF]++;
+        out &= out - 1;
+        outside++;
+      }
+#define FPSIM_BIN(k) acc[k] = _mm256_sub_epi8(acc[k], _mm256_cmpeq_epi8(d, _mm256_set1_epi8(k)));
+      FPSIM_BIN(0) FPSIM_BIN(1) FPSIM_BIN(2) FPSIM_BIN(3) FPSIM_BIN(4) FPSIM_BIN(5) FPSIM_BIN(6) FPSIM_BIN(7)
+      FPSIM_BIN(8) FPSIM_BIN(9) FPSIM_BIN(10) FPSIM_BIN(11) FPSIM_BIN(12) FPSIM_BIN(13) FPSIM_BIN(14) FPSIM_BIN(15)
+#undef FPSIM_BIN
+    }
+    for (int k = 0; k < 16; k++) {
+      __m256i s = _mm256_sad_epu8(acc[k], _mm256_setzero_si256());  // four 64-bit sums of 8 bytes
+      __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+      t[base + k] += (uint32_t)(_mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1));
+    }
+    spread = outside * 4 > steps * 32;
+  }
+  count_tables(bits + i, n - i, t);
+}
+
+void fpsim_count_exponents(const uint32_t *bits, size_t n, uint32_t *t, int vector) {
+  if (vector && __builtin_cpu_supports("avx2")) {
+    count_window(bits, n, t);
+  } else {
+    count_tables(bits, n, t);
+  }
+}
