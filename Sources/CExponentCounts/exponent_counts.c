@@ -29,12 +29,13 @@ static void count_tables(const uint32_t *bits, size_t n, uint32_t *t) {
 
 // The window path. Tensors' exponents crowd into a few values, so chunks of up to 255 x 32 values are
 // counted against a window of 16 consecutive exponents [base, base + 16), base = 12 below the largest
-// exponent of the chunk's first 32 values: per 32 values, the exponents packed into 32 bytes, minus
+// exponent of 32 values sampled across the chunk: per 32 values, the exponents packed into 32 bytes, minus
 // base; per window exponent, one byte compare and one subtract (a compare gives -1) into a 32-byte
 // counter (at most 255 per byte, hence the chunk length); at the chunk's end each counter's bytes are
-// summed. Values outside the window are counted one by one from the compare mask. A chunk whose first
-// 32 values have more than 4 outside, or the chunk after one with more than a quarter outside, goes to
-// the tables instead. About 0.6 cycles per value on activations, against a cycle for the tables.
+// summed. Values outside the window are counted one by one from the compare mask. A chunk whose sample
+// has more than 4 values outside, or the chunk after one with more than a quarter outside, goes to the
+// tables instead. 5.3-6.1 G values/s on every operand of a gpt-tiny mxfp4 step, against 3.0-3.1 for the
+// tables (one core, the operands as `fpsim train --snapshot-operands` stores them).
 __attribute__((target("avx2,bmi")))
 static void count_window(const uint32_t *bits, size_t n, uint32_t *t) {
   // After the two packs, byte j holds value first[j / 4] + j % 4 of the 32 (packs work per 128-bit half).
@@ -45,15 +46,17 @@ static void count_window(const uint32_t *bits, size_t n, uint32_t *t) {
   while (i + 32 <= n) {
     size_t steps = (n - i) / 32;
     if (steps > 255) steps = 255;
+    // 32 values sampled across the chunk (one per `steps`): a row-major chunk spans several rows, and
+    // columns can differ in scale (the query, key and value gradients of one attention projection).
     unsigned top = 0;
-    for (int k = 0; k < 32; k++) {
-      unsigned e = bits[i + k] >> 23 & 0xFF;
+    for (size_t k = 0; k < 32; k++) {
+      unsigned e = bits[i + k * steps] >> 23 & 0xFF;
       top = e > top ? e : top;
     }
     unsigned base = top < 12 ? 0 : top - 12;
     if (base > 240) base = 240;
     int sampleOutside = 0;
-    for (int k = 0; k < 32; k++) sampleOutside += (unsigned)((bits[i + k] >> 23 & 0xFF) - base) >= 16;
+    for (size_t k = 0; k < 32; k++) sampleOutside += (unsigned)((bits[i + k * steps] >> 23 & 0xFF) - base) >= 16;
     if (spread || sampleOutside > 4) {
       count_tables(bits + i, steps * 32, t);
       i += steps * 32;
