@@ -17,6 +17,11 @@ public struct TrainBenchmark: Sendable {
   /// Time the recipe itself with binade histograms off as the baseline (instead of `baseline`): the
   /// ratio is then the cost of the histograms.
   public var baselineWithoutHistograms = false
+  /// Time the recipe against a second, identical trainer (an A/A run): the ratio is the comparison's
+  /// own bias, against which a recipe's ratio is read. (On gpt-tiny mxfp4 the first trainer measured
+  /// 0-2.4% slower than its copy, with no order effect: alternating which runs first in each step gave
+  /// the same; see docs/benchmarks.md.)
+  public var againstItself = false
 
   public init(model: ModelSpec, recipe: Recipe, baseline: Recipe?, steps: Int, warmup: Int, threads: Int, seed: UInt64, dataDirectory: String) {
     self.model = model
@@ -41,6 +46,8 @@ public struct TrainBenchmark: Sendable {
     var runs = [try trainer(recipe, histograms: baselineWithoutHistograms)]
     if baselineWithoutHistograms {
       runs.append(try trainer(recipe, histograms: false))
+    } else if againstItself {
+      runs.append(try trainer(recipe))
     } else if let baseline, baseline != recipe {
       runs.append(try trainer(baseline))
     }
@@ -64,7 +71,9 @@ public struct TrainBenchmark: Sendable {
       msPerStepMin: round3(times[0].min()! * 1e3), cpuMsPerStep: round3(cpu[0] / Double(steps) * 1e3),
       tokensPerSecond: round3(Double(items) / m), peakRSSBytes: Self.peakRSSBytes(), blasKernel: blasKernel)
     if runs.count == 2 {
-      let name = baselineWithoutHistograms ? "\(recipe) without binade histograms" : baseline!.description
+      let name =
+        baselineWithoutHistograms ? "\(recipe) without binade histograms"
+        : againstItself ? "\(recipe) again (A/A: the comparison's own bias)" : baseline!.description
       let b = Median.of(times[1])
       result.baseline = TrainBenchmarkResult.Baseline(
         recipe: name, msPerStep: round3(b * 1e3), cpuMsPerStep: round3(cpu[1] / Double(steps) * 1e3),

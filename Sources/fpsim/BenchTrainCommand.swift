@@ -27,12 +27,17 @@ struct BenchTrain: ParsableCommand {
   @Option(help: "Recipe timed alongside for the ratio, or none.") var baseline: String = "fp32"
   @Flag(help: "Time the recipe with binade histograms off as the baseline (their cost) instead of --baseline.")
   var histogramCost = false
+  @Flag(help: "Time the recipe against an identical second copy (an A/A run): the ratio is the comparison's own bias.")
+  var againstItself = false
   @Flag(help: "Print JSON.") var json = false
 
   func validate() throws {
     guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
     guard warmup >= 0 else { throw ValidationError("--warmup must be 0 or more") }
     guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    guard !(histogramCost && againstItself) else {
+      throw ValidationError("--histogram-cost and --against-itself each choose the baseline: give one")
+    }
   }
 
   func run() throws {
@@ -42,6 +47,7 @@ struct BenchTrain: ParsableCommand {
       steps: steps, warmup: warmup, threads: threads, seed: seed,
       dataDirectory: try DataLocation.resolve(data, model: spec, executable: Grid.executablePath))
     bench.baselineWithoutHistograms = histogramCost
+    bench.againstItself = againstItself
     let result = try bench.run(blasKernel: BLASKernel.describe())
     if json {
       try printJSON(result)

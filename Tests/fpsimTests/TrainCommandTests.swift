@@ -138,4 +138,18 @@ func scratchDirectory() throws -> URL {
     #expect(try Self.json(["--recipe", "uniform:e4m3fn", "--baseline", "none"])["baseline"] == nil)
     #expect(try Self.json(["--recipe", "fp32"])["baseline"] == nil)
   }
+
+  /// `--against-itself` times the recipe against a copy of itself (fp32 too), and `--histogram-cost`
+  /// against itself without histograms; the two together are refused.
+  @Test func theBaselineCanBeTheRecipeItself() throws {
+    for (recipe, name) in [("fp32", "fp32"), ("uniform:e4m3fn", "uniform:float8_e4m3fn")] {
+      let baseline = try #require(Self.json(["--recipe", recipe, "--against-itself"])["baseline"] as? [String: Any])
+      #expect(baseline["recipe"] as? String == "\(name) again (A/A: the comparison's own bias)")
+      #expect((baseline["ratio"] as? Double ?? 0) > 0)
+    }
+    let h = try #require(Self.json(["--recipe", "mxfp4", "--histogram-cost"])["baseline"] as? [String: Any])
+    #expect(h["recipe"] as? String == "mxfp4 without binade histograms")
+    let both = try CLI.run(["bench", "train", "--model", "gpt-micro", "--histogram-cost", "--against-itself", "--data", dataDirectory])
+    #expect(both.status == 2 && both.stderr.contains("give one"), "\(both.stderr)")
+  }
 }
