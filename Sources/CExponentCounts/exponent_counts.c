@@ -42,7 +42,7 @@ static void count_tables(const uint32_t *bits, size_t n, uint32_t *t) {
 // one): 16 from 12 under 5.8, 12 from 10 under 7.2 (this one), 12 from 9 under 6.9, 8 from 6 under 7.0.
 enum { BINS = 12, BELOW = 10 };
 
-__attribute__((target("avx2,bmi")))
+__attribute__((target("avx2")))
 static void count_window(const uint32_t *bits, size_t n, uint32_t *t) {
   // After the two packs, byte j holds value first[j / 4] + j % 4 of the 32 (packs work per 128-bit half).
   static const uint8_t first[8] = {0, 8, 16, 24, 4, 12, 20, 28};
@@ -75,6 +75,11 @@ static void count_window(const uint32_t *bits, size_t n, uint32_t *t) {
     size_t outside = 0;
     for (size_t s = 0; s < steps; s++, i += 32) {
       const uint32_t *p = bits + i;
+      // Operands come from L3 (written by their producer, then read by their rounding): fetching 2 KB
+      // ahead made a 1 M-value operand evicted from L2 count at 3.8 G values/s instead of 2.6.
+      // (Prefetches never fault, so running past the end is harmless.)
+      _mm_prefetch((const char *)(p + 512), _MM_HINT_T0);
+      _mm_prefetch((const char *)(p + 528), _MM_HINT_T0);
       __m256i a0 = _mm256_and_si256(_mm256_srli_epi32(_mm256_loadu_si256((const __m256i *)p), 23), low8);
       __m256i a1 = _mm256_and_si256(_mm256_srli_epi32(_mm256_loadu_si256((const __m256i *)(p + 8)), 23), low8);
       __m256i a2 = _mm256_and_si256(_mm256_srli_epi32(_mm256_loadu_si256((const __m256i *)(p + 16)), 23), low8);

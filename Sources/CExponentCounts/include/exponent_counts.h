@@ -1,9 +1,10 @@
 // Counting the exponent fields of float32 bit patterns: the hot loop of fpsim's binade histograms
 // (FPEngine's BinadeHistogram), which run at every training step for every rounded operand.
 //
-// Why C: the fast path compares 32 exponents at a time against 16 consecutive exponent values with
-// byte counters. Swift's SIMD types compiled the same comparisons into per-lane scalar code (the
-// masks' conversions and reductions), at a tenth of the speed of the scalar tables below.
+// Why C: the fast path compares 32 exponents at a time against 12 consecutive exponent values with
+// byte counters (exponent_counts.c). Swift's SIMD types compiled parts of the same work (mask selects,
+// minima, widening sums) into per-lane scalar code; the best Swift version counted 4.5 G values/s on
+// activation-like data where the C kernel counts 6-7.
 #ifndef FPSIM_EXPONENT_COUNTS_H
 #define FPSIM_EXPONENT_COUNTS_H
 
