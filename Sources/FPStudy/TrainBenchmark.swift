@@ -18,9 +18,10 @@ public struct TrainBenchmark: Sendable {
   /// ratio is then the cost of the histograms.
   public var baselineWithoutHistograms = false
   /// Time the recipe against a second, identical trainer (an A/A run): the ratio is the comparison's
-  /// own bias, against which a recipe's ratio is read. (On gpt-tiny mxfp4 the first trainer measured
-  /// 0-2.4% slower than its copy, with no order effect: alternating which runs first in each step gave
-  /// the same; see docs/benchmarks.md.)
+  /// own bias, against which a recipe's ratio is read. (On gpt-tiny mxfp4 at one thread the first
+  /// trainer measured up to 2.4% slower than its copy, about 1% in the median, with no order effect:
+  /// alternating which runs first in each step gave the same; at two threads the A/A ratios were
+  /// 0.97-1.03. See docs/benchmarks.md.)
   public var againstItself = false
 
   public init(model: ModelSpec, recipe: Recipe, baseline: Recipe?, steps: Int, warmup: Int, threads: Int, seed: UInt64, dataDirectory: String) {
