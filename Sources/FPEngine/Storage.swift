@@ -1,13 +1,36 @@
+import Glibc  // aligned_alloc, madvise, free
+
 /// A float32 buffer the engine owns: one 64-byte aligned allocation (a cache line, one AVX-512
 /// vector), zero-initialised, freed with its owner. Kernels never own memory; models own these.
+///
+/// Buffers of 2 MiB or more are placed on 2 MiB boundaries, rounded up to whole 2 MiB, and marked for
+/// transparent huge pages (madvise MADV_HUGEPAGE; Linux's default THP mode here is `madvise`, so
+/// without it every page is 4 KiB). A gpt-tiny step touches well over 100 MB, far more than the
+/// 4 KiB-page TLB covers: with huge pages the fp32 step measured about 2% faster. Addresses never
+/// change a result's bits.
 public final class FloatBuffer {
   public let count: Int
   public let pointer: UnsafeMutablePointer<Float>
+  /// Whether `pointer` came from aligned_alloc (huge pages), to be released with free.
+  let onHugePages: Bool
+
+  /// 2 MiB: the x86-64 huge page.
+  static let hugePage = 1 << 21
 
   public init(count: Int) {
     precondition(count >= 0, "negative buffer size")
     self.count = count
-    let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
+    let bytes = max(count, 1) * 4
+    let raw: UnsafeMutableRawPointer
+    if bytes >= Self.hugePage, let p = aligned_alloc(Self.hugePage, (bytes + Self.hugePage - 1) / Self.hugePage * Self.hugePage) {
+      // Advice only: where the kernel has THP off, the buffer simply stays on 4 KiB pages.
+      _ = madvise(p, (bytes + Self.hugePage - 1) / Self.hugePage * Self.hugePage, MADV_HUGEPAGE)
+      raw = p
+      onHugePages = true
+    } else {
+      raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+      onHugePages = false
+    }
     pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
     pointer.initialize(repeating: 0, count: max(count, 1))
   }
@@ -17,7 +40,13 @@ public final class FloatBuffer {
     values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: values.count) }
   }
 
-  deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+  deinit {
+    if onHugePages {
+      free(UnsafeMutableRawPointer(pointer))
+    } else {
+      UnsafeMutableRawPointer(pointer).deallocate()
+    }
+  }
 
   public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
   public func zero() { pointer.update(repeating: 0, count: count) }
