@@ -14,15 +14,22 @@ public struct TrainBenchmark: Sendable {
   public var threads: Int
   public var seed: UInt64
   public var dataDirectory: String
-  /// Time the recipe itself with binade histograms off as the baseline (instead of `baseline`): the
-  /// ratio is then the cost of the histograms.
-  public var baselineWithoutHistograms = false
-  /// Time the recipe against a second, identical trainer (an A/A run): the ratio is the comparison's
-  /// own bias, against which a recipe's ratio is read. (On gpt-tiny mxfp4 at one thread the first
-  /// trainer measured up to 2.4% slower than its copy, about 1% in the median, with no order effect:
-  /// alternating which runs first in each step gave the same; at two threads the A/A ratios were
-  /// 0.97-1.03. See docs/benchmarks.md.)
-  public var againstItself = false
+  /// What the recipe is timed against.
+  public var comparison = Comparison.baseline
+
+  /// What `TrainBenchmark` times the recipe against, in the same run.
+  public enum Comparison: Sendable, Equatable {
+    /// `baseline` (nothing when it is nil or the recipe itself).
+    case baseline
+    /// The recipe itself with binade histograms off (the recipe's own run has them on): the ratio is
+    /// the cost of the histograms.
+    case withoutHistograms
+    /// A second, identical trainer (an A/A run): the ratio is the comparison's own bias, against which
+    /// a recipe's ratio is read. (On gpt-tiny mxfp4 at one thread the first trainer measured up to 2.4%
+    /// slower than its copy, about 1% in the median, with no order effect: alternating which runs first
+    /// in each step gave the same; at two threads the A/A ratios were 0.97-1.03. See docs/benchmarks.md.)
+    case itself
+  }
 
   public init(model: ModelSpec, recipe: Recipe, baseline: Recipe?, steps: Int, warmup: Int, threads: Int, seed: UInt64, dataDirectory: String) {
     self.model = model
@@ -44,14 +51,15 @@ public struct TrainBenchmark: Sendable {
         task: task,
         config: TrainingConfig(steps: warmup + steps + 1, learningRate: 1e-3, evalEvery: 0, seed: seed, binadeHistograms: histograms))
     }
-    var runs = [try trainer(recipe, histograms: baselineWithoutHistograms)]
-    if baselineWithoutHistograms {
-      runs.append(try trainer(recipe, histograms: false))
-    } else if againstItself {
-      runs.append(try trainer(recipe))
-    } else if let baseline, baseline != recipe {
-      runs.append(try trainer(baseline))
+    // The second trainer, if any, and the name it is reported under.
+    let second: (recipe: Recipe, name: String)?
+    switch comparison {
+    case .baseline: second = baseline.flatMap { $0 == recipe ? nil : ($0, $0.description) }
+    case .withoutHistograms: second = (recipe, "\(recipe) without binade histograms")
+    case .itself: second = (recipe, "\(recipe) again (A/A: the comparison's own bias)")
     }
+    var runs = [try trainer(recipe, histograms: comparison == .withoutHistograms)]
+    if let second { runs.append(try trainer(second.recipe)) }
     var times = [[Double]](repeating: [], count: runs.count), cpu = [Double](repeating: 0, count: runs.count)
     for s in 0..<(warmup + steps) {
       for (i, t) in runs.enumerated() {
@@ -71,13 +79,10 @@ public struct TrainBenchmark: Sendable {
       steps: steps, threads: threads, itemsPerStep: items, msPerStep: round3(m * 1e3),
       msPerStepMin: round3(times[0].min()! * 1e3), cpuMsPerStep: round3(cpu[0] / Double(steps) * 1e3),
       tokensPerSecond: round3(Double(items) / m), peakRSSBytes: Self.peakRSSBytes(), blasKernel: blasKernel)
-    if runs.count == 2 {
-      let name =
-        baselineWithoutHistograms ? "\(recipe) without binade histograms"
-        : againstItself ? "\(recipe) again (A/A: the comparison's own bias)" : baseline!.description
+    if let second {
       let b = Median.of(times[1])
       result.baseline = TrainBenchmarkResult.Baseline(
-        recipe: name, msPerStep: round3(b * 1e3), cpuMsPerStep: round3(cpu[1] / Double(steps) * 1e3),
+        recipe: second.name, msPerStep: round3(b * 1e3), cpuMsPerStep: round3(cpu[1] / Double(steps) * 1e3),
         ratio: round3(m / b), cpuRatio: round3(cpu[0] / cpu[1]))
     }
     return result

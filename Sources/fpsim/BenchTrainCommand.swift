@@ -46,8 +46,7 @@ struct BenchTrain: ParsableCommand {
       model: spec, recipe: try Recipe(parsing: recipe), baseline: baseline == "none" ? nil : try Recipe(parsing: baseline),
       steps: steps, warmup: warmup, threads: threads, seed: seed,
       dataDirectory: try DataLocation.resolve(data, model: spec, executable: Grid.executablePath))
-    bench.baselineWithoutHistograms = histogramCost
-    bench.againstItself = againstItself
+    bench.comparison = histogramCost ? .withoutHistograms : againstItself ? .itself : .baseline
     let result = try bench.run(blasKernel: BLASKernel.describe())
     if json {
       try printJSON(result)
