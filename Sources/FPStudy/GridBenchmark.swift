@@ -121,12 +121,13 @@ public struct GridBenchmark: Sendable {
     let runner = try GridRunner(spec: spec, gridPath: gridPath, runDirectory: runDirectory, jobs: jobs, executable: executable)
     runner.keepRuns = true  // the logs of failed runs are read below; the whole folder goes anyway
 
-    let before = Self.childrenUsage(), loadBefore = Self.loadAverage(), selfBefore = Self.selfCPUSeconds()
+    let before = Self.childrenUsage(), loadBefore = Self.loadAverage(), selfBefore = TrainBenchmark.cpuSeconds()
     let busyBefore = Self.machineBusySeconds()
     let t0 = DispatchTime.now().uptimeNanoseconds
     let failed = try runner.run(shouldStop: shouldStop, report: report)
     let wall = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
-    let after = Self.childrenUsage(), selfCPU = Self.selfCPUSeconds() - selfBefore
+    // This process's CPU time is the grid's own work (launching, collecting, /results).
+    let after = Self.childrenUsage(), selfCPU = TrainBenchmark.cpuSeconds() - selfBefore
     let busy = Self.machineBusySeconds().flatMap { b in busyBefore.map { b - $0 } }
     if let id = failed.first {
       let log = (try? String(contentsOfFile: runDirectory + "/" + id + ".log", encoding: .utf8)) ?? ""
@@ -205,13 +206,6 @@ public struct GridBenchmark: Sendable {
     guard f.count >= 8 else { return nil }
     let ticks = f[0] + f[1] + f[2] + f[5] + f[6] + f[7]  // idle (3) and iowait (4) left out
     return ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
-  }
-
-  /// CPU time (user + system) of this process: the grid's own work (launching, collecting, /results).
-  static func selfCPUSeconds() -> Double {
-    var u = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &u)
-    return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6
   }
 }
 
