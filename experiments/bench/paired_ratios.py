@@ -1,0 +1,33 @@
+"""Paired ratio differences with a 95% Student t interval, for the bench scripts.
+
+Usage: python3 paired_ratios.py RUNS.jsonl LABEL
+
+RUNS.jsonl holds `fpsim bench train --json` results in pairs: the comparison of interest, then its
+A/A run (`--against-itself`). For wall time (`ratio`) and CPU time (`cpu_ratio`) of each pair's
+same-run baseline comparison, prints the ratios, then the mean of (ratio - A/A ratio) over the pairs
+with a 95% Student t interval: the comparison's effect net of its own bias.
+"""
+import json, statistics, sys
+
+# Student t 0.975 quantiles for 1..30 degrees of freedom (beyond 30, 30's).
+T = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+     2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+
+runs = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+label = sys.argv[2]
+effect, aa = runs[0::2], runs[1::2]
+n = min(len(effect), len(aa))
+if n < 2:
+    sys.exit("paired_ratios.py: need at least two pairs of runs")
+first = effect[0]
+print(f"{first['recipe']} against {first['baseline']['recipe']}, {first['model']}, {first['threads']} thread(s), "
+      f"{first['steps']} timed steps, BLAS {first['blas_kernel']}")
+for key, name in [("ratio", "wall"), ("cpu_ratio", "CPU")]:
+    e = [r["baseline"][key] for r in effect[:n]]
+    a = [r["baseline"][key] for r in aa[:n]]
+    d = [x - y for x, y in zip(e, a)]
+    m = statistics.mean(d)
+    h = T[min(n - 1, 30) - 1] * statistics.stdev(d) / n ** 0.5
+    print(f"{name}: ratios {', '.join(f'{x:.3f}' for x in e)}; A/A {', '.join(f'{x:.3f}' for x in a)}")
+    print(f"{name}: {label} {100 * m:.2f}% of the baseline's step time, 95% interval [{100 * (m - h):.2f}, {100 * (m + h):.2f}]% "
+          f"over {n} repeats (median difference {100 * statistics.median(d):.2f}%)")
