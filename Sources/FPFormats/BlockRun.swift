@@ -98,8 +98,9 @@ struct BlockRun: KernelVisitor {
 
 /// `BlockRun.one`'s two counts for 16 values at a time, kept in 16 lanes (registers in a loop): the
 /// scaled value input * down past the limit, and a non-zero, non-NaN input whose output is zero. The
-/// row kernel counts this way after its element loop instead of inside it, where lanes kept in memory
-/// were reloaded after every store to the output (which the compiler cannot tell apart from them).
+/// row kernel counts this way after each 16-value step, the column kernel (`ColumnRun`) in a second
+/// pass over each column group: counted inside their element loops into lanes kept in memory, the
+/// lanes were reloaded after every store to the output (which the compiler cannot tell apart from them).
 struct EventLanes {
   let past: SIMD16<UInt32>, span: SIMD16<UInt32>
   var saturated = SIMD16<UInt32>(), flushed = SIMD16<UInt32>()

@@ -16,27 +16,29 @@ struct ColumnRun: KernelVisitor {
     let high = rng.highKey(first), low0 = UInt32(truncatingIfNeeded: first)
     precondition(
       UInt64(cols) * UInt64(stride) <= (1 << 32) - (first & 0xFFFF_FFFF), "block tensors are limited to 2^32 values")
-    var sat: UInt32 = 0, flush: UInt32 = 0
-    withAlignedTemporary(of: UInt32.self, capacity: 32) { lanes in
-      lanes.initialize(repeating: 0, count: 32)
-      for c0 in Swift.stride(from: 0, to: cols, by: 16) {
-        let group = src + (c0 / 16) * groupStride, d = down + c0, u = up + c0
-        let low = low0 &+ UInt32(truncatingIfNeeded: c0) &* stride
-        for r in 0..<rows {
-          let o = dst + r * cols + c0, x = group + r * 16
-          for j in 0..<16 {
-            let c = low &+ UInt32(truncatingIfNeeded: j) &* stride &+ UInt32(truncatingIfNeeded: r)
-            let random = R.usesRandom ? rng.bits32(low: c, high: high) : 0
-            let (value, s, f, _) = BlockRun.one(x[j], d[j], u[j], rule, k, random, limit)
-            o[j] = value
-            lanes[j] &+= s
-            lanes[16 + j] &+= f
-          }
+    // The counts in a second pass over each column group, from its inputs and outputs as vectors
+    // (`EventLanes`): counted inside the rounding loop into lanes in memory they took over half of this
+    // kernel's time, and read back right after each row's store they stalled on it.
+    var events = EventLanes(limit: limit)
+    for c0 in Swift.stride(from: 0, to: cols, by: 16) {
+      let group = src + (c0 / 16) * groupStride, d = down + c0, u = up + c0
+      let low = low0 &+ UInt32(truncatingIfNeeded: c0) &* stride
+      for r in 0..<rows {
+        let o = dst + r * cols + c0, x = group + r * 16
+        for j in 0..<16 {
+          let c = low &+ UInt32(truncatingIfNeeded: j) &* stride &+ UInt32(truncatingIfNeeded: r)
+          let random = R.usesRandom ? rng.bits32(low: c, high: high) : 0
+          o[j] = BlockRun.one(x[j], d[j], u[j], rule, k, random, limit).0
         }
       }
-      for j in 0..<16 { sat &+= lanes[j]; flush &+= lanes[16 + j] }
+      let dv = UnsafeRawPointer(d).loadUnaligned(as: SIMD16<Float>.self)
+      for r in 0..<rows {
+        events.add(
+          input: UnsafeRawPointer(group + r * 16).loadUnaligned(as: SIMD16<UInt32>.self), down: dv,
+          output: UnsafeRawPointer(dst + r * cols + c0).loadUnaligned(as: SIMD16<UInt32>.self))
+      }
     }
-    saturated = sat
-    flushed = flush
+    saturated = events.saturated.wrappedSum()
+    flushed = events.flushed.wrappedSum()
   }
 }
