@@ -36,7 +36,7 @@ struct Train: ParsableCommand {
   var snapshotTensors: String?
   @Option(help: "Comma-separated linear layers whose rounded GEMM operands (input, rounded, block scales) every snapshot also holds.")
   var snapshotOperands: String?
-  @Flag(help: "Record the binade histogram of every rounded GEMM operand at every step (metrics/histograms; about 2-4% of a step).")
+  @Flag(help: "Record the binade histogram of every rounded GEMM operand at every step (metrics/histograms; about 1-2% of a step).")
   var histograms = false
   @Option(parsing: .unconditional, help: "Divergence: loss margin (nats) above the running minimum of the smoothed loss.") var divergenceMargin: Float = 1.0
   @Option(parsing: .unconditional, help: "Divergence: steps the loss must stay above the margin.") var divergencePatience: Int = 50

@@ -3,8 +3,8 @@ import FPFormats
 import Testing
 
 @Suite struct BinadeHistogramTests {
-  /// `count` (vectorized where the CPU allows it, and the scalar tables) against the definition
-  /// floor(log2 |x|), value by value.
+  /// `count` on each of its paths (those this CPU has; the others fall back to a slower one) against
+  /// the definition floor(log2 |x|), value by value.
   func expectDefinition(_ x: [Float], _ label: String) {
     var expected = [Int32](repeating: 0, count: BinadeHistogram.binCount)
     var zeros: Int32 = 0, nonFinite: Int32 = 0
@@ -17,15 +17,15 @@ import Testing
         nonFinite += 1
       }
     }
-    for vectorized in [true, false] {
+    for path in BinadeHistogram.CountPath.allCases {
       var h = [Int32](repeating: -1, count: BinadeHistogram.binCount)
       let (z, nf) = x.withUnsafeBufferPointer { xb in
         h.withUnsafeMutableBufferPointer {
-          BinadeHistogram.count(xb.baseAddress ?? UnsafePointer(bitPattern: 64)!, x.count, into: $0.baseAddress!, vectorized: vectorized)
+          BinadeHistogram.count(xb.baseAddress ?? UnsafePointer(bitPattern: 64)!, x.count, into: $0.baseAddress!, path: path)
         }
       }
-      #expect(h == expected, "\(label), n = \(x.count), vectorized \(vectorized)")
-      #expect(z == zeros && nf == nonFinite, "\(label), n = \(x.count), vectorized \(vectorized)")
+      #expect(h == expected, "\(label), n = \(x.count), path \(path) on this CPU \(path.onThisCPU)")
+      #expect(z == zeros && nf == nonFinite, "\(label), n = \(x.count), path \(path) on this CPU \(path.onThisCPU)")
     }
   }
 
@@ -45,11 +45,13 @@ import Testing
     expectDefinition(values.reversed(), "edges reversed")
   }
 
-  /// Exponents crowded as in tensors, which the vectorized count takes through its window of 16
-  /// exponents (chunks of 8,160 values): values spread over 13 binades with 1% anywhere (zeros,
-  /// subnormals, Inf, NaN included) counted one by one; crowds at the bottom (subnormals and zeros,
-  /// window from 0) and at the top (up to Inf and NaN, window from 240); a chunk starting with spread
-  /// values (sent to the tables) and one with a third outside (the next chunk to the tables).
+  /// Exponents crowded as in tensors, which the fast paths count through a window of consecutive
+  /// exponents (chunks of 8,160 values on the AVX2 path, 16,320 on the AVX-512 one): values spread over
+  /// 13 binades with 1% anywhere (zeros, subnormals, Inf, NaN included) counted one by one; crowds at
+  /// the bottom (subnormals and zeros, window from 0) and at the top (up to Inf and NaN, window from
+  /// 240); chunks starting with spread values (sent to the tables) and with a third outside (the next
+  /// chunk to the tables), at both chunk lengths; and 40,000 values of one binade, which fill the
+  /// AVX-512 path's byte counters to their limit (248 between widenings).
   @Test func crowdedExponentsAgreeWithTheDefinition() {
     var rng = TestRNG(11)
     func crowd(_ n: Int, _ lo: Int, _ hi: Int, outliers: Double) -> [Float] {
@@ -69,6 +71,8 @@ import Testing
     let x = crowd(3 * 8_160 + 77, -20, -8, outliers: 0.01) + subnormals + top
       + crowd(40, -140, 120, outliers: 0) + crowd(8_160, -6, 2, outliers: 0.003)
       + crowd(8_160, -6, 2, outliers: 0.33) + crowd(20_000, -3, 0, outliers: 0.001)
+      + crowd(16_320, -6, 2, outliers: 0.33) + crowd(16_320, -9, 4, outliers: 0.002)
+      + [Float](repeating: -1.5, count: 40_000) + crowd(16_320 + 63, 100, 113, outliers: 0)
     expectDefinition(x, "crowded")
     expectDefinition(x.reversed(), "crowded reversed")
   }

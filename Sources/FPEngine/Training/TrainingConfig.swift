@@ -25,7 +25,7 @@ public struct TrainingConfig: Hashable, Codable, Sendable {
   /// rounded, block scales); nil or empty: none. Names as in telemetry (`<layer>.<operand>`).
   public var snapshotOperands: [String]?
   /// Count the binade histogram of every rounded operand at every step (`StepMetrics.histograms`);
-  /// nil: off. Off by default so that files do not grow unasked; it costs about 2-4% of a gpt-tiny mxfp4 step (README).
+  /// nil: off. Off by default so that files do not grow unasked; it costs about 1-2% of a gpt-tiny mxfp4 step (README).
   public var binadeHistograms: Bool?
   /// Seed of initialization, data order and stochastic rounding.
   public var seed: UInt64
