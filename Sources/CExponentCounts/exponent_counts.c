@@ -27,6 +27,24 @@ static void count_tables(const uint32_t *bits, size_t n, uint32_t *t) {
   }
 }
 
+// The window [base, base + bins) of a chunk of 32 x spacing values: `below` under the largest exponent
+// of 32 values sampled across the chunk (one per `spacing`; a row-major chunk spans several rows, and
+// columns can differ in scale, as the query, key and value gradients of one attention projection do),
+// moved down where it would pass 255. Returns how many of the sample lie outside it.
+static int window(const uint32_t *bits, size_t spacing, unsigned bins, unsigned below, unsigned *base) {
+  unsigned top = 0;
+  for (size_t k = 0; k < 32; k++) {
+    unsigned e = bits[k * spacing] >> 23 & 0xFF;
+    top = e > top ? e : top;
+  }
+  unsigned b = top < below ? 0 : top - below;
+  if (b > 256 - bins) b = 256 - bins;
+  int outside = 0;
+  for (size_t k = 0; k < 32; k++) outside += (unsigned)((bits[k * spacing] >> 23 & 0xFF) - b) >= bins;
+  *base = b;
+  return outside;
+}
+
 // The window path. Tensors' exponents crowd into a few values, so chunks of up to 255 x 32 values are
 // counted against a window of BINS consecutive exponents [base, base + BINS), base = BELOW under the
 // largest exponent of 32 values sampled across the chunk. Per 32 values: the exponents packed into 32
@@ -52,18 +70,8 @@ static void count_window(const uint32_t *bits, size_t n, uint32_t *t) {
   while (i + 32 <= n) {
     size_t steps = (n - i) / 32;
     if (steps > 255) steps = 255;
-    // 32 values sampled across the chunk (one per `steps`): a row-major chunk spans several rows, and
-    // columns can differ in scale (the query, key and value gradients of one attention projection).
-    unsigned top = 0;
-    for (size_t k = 0; k < 32; k++) {
-      unsigned e = bits[i + k * steps] >> 23 & 0xFF;
-      top = e > top ? e : top;
-    }
-    unsigned base = top < BELOW ? 0 : top - BELOW;
-    if (base > 256 - BINS) base = 256 - BINS;
-    int sampleOutside = 0;
-    for (size_t k = 0; k < 32; k++) sampleOutside += (unsigned)((bits[i + k * steps] >> 23 & 0xFF) - base) >= BINS;
-    if (spread || sampleOutside > 4) {
+    unsigned base;
+    if (window(bits + i, steps, BINS, BELOW, &base) > 4 || spread) {
       count_tables(bits + i, steps * 32, t);
       i += steps * 32;
       spread = 0;
@@ -137,16 +145,8 @@ static void count_onehot(const uint32_t *bits, size_t n, uint32_t *t) {
   while (i + 64 <= n) {
     size_t steps = (n - i) / 64;
     if (steps > 255) steps = 255;
-    unsigned top = 0;
-    for (size_t k = 0; k < 32; k++) {
-      unsigned e = bits[i + k * 2 * steps] >> 23 & 0xFF;
-      top = e > top ? e : top;
-    }
-    unsigned base = top < ONEHOT_BELOW ? 0 : top - ONEHOT_BELOW;
-    if (base > 256 - ONEHOT_BINS) base = 256 - ONEHOT_BINS;
-    int sampleOutside = 0;
-    for (size_t k = 0; k < 32; k++) sampleOutside += (unsigned)((bits[i + k * 2 * steps] >> 23 & 0xFF) - base) >= ONEHOT_BINS;
-    if (spread || sampleOutside > 4) {
+    unsigned base;
+    if (window(bits + i, 2 * steps, ONEHOT_BINS, ONEHOT_BELOW, &base) > 4 || spread) {
       count_tables(bits + i, steps * 64, t);
       i += steps * 64;
       spread = 0;
