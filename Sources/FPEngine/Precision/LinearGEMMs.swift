@@ -27,7 +27,13 @@ public final class PrecisionRuntime {
   public internal(set) var capturedOperands: [OperandSnapshot] = []
   public private(set) var layers: [LinearGEMMs] = []
 
-  // Transient scratch shared by all layers (used only inside one layer's backward).
+  // Transient scratch shared by all layers, used only between a rounding and the GEMM that reads it:
+  // rounded forward operands that no later GEMM reuses, and the backward ones. One buffer each, rather
+  // than one per layer, stays in cache from step to step, so the rounding's stores do not wait on
+  // memory.
+  var xForward = FloatBuffer(count: 0)
+  var wForward = FloatBuffer(count: 0)
+  var wData = FloatBuffer(count: 0)
   var dyData = FloatBuffer(count: 0)
   var dyWeight = FloatBuffer(count: 0)
   var xWeight = FloatBuffer(count: 0)
@@ -65,12 +71,18 @@ public final class PrecisionRuntime {
 
   /// Allocates the shared scratch for the registered layers.
   public func finish() {
-    var dy = 0, x = 0
+    var dy = 0, x = 0, xf = 0, wf = 0, wd = 0
     for l in layers {
-      let p = l.precision
-      if p[.dataGradDY] != nil { dy = max(dy, l.N * l.info.outFeatures) }
-      if p[.weightGradX] != nil && !l.reuseWeightGradX { x = max(x, l.N * l.info.inFeatures) }
+      let p = l.precision, C = l.info.inFeatures, OC = l.info.outFeatures
+      if p[.dataGradDY] != nil { dy = max(dy, l.N * OC) }
+      if p[.weightGradX] != nil && !l.reuseWeightGradX { x = max(x, l.N * C) }
+      if p[.forwardX] != nil && !l.reuseWeightGradX { xf = max(xf, l.N * C) }
+      if p[.forwardW] != nil && !l.reuseDataGradW { wf = max(wf, OC * C) }
+      if p[.dataGradW] != nil && !l.reuseDataGradW { wd = max(wd, OC * C) }
     }
+    xForward = FloatBuffer(count: xf)
+    wForward = FloatBuffer(count: wf)
+    wData = FloatBuffer(count: wd)
     dyData = FloatBuffer(count: dy)
     dyWeight = FloatBuffer(count: layers.contains { $0.precision[.weightGradDY] != nil } ? maxDY() : 0)
     xWeight = FloatBuffer(count: x)
@@ -142,7 +154,8 @@ public final class LinearGEMMs {
   public let N: Int
   unowned let runtime: PrecisionRuntime
   let reuseWeightGradX: Bool, reuseDataGradW: Bool, reuseWeightGradDY: Bool
-  let xq: FloatBuffer, wq: FloatBuffer, wqData: FloatBuffer
+  /// The rounded forward X and W when a backward GEMM reuses them (else the runtime's shared scratch).
+  let xq: FloatBuffer, wq: FloatBuffer
   /// Counts of the last training pass, indexed by `GEMMOperand.rawValue`.
   public internal(set) var counts = [RoundingCounts](repeating: RoundingCounts(), count: 6)
   /// Binade histograms of the last training pass, indexed by `GEMMOperand.rawValue`.
@@ -187,9 +200,8 @@ public final class LinearGEMMs {
     let C = info.inFeatures, OC = info.outFeatures
     clipX = precision.clipSaturated && precision[.forwardX] != nil ? SaturationList(capacity: N * C) : nil
     clipW = precision.clipSaturated && precision[.forwardW] != nil ? SaturationList(capacity: OC * C) : nil
-    xq = FloatBuffer(count: precision[.forwardX] != nil ? N * C : 0)
-    wq = FloatBuffer(count: precision[.forwardW] != nil ? OC * C : 0)
-    wqData = FloatBuffer(count: precision[.dataGradW] != nil && !reuseDataGradW ? OC * C : 0)
+    xq = FloatBuffer(count: precision[.forwardX] != nil && reuseWeightGradX ? N * C : 0)
+    wq = FloatBuffer(count: precision[.forwardW] != nil && reuseDataGradW ? OC * C : 0)
   }
 
   /// Rounds `src` as operand `op` into `dst` (or returns `src` when the recipe leaves it alone).
@@ -301,8 +313,12 @@ public final class LinearGEMMs {
     if runtime.pass == .train && runtime.collectTelemetry {
       for i in 0..<6 { histogramSource[i] = nil }
     }
-    let x = operand(.forwardX, inp, xq.pointer, OperandLayout(rows: n, cols: C, reducesAlongRows: false))
-    let w = operand(.forwardW, weight, wq.pointer, OperandLayout(rows: OC, cols: C, reducesAlongRows: false))
+    let x = operand(
+      .forwardX, inp, reuseWeightGradX ? xq.pointer : runtime.xForward.pointer,
+      OperandLayout(rows: n, cols: C, reducesAlongRows: false))
+    let w = operand(
+      .forwardW, weight, reuseDataGradW ? wq.pointer : runtime.wForward.pointer,
+      OperandLayout(rows: OC, cols: C, reducesAlongRows: false))
     if runtime.pass == .train {
       if let l = clipX { l.count = saturated(.forwardX, inp, rows: n, cols: C, into: l) }
       if let l = clipW { l.count = saturated(.forwardW, weight, rows: OC, cols: C, into: l) }
@@ -328,7 +344,7 @@ public final class LinearGEMMs {
         counts[GEMMOperand.dataGradW.rawValue] = counts[GEMMOperand.forwardW.rawValue]
         reused(.dataGradW, from: .forwardW, weight, w, OperandLayout(rows: OC, cols: C, reducesAlongRows: true))
       } else {
-        w = operand(.dataGradW, weight, wqData.pointer, OperandLayout(rows: OC, cols: C, reducesAlongRows: true))
+        w = operand(.dataGradW, weight, runtime.wData.pointer, OperandLayout(rows: OC, cols: C, reducesAlongRows: true))
       }
       // The clipped estimator restores dinp's old values at saturated positions: they must exist.
       if overwriteDinp && clipX != nil { dinp.update(repeating: 0, count: n * C) }
