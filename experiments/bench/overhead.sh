@@ -10,7 +10,7 @@
 # then `--recipe R --against-itself` (two identical trainers: an A/A run, whose ratio is the bias of the
 # comparison itself). The cost is the difference of the two ratios within a repeat; printed per repeat,
 # then their mean with a 95% Student t interval over the repeats, from wall time and from CPU time.
-# Defaults: mxfp4, gpt-tiny, 1 thread, 8 repeats of 40 timed steps (gpt-tiny mxfp4: about 7 minutes at
+# Defaults: mxfp4, gpt-tiny, 1 thread, 8 repeats of 40 timed steps (gpt-tiny mxfp4: about 5 minutes at
 # one thread, 3 at two).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
