@@ -9,9 +9,7 @@ with a 95% Student t interval: the comparison's effect net of its own bias.
 """
 import json, statistics, sys
 
-# Student t 0.975 quantiles for 1..30 degrees of freedom (beyond 30, 30's).
-T = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-     2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+from scipy import stats
 
 runs = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 label = sys.argv[2]
@@ -27,7 +25,7 @@ for key, name in [("ratio", "wall"), ("cpu_ratio", "CPU")]:
     a = [r["baseline"][key] for r in aa[:n]]
     d = [x - y for x, y in zip(e, a)]
     m = statistics.mean(d)
-    h = T[min(n - 1, 30) - 1] * statistics.stdev(d) / n ** 0.5
+    h = stats.t.ppf(0.975, n - 1) * statistics.stdev(d) / n ** 0.5
     print(f"{name}: ratios {', '.join(f'{x:.3f}' for x in e)}; A/A {', '.join(f'{x:.3f}' for x in a)}")
     print(f"{name}: {label} {100 * m:.2f}% of the baseline's step time, 95% interval [{100 * (m - h):.2f}, {100 * (m + h):.2f}]% "
           f"over {n} repeats (median difference {100 * statistics.median(d):.2f}%)")
