@@ -27,16 +27,15 @@ public final class PrecisionRuntime {
   public internal(set) var capturedOperands: [OperandSnapshot] = []
   public private(set) var layers: [LinearGEMMs] = []
 
-  // Transient scratch shared by all layers, used only between a rounding and the GEMM that reads it:
-  // rounded forward operands that no later GEMM reuses, and the backward ones. One buffer each, rather
-  // than one per layer, stays in cache from step to step, so the rounding's stores do not wait on
-  // memory.
-  var xForward = FloatBuffer(count: 0)
-  var wForward = FloatBuffer(count: 0)
-  var wData = FloatBuffer(count: 0)
+  // Transient scratch shared by all layers, used only between a rounding and the GEMM that reads it
+  // (within one layer's forward or one layer's backward): X and W where no other GEMM reuses their
+  // rounding (the forward and the weight-gradient X take turns in `xRounded`, the forward and the
+  // data-gradient W in `wRounded`), and dY for each backward GEMM. One buffer each, rather than one per
+  // layer, stays in cache from step to step, so the rounding's stores do not wait on memory.
+  var xRounded = FloatBuffer(count: 0)
+  var wRounded = FloatBuffer(count: 0)
   var dyData = FloatBuffer(count: 0)
   var dyWeight = FloatBuffer(count: 0)
-  var xWeight = FloatBuffer(count: 0)
   // Transposed / Hadamard-transformed copies of one operand at a time (see `OperandRounder.round`).
   var transformA = FloatBuffer(count: 0)
   var transformB = FloatBuffer(count: 0)
@@ -71,21 +70,17 @@ public final class PrecisionRuntime {
 
   /// Allocates the shared scratch for the registered layers.
   public func finish() {
-    var dy = 0, x = 0, xf = 0, wf = 0, wd = 0
+    var dy = 0, x = 0, w = 0
     for l in layers {
       let p = l.precision, C = l.info.inFeatures, OC = l.info.outFeatures
       if p[.dataGradDY] != nil { dy = max(dy, l.N * OC) }
-      if p[.weightGradX] != nil && !l.reuseWeightGradX { x = max(x, l.N * C) }
-      if p[.forwardX] != nil && !l.reuseWeightGradX { xf = max(xf, l.N * C) }
-      if p[.forwardW] != nil && !l.reuseDataGradW { wf = max(wf, OC * C) }
-      if p[.dataGradW] != nil && !l.reuseDataGradW { wd = max(wd, OC * C) }
+      if (p[.forwardX] != nil || p[.weightGradX] != nil) && !l.reuseWeightGradX { x = max(x, l.N * C) }
+      if (p[.forwardW] != nil || p[.dataGradW] != nil) && !l.reuseDataGradW { w = max(w, OC * C) }
     }
-    xForward = FloatBuffer(count: xf)
-    wForward = FloatBuffer(count: wf)
-    wData = FloatBuffer(count: wd)
+    xRounded = FloatBuffer(count: x)
+    wRounded = FloatBuffer(count: w)
     dyData = FloatBuffer(count: dy)
     dyWeight = FloatBuffer(count: layers.contains { $0.precision[.weightGradDY] != nil } ? maxDY() : 0)
-    xWeight = FloatBuffer(count: x)
     var t = 0
     for l in layers {
       let p = l.precision
@@ -314,10 +309,10 @@ public final class LinearGEMMs {
       for i in 0..<6 { histogramSource[i] = nil }
     }
     let x = operand(
-      .forwardX, inp, reuseWeightGradX ? xq.pointer : runtime.xForward.pointer,
+      .forwardX, inp, reuseWeightGradX ? xq.pointer : runtime.xRounded.pointer,
       OperandLayout(rows: n, cols: C, reducesAlongRows: false))
     let w = operand(
-      .forwardW, weight, reuseDataGradW ? wq.pointer : runtime.wForward.pointer,
+      .forwardW, weight, reuseDataGradW ? wq.pointer : runtime.wRounded.pointer,
       OperandLayout(rows: OC, cols: C, reducesAlongRows: false))
     if runtime.pass == .train {
       if let l = clipX { l.count = saturated(.forwardX, inp, rows: n, cols: C, into: l) }
@@ -344,7 +339,7 @@ public final class LinearGEMMs {
         counts[GEMMOperand.dataGradW.rawValue] = counts[GEMMOperand.forwardW.rawValue]
         reused(.dataGradW, from: .forwardW, weight, w, OperandLayout(rows: OC, cols: C, reducesAlongRows: true))
       } else {
-        w = operand(.dataGradW, weight, runtime.wData.pointer, OperandLayout(rows: OC, cols: C, reducesAlongRows: true))
+        w = operand(.dataGradW, weight, runtime.wRounded.pointer, OperandLayout(rows: OC, cols: C, reducesAlongRows: true))
       }
       // The clipped estimator restores dinp's old values at saturated positions: they must exist.
       if overwriteDinp && clipX != nil { dinp.update(repeating: 0, count: n * C) }
@@ -369,7 +364,7 @@ public final class LinearGEMMs {
       counts[GEMMOperand.weightGradX.rawValue] = counts[GEMMOperand.forwardX.rawValue]
       reused(.weightGradX, from: .forwardX, inp, x, OperandLayout(rows: n, cols: C, reducesAlongRows: true))
     } else {
-      x = operand(.weightGradX, inp, runtime.xWeight.pointer, OperandLayout(rows: n, cols: C, reducesAlongRows: true))
+      x = operand(.weightGradX, inp, runtime.xRounded.pointer, OperandLayout(rows: n, cols: C, reducesAlongRows: true))
     }
     clipW?.save(dweight)
     Linear.backwardWeight(dweight: dweight, dout: dy, inp: x, N: n, C: C, OC: OC, threads: runtime.threads)
