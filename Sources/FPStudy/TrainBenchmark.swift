@@ -16,6 +16,8 @@ public struct TrainBenchmark: Sendable {
   public var dataDirectory: String
   /// What the recipe is timed against.
   public var comparison = Comparison.baseline
+  /// Also time the step's GEMMs alone (`StepGEMMs`), a pass after each of the recipe's steps.
+  public var gemmFloor = false
 
   /// What `TrainBenchmark` times the recipe against, in the same run.
   public enum Comparison: Sendable, Equatable {
@@ -61,6 +63,8 @@ public struct TrainBenchmark: Sendable {
     var runs = [try trainer(recipe, histograms: comparison == .withoutHistograms)]
     if let second { runs.append(try trainer(second.recipe)) }
     var times = [[Double]](repeating: [], count: runs.count), cpu = [Double](repeating: 0, count: runs.count)
+    let gemms = gemmFloor ? StepGEMMs(task: runs[0].task) : nil
+    var gemmTimes: [Double] = []
     for s in 0..<(warmup + steps) {
       for (i, t) in runs.enumerated() {
         let c0 = Self.cpuSeconds(), t0 = DispatchTime.now().uptimeNanoseconds
@@ -69,6 +73,11 @@ public struct TrainBenchmark: Sendable {
           times[i].append(Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9)
           cpu[i] += Self.cpuSeconds() - c0
         }
+      }
+      if let gemms {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        gemms.run(threads: threads)
+        if s >= warmup { gemmTimes.append(Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9) }
       }
     }
     func round3(_ x: Double) -> Double { (x * 1e3).rounded() / 1e3 }
@@ -79,6 +88,12 @@ public struct TrainBenchmark: Sendable {
       steps: steps, threads: threads, itemsPerStep: items, msPerStep: round3(m * 1e3),
       msPerStepMin: round3(times[0].min()! * 1e3), cpuMsPerStep: round3(cpu[0] / Double(steps) * 1e3),
       tokensPerSecond: round3(Double(items) / m), peakRSSBytes: Self.peakRSSBytes(), blasKernel: blasKernel)
+    if let gemms {
+      let g = Median.of(gemmTimes)
+      result.gemmFloor = TrainBenchmarkResult.GEMMFloor(
+        msPerStep: round3(g * 1e3), gflopPerStep: round3(gemms.flops / 1e9), gflops: round3(gemms.flops / g / 1e9),
+        shareOfStep: round3(g / m))
+    }
     if let second {
       let b = Median.of(times[1])
       result.baseline = TrainBenchmarkResult.Baseline(
@@ -126,6 +141,8 @@ public struct TrainBenchmarkResult: Codable, Sendable {
   public var blasKernel: String
   /// The baseline timed in the same run, its steps alternating with these (nil: none).
   public var baseline: Baseline? = nil
+  /// The step's GEMMs alone, timed in the same run (nil unless asked for).
+  public var gemmFloor: GEMMFloor? = nil
 
   /// The baseline's median wall and mean CPU time per step, and the recipe's ratios to them (wall:
   /// of the medians; CPU: of the means).
@@ -135,5 +152,14 @@ public struct TrainBenchmarkResult: Codable, Sendable {
     public var cpuMsPerStep: Double
     public var ratio: Double
     public var cpuRatio: Double
+  }
+
+  /// `StepGEMMs` timed after each step: the median wall time of a pass, its floating-point operations
+  /// (GFLOP), their rate (GFLOP/s), and the pass's time as a fraction of the recipe's median step.
+  public struct GEMMFloor: Codable, Sendable {
+    public var msPerStep: Double
+    public var gflopPerStep: Double
+    public var gflops: Double
+    public var shareOfStep: Double
   }
 }

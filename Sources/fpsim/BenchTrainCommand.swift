@@ -29,6 +29,8 @@ struct BenchTrain: ParsableCommand {
   var histogramCost = false
   @Flag(help: "Time the recipe against an identical second copy (an A/A run): the ratio is the comparison's own bias.")
   var againstItself = false
+  @Flag(help: "Also time the step's linear-layer GEMMs alone (the same shapes and threads, warm operands) after each step: the part of a step the BLAS takes.")
+  var gemmFloor = false
   @Flag(help: "Print JSON.") var json = false
 
   func validate() throws {
@@ -47,6 +49,7 @@ struct BenchTrain: ParsableCommand {
       steps: steps, warmup: warmup, threads: threads, seed: seed,
       dataDirectory: try DataLocation.resolve(data, model: spec, executable: Grid.executablePath))
     bench.comparison = histogramCost ? .withoutHistograms : againstItself ? .itself : .baseline
+    bench.gemmFloor = gemmFloor
     let result = try bench.run(blasKernel: BLASKernel.describe())
     if json {
       try printJSON(result)
@@ -66,6 +69,8 @@ struct BenchTrain: ParsableCommand {
     ] + (r.baseline.map { b in
       [("baseline", "\(b.recipe) in the same run: " + String(format: "%.2f ms per step (CPU %.2f)", b.msPerStep, b.cpuMsPerStep)),
        ("ratio", String(format: "%.3f wall, %.3f CPU (recipe / baseline)", b.ratio, b.cpuRatio))]
+    } ?? []) + (r.gemmFloor.map { g in
+      [("gemm_floor", String(format: "%.2f ms per step: %.2f GFLOP of linear-layer GEMMs at %.1f GFLOP/s, %.2f of the step", g.msPerStep, g.gflopPerStep, g.gflops, g.shareOfStep))]
     } ?? [])
     let width = rows.map(\.0.count).max()!
     return rows.map { $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }.joined(separator: "\n")

@@ -2,7 +2,8 @@ import Foundation
 import Testing
 
 /// The Llama everywhere a model name is accepted: train, --resume after SIGKILL, sharpness
-/// (keskar-logits on its last-position logits), grid and bench train, through the built binary.
+/// (keskar-logits on its last-position logits), grid and bench train (with its GEMM floor), through the
+/// built binary.
 @Suite(.serialized) struct LlamaCommandTests {
   static let common = ["--model", "llama-micro", "--recipe", "uniform:e4m3fn:stochastic", "--lr", "3e-3", "--seed", "2",
                        "--steps", "400", "--eval-every", "200", "--checkpoint-every", "100", "--data", dataDirectory]
@@ -59,10 +60,13 @@ import Testing
     #expect(loss.trimmingCharacters(in: .whitespacesAndNewlines) == "(2, 1, 1) True llama-micro")
 
     let bench = try CLI.run(["bench", "train", "--model", "llama-micro", "--recipe", "bf16", "--steps", "3", "--warmup", "1",
-                             "--data", dataDirectory, "--json"])
+                             "--data", dataDirectory, "--gemm-floor", "--json"])
     #expect(bench.status == 0, "\(bench.stderr)")
     let j = try JSONSerialization.jsonObject(with: Data(bench.stdout.utf8)) as? [String: Any] ?? [:]
     #expect(j["model"] as? String == "llama-micro" && j["items_per_step"] as? Int == 256, "\(bench.stdout)")
+    // 6 N C OC per linear layer: 44,630,016 operations (StepGEMMsTests), printed in GFLOP to 3 places.
+    let floor = j["gemm_floor"] as? [String: Any] ?? [:]
+    #expect(floor["gflop_per_step"] as? Double == 0.045 && (floor["ms_per_step"] as? Double ?? 0) > 0, "\(bench.stdout)")
 
     let bad = try CLI.run(["train", "--model", "llama-huge", "--steps", "1", "--data", dataDirectory, "--out", dir.appendingPathComponent("x.h5").path])
     #expect(bad.status == 2 && bad.stderr.contains("llama-tiny") && bad.stderr.split(separator: "\n").count == 1, "\(bad.stderr)")

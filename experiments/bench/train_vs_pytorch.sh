@@ -11,7 +11,9 @@
 # no slower than PyTorch (ratio <= 1), uniform:e4m3fn at most 10% slower than fpsim fp32 (ratio <= 1.10).
 # Each row of the summary is the median over the repeats of each run's median step time (wall clock) and
 # of its mean CPU time per step (all threads; with one thread, the wall time an idle machine would show:
-# on a busy shared machine it is the steadier figure). The verdicts use wall time.
+# on a busy shared machine it is the steadier figure). The verdicts use wall time. The fp32 run also
+# times its linear-layer GEMMs alone after each step (`--gemm-floor`): that time over PyTorch's step is
+# the lowest fp32 / PyTorch ratio float32 sgemm allows, whatever the other kernels do.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -25,7 +27,7 @@ while [ $# -gt 0 ]; do
     --scratch-path) scratch=$2; shift 2 ;;
     --fpsim) fpsim=$2; shift 2 ;;
     --attention) attention=$2; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "train_vs_pytorch.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -44,7 +46,7 @@ trap 'rm -f "$results"' EXIT
 common=(--steps "$steps" --warmup "$warmup" --threads "$threads")
 for r in $(seq 1 "$repeats"); do
   echo "repeat $r/$repeats: fpsim fp32, PyTorch, fpsim uniform:e4m3fn" >&2
-  echo "fpsim-fp32 $("$fpsim" bench train --model gpt-tiny --recipe fp32 "${common[@]}" --json)" >>"$results"
+  echo "fpsim-fp32 $("$fpsim" bench train --model gpt-tiny --recipe fp32 --gemm-floor "${common[@]}" --json)" >>"$results"
   echo "pytorch $(python3 experiments/bench/pytorch_gpt_tiny.py --attention "$attention" "${common[@]}")" >>"$results"
   echo "fpsim-e4m3fn $("$fpsim" bench train --model gpt-tiny --recipe uniform:e4m3fn --baseline none "${common[@]}" --json)" >>"$results"
 done
@@ -74,4 +76,8 @@ a, b = med["fpsim-fp32"] / med["pytorch"], med["fpsim-e4m3fn"] / med["fpsim-fp32
 ca, cb = cpu["fpsim-fp32"] / cpu["pytorch"], cpu["fpsim-e4m3fn"] / cpu["fpsim-fp32"]
 print(f"fpsim fp32 / PyTorch     (wall ms/step ratio) {a:.2f}  (CPU ms/step ratio) {ca:.2f}  target <= 1.00: {'met' if a <= 1 else 'NOT met'}")
 print(f"uniform:e4m3fn / fp32    (wall ms/step ratio) {b:.2f}  (CPU ms/step ratio) {cb:.2f}  target <= 1.10: {'met' if b <= 1.10 else 'NOT met'}")
+g = statistics.median(r["gemm_floor"]["ms_per_step"] for r in runs["fpsim-fp32"])
+rate = statistics.median(r["gemm_floor"]["gflops"] for r in runs["fpsim-fp32"])
+print(f"fpsim fp32's GEMMs alone {g:.1f} ms/step ({rate:.0f} GFLOP/s): {g / med['fpsim-fp32']:.2f} of its step, "
+      f"{g / med['pytorch']:.2f} of PyTorch's (the lowest fp32 / PyTorch ratio with float32 sgemm)")
 EOF
