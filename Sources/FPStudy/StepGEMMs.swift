@@ -11,7 +11,7 @@ import FPEngine
 /// times them beside the step: the time the BLAS needs for a step's products on warm operands, which
 /// no other kernel can take back while the GEMMs stay float32 sgemm. (Attention's products run on the
 /// model's own kernels and are not in it.) One set of operand buffers, sized for the largest layer,
-/// serves every layer, so the operands stay in cache as they do not in a real step.
+/// serves every layer, so its operands stay in cache, where a real step's often do not.
 public final class StepGEMMs {
   struct Shape {
     let N: Int, C: Int, OC: Int
