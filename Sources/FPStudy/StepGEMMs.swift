@@ -1,7 +1,7 @@
 import FPEngine
 
 /// The float32 GEMMs of one training step, alone: for every linear layer of a task (N rows, C in,
-/// OC out), the three products a step runs, with `Linear`'s shapes and transposes:
+/// OC out), the three products a step runs (`Linear`'s three calls):
 ///
 ///     forward          out(N,OC)  = X(N,C) W(OC,C)^T       beta 0
 ///     data gradient    dX(N,C)   += dY(N,OC) W(OC,C)       beta 1
@@ -35,18 +35,13 @@ public final class StepGEMMs {
     }
   }
 
-  /// One pass over every layer's three GEMMs on `threads` threads (as a step runs them).
+  /// One pass over every layer's three GEMMs on `threads` threads, through `Linear`'s own calls (as a
+  /// step runs them with unrounded operands; the data gradient accumulates).
   public func run(threads: Int) {
     for s in shapes {
-      GEMM.sgemm(
-        transA: false, transB: true, M: s.N, N: s.OC, K: s.C, A: x.pointer, lda: s.C, B: w.pointer, ldb: s.C,
-        beta: 0, C: out.pointer, ldc: s.OC, threads: threads)
-      GEMM.sgemm(
-        transA: false, transB: false, M: s.N, N: s.C, K: s.OC, A: dy.pointer, lda: s.OC, B: w.pointer, ldb: s.C,
-        beta: 1, C: out.pointer, ldc: s.C, threads: threads)
-      GEMM.sgemm(
-        transA: true, transB: false, M: s.OC, N: s.C, K: s.N, A: dy.pointer, lda: s.OC, B: x.pointer, ldb: s.C,
-        beta: 1, C: out.pointer, ldc: s.C, threads: threads)
+      Linear.forward(out: out.pointer, inp: x.pointer, weight: w.pointer, bias: nil, N: s.N, C: s.C, OC: s.OC, threads: threads)
+      Linear.backwardData(dinp: out.pointer, dout: dy.pointer, weight: w.pointer, N: s.N, C: s.C, OC: s.OC, threads: threads)
+      Linear.backwardWeight(dweight: out.pointer, dout: dy.pointer, inp: x.pointer, N: s.N, C: s.C, OC: s.OC, threads: threads)
     }
   }
 }
