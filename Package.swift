@@ -40,7 +40,7 @@ let package = Package(
     // MARK: Library layers
     .target(name: "FPFormats", swiftSettings: native),
     .target(name: "FPStore", dependencies: ["CHDF5", "CZstd"], swiftSettings: native),
-    .target(name: "FPEngine", dependencies: ["FPFormats", "CBLAS", "CZlib", "CExponentCounts"], swiftSettings: native),
+    .target(name: "FPEngine", dependencies: ["FPFormats", "CBLAS", "CZlib", "CExponentCounts", "CBF16GEMM"], swiftSettings: native),
     .target(name: "FPStudy", dependencies: ["FPFormats", "FPEngine", "FPStore"], swiftSettings: native),
     // System libraries with shim headers (HDF5's type and property-list ids are macros that Swift cannot
     // import: the shims wrap them); hdf5_hl is linked by the module map.
@@ -54,6 +54,8 @@ let package = Package(
     // The binade histograms' exponent counts: AVX2 byte compares chosen at run time, scalar tables
     // otherwise (C without -target-cpu, like CCPUFeatures).
     .target(name: "CExponentCounts"),
+    // The bfloat16 GEMM of `--gemm bf16` (AVX512-BF16, chosen at run time; C without -target-cpu).
+    .target(name: "CBF16GEMM"),
 
     // MARK: Command line (thin: parses, builds a library value, calls it)
     .executableTarget(

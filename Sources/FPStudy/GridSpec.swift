@@ -11,7 +11,7 @@ import Foundation
 /// `recipe` (a template, default `uniform:{format}:{rounding}`), or `recipes` (recipe names); `lrs`;
 /// `seeds` (a list or `"A..B"`); `steps`; optional `eval_every`, `checkpoint_every`, `warmup`,
 /// `min_lr`, `optimizer`, `weight_decay`, `grad_clip`, `threads`, `snapshot_every`, `snapshot_tensors`,
-/// `snapshot_operands`, `histograms`,
+/// `snapshot_operands`, `histograms`, `gemm` (`sgemm` or `bf16`, as `fpsim train --gemm`),
 /// `data`, `[divergence]` `margin` and `patience`, `failed_to_learn_margin`, `blowup_margin`,
 /// `baseline`, `name`, `sharpness_every` (a multiple of `checkpoint_every`) and `sharpness_metrics`.
 /// Relative paths in a spec file (`data`, recipe files) are taken from the spec's folder.
@@ -54,6 +54,8 @@ public struct GridSpec: Codable, Sendable, Hashable {
   public var snapshotOperands: [String]? = nil
   /// Record binade histograms in every run (`fpsim train --histograms`); nil: off.
   public var histograms: Bool? = nil
+  /// `bf16`: every run in the `--gemm bf16` mode (`TrainingConfig.bf16GEMMs`); nil: sgemm.
+  public var gemm: String? = nil
   /// The label that runs are compared with at the same learning rate and seed (default: the first).
   public var baseline: String? = nil
   /// A run "blew up" when its final validation loss is more than this many nats above the lowest
@@ -130,6 +132,7 @@ public struct GridSpec: Codable, Sendable, Hashable {
     snapshotTensors = options.snapshotTensors
     snapshotOperands = options.snapshotOperands
     histograms = options.histograms
+    gemm = options.gemm
     baseline = options.baseline
     blowupMargin = options.blowupMargin
     try validate(file: file)
@@ -139,14 +142,15 @@ public struct GridSpec: Codable, Sendable, Hashable {
   public struct TrainOptions: Sendable {
     public var gradClip: Double?, weightDecay: Double?, minLR: Double?, threads: Int?
     public var snapshotEvery: Int?, snapshotTensors: [String]?, baseline: String?, blowupMargin: Double?
-    public var snapshotOperands: [String]?, histograms: Bool?
+    public var snapshotOperands: [String]?, histograms: Bool?, gemm: String?
     public init(
       gradClip: Double? = nil, weightDecay: Double? = nil, minLR: Double? = nil, threads: Int? = nil,
       snapshotEvery: Int? = nil, snapshotTensors: [String]? = nil, baseline: String? = nil, blowupMargin: Double? = nil,
-      snapshotOperands: [String]? = nil, histograms: Bool? = nil
+      snapshotOperands: [String]? = nil, histograms: Bool? = nil, gemm: String? = nil
     ) {
       self.snapshotOperands = snapshotOperands
       self.histograms = histograms
+      self.gemm = gemm
       self.gradClip = gradClip
       self.weightDecay = weightDecay
       self.minLR = minLR
@@ -177,6 +181,7 @@ public struct GridSpec: Codable, Sendable, Hashable {
       throw fail("baseline '\(b)' is not one of the \(labelKind)s: \(labels.joined(separator: ", "))")
     }
     if let t = threads, t < 1 { throw fail("threads must be at least 1") }
+    if let g = gemm, g != "sgemm" && g != "bf16" { throw fail("gemm must be \"sgemm\" or \"bf16\", got \"\(g)\"") }
     if let m = blowupMargin, !(m > 0 && m.isFinite) { throw fail("blowup_margin must be a positive number of nats") }
     guard failedToLearnMargin > 0, failedToLearnMargin.isFinite else {
       throw fail("failed_to_learn_margin must be a positive number of nats")
@@ -216,7 +221,7 @@ public struct GridSpec: Codable, Sendable, Hashable {
     "name", "model", "formats", "rounding", "recipe", "recipes", "lrs", "seeds", "steps", "eval_every",
     "checkpoint_every", "warmup", "optimizer", "data", "divergence.margin", "divergence.patience",
     "failed_to_learn_margin", "sharpness_every", "sharpness_metrics", "grad_clip", "weight_decay", "min_lr",
-    "threads", "snapshot_every", "snapshot_tensors", "snapshot_operands", "histograms", "baseline", "blowup_margin",
+    "threads", "snapshot_every", "snapshot_tensors", "snapshot_operands", "histograms", "gemm", "baseline", "blowup_margin",
   ]
 
   public init(document doc: SpecDocument) throws {
@@ -301,7 +306,7 @@ public struct GridSpec: Codable, Sendable, Hashable {
               guard case .string(let t) = v else { throw doc.error("snapshot_operands", "layer names are quoted strings") }
               return t
             }
-          }, histograms: try doc.bool("histograms")),
+          }, histograms: try doc.bool("histograms"), gemm: try doc.string("gemm")),
         file: doc.file)
     }
   }
@@ -334,7 +339,8 @@ public struct GridSpec: Codable, Sendable, Hashable {
       checkpointEvery: checkpointEvery, snapshotEvery: snapshotEvery ?? 0, snapshotTensors: snapshotTensors,
       seed: UInt64(run.seed),
       divergence: DivergenceRule(margin: float(divergenceMargin), patience: divergencePatience),
-      snapshotOperands: snapshotOperands, binadeHistograms: histograms == true ? true : nil)
+      snapshotOperands: snapshotOperands, binadeHistograms: histograms == true ? true : nil,
+      bf16GEMMs: gemm == "bf16" ? true : nil)
     return RunSpec(
       model: try ModelSpec(parsing: model), recipe: try Recipe(parsing: run.recipe), training: training,
       dataDirectory: dataDirectory)

@@ -196,6 +196,8 @@ public struct SharpnessJob: Sendable {
     let task = try w.spec.model.makeTask(
       dataDirectory: URL(fileURLWithPath: w.spec.dataDirectory), recipe: underRecipe ? w.spec.recipe : .fp32,
       seed: w.spec.training.seed, threads: threads)
+    // Under the run's recipe, with the run's GEMM kernel too (`--gemm bf16`).
+    if underRecipe && w.spec.training.bf16GEMMs == true { try task.precision.useBF16GEMMs() }
     let unit = try file.group("/runs/" + w.id)
     var values: [SharpnessMetric: [Double]] = [:]
     var iterations: [Int] = [], converged: [Int] = []

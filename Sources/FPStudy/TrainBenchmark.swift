@@ -18,6 +18,9 @@ public struct TrainBenchmark: Sendable {
   public var comparison = Comparison.baseline
   /// Also time the step's GEMMs alone (`StepGEMMs`), a pass after each of the recipe's steps.
   public var gemmFloor = false
+  /// Run the recipe (not the baseline) in the `--gemm bf16` mode (`TrainingConfig.bf16GEMMs`). The
+  /// baseline may then be the recipe itself: the same recipe on sgemm.
+  public var bf16GEMMs = false
 
   /// What `TrainBenchmark` times the recipe against, in the same run.
   public enum Comparison: Sendable, Equatable {
@@ -46,22 +49,27 @@ public struct TrainBenchmark: Sendable {
 
   /// Runs the steps; `blasKernel` is recorded in the result as given.
   public func run(blasKernel: String) throws -> TrainBenchmarkResult {
-    func trainer(_ r: Recipe, histograms: Bool = false) throws -> Trainer {
+    func trainer(_ r: Recipe, histograms: Bool = false, bf16: Bool = false) throws -> Trainer {
       let task = try model.makeTask(dataDirectory: URL(fileURLWithPath: dataDirectory), recipe: r, seed: seed, threads: threads)
       // One step more than run, so that the trainer's end-of-run evaluation never falls in the loop.
       return try Trainer(
         task: task,
-        config: TrainingConfig(steps: warmup + steps + 1, learningRate: 1e-3, evalEvery: 0, seed: seed, binadeHistograms: histograms))
+        config: TrainingConfig(
+          steps: warmup + steps + 1, learningRate: 1e-3, evalEvery: 0, seed: seed, binadeHistograms: histograms,
+          bf16GEMMs: bf16 ? true : nil))
     }
     // The second trainer, if any, and the name it is reported under.
     let second: (recipe: Recipe, name: String)?
     switch comparison {
-    case .baseline: second = baseline.flatMap { $0 == recipe ? nil : ($0, $0.description) }
+    case .baseline:
+      second = baseline.flatMap {
+        $0 != recipe ? ($0, $0.description) : bf16GEMMs ? ($0, "\($0) on sgemm") : nil
+      }
     case .withoutHistograms: second = (recipe, "\(recipe) without binade histograms")
     case .itself: second = (recipe, "\(recipe) again (A/A: the comparison's own bias)")
     }
-    var runs = [try trainer(recipe, histograms: comparison == .withoutHistograms)]
-    if let second { runs.append(try trainer(second.recipe)) }
+    var runs = [try trainer(recipe, histograms: comparison == .withoutHistograms, bf16: bf16GEMMs)]
+    if let second { runs.append(try trainer(second.recipe, bf16: bf16GEMMs && comparison != .baseline)) }
     var times = [[Double]](repeating: [], count: runs.count), cpu = [Double](repeating: 0, count: runs.count)
     let gemms = gemmFloor ? StepGEMMs(task: runs[0].task) : nil
     var gemmTimes: [Double] = []
@@ -87,7 +95,8 @@ public struct TrainBenchmark: Sendable {
       model: model.description, recipe: recipe.description, seed: seed, warmup: warmup,
       steps: steps, threads: threads, itemsPerStep: items, msPerStep: round3(m * 1e3),
       msPerStepMin: round3(times[0].min()! * 1e3), cpuMsPerStep: round3(cpu[0] / Double(steps) * 1e3),
-      tokensPerSecond: round3(Double(items) / m), peakRSSBytes: Self.peakRSSBytes(), blasKernel: blasKernel)
+      tokensPerSecond: round3(Double(items) / m), peakRSSBytes: Self.peakRSSBytes(), blasKernel: blasKernel,
+      gemm: bf16GEMMs ? "bf16" : "sgemm")
     if let gemms {
       let g = Median.of(gemmTimes)
       result.gemmFloor = TrainBenchmarkResult.GEMMFloor(
@@ -139,6 +148,9 @@ public struct TrainBenchmarkResult: Codable, Sendable {
   /// Of the whole process: with a baseline, both models.
   public var peakRSSBytes: Int
   public var blasKernel: String
+  /// The recipe's GEMMs: "sgemm", or "bf16" (`--gemm bf16`: those whose operands the recipe rounds to
+  /// bfloat16 values run on the bfloat16 kernel).
+  public var gemm: String = "sgemm"
   /// The baseline timed in the same run, its steps alternating with these (nil: none).
   public var baseline: Baseline? = nil
   /// The step's GEMMs alone, timed in the same run (nil unless asked for).

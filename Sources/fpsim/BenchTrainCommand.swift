@@ -31,6 +31,8 @@ struct BenchTrain: ParsableCommand {
   var againstItself = false
   @Flag(help: "Also time the step's linear-layer GEMMs alone (the same shapes and threads, warm operands) after each step: the part of a step the BLAS takes.")
   var gemmFloor = false
+  @Option(help: "The recipe's GEMMs: sgemm, or bf16 (those whose two operands the recipe rounds to bfloat16 values run on the AVX512-BF16 kernel; see fpsim train --help). With bf16, --baseline may name the recipe itself: the same recipe on sgemm.")
+  var gemm: GEMMChoice = .sgemm
   @Flag(help: "Print JSON.") var json = false
 
   func validate() throws {
@@ -50,6 +52,7 @@ struct BenchTrain: ParsableCommand {
       dataDirectory: try DataLocation.resolve(data, model: spec, executable: Grid.executablePath))
     bench.comparison = histogramCost ? .withoutHistograms : againstItself ? .itself : .baseline
     bench.gemmFloor = gemmFloor
+    bench.bf16GEMMs = gemm == .bf16
     let result = try bench.run(blasKernel: BLASKernel.describe())
     if json {
       try printJSON(result)
@@ -65,7 +68,7 @@ struct BenchTrain: ParsableCommand {
       ("cpu_ms_per_step", String(format: "%.2f (mean, all threads)", r.cpuMsPerStep)),
       ("tokens_per_second", String(format: "%.0f (%d per step)", r.tokensPerSecond, r.itemsPerStep)),
       ("peak_rss_bytes", String(format: "%d (%.1f MiB)", r.peakRSSBytes, Double(r.peakRSSBytes) / 1_048_576)),
-      ("blas_kernel", r.blasKernel), ("threads", "\(r.threads)"),
+      ("blas_kernel", r.blasKernel), ("gemm", r.gemm), ("threads", "\(r.threads)"),
     ] + (r.baseline.map { b in
       [("baseline", "\(b.recipe) in the same run: " + String(format: "%.2f ms per step (CPU %.2f)", b.msPerStep, b.cpuMsPerStep)),
        ("ratio", String(format: "%.3f wall, %.3f CPU (recipe / baseline)", b.ratio, b.cpuRatio))]

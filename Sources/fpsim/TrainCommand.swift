@@ -38,6 +38,10 @@ struct Train: ParsableCommand {
   var snapshotOperands: String?
   @Flag(help: "Record the binade histogram of every rounded GEMM operand at every step (metrics/histograms; about 1-2% of a step).")
   var histograms = false
+  @Option(help: ArgumentHelp(
+    "GEMM kernel: sgemm (float32, the default), or bf16: GEMMs whose two operands the recipe rounds to bfloat16 values run on the AVX512-BF16 kernel.",
+    discussion: "bf16 multiplies the same operand values, with its own order of float32 sums and with subnormals flushed to zero, so its results differ from sgemm's in the last bits; it is recorded in the run's config (bf16_gemms)."))
+  var gemm: GEMMChoice = .sgemm
   @Option(parsing: .unconditional, help: "Divergence: loss margin (nats) above the running minimum of the smoothed loss.") var divergenceMargin: Float = 1.0
   @Option(parsing: .unconditional, help: "Divergence: steps the loss must stay above the margin.") var divergencePatience: Int = 50
   @Option(help: "Directory of the data sets (default: FPSIM_DATA, else the data shipped with fpsim).") var data: String?
@@ -90,7 +94,7 @@ struct Train: ParsableCommand {
       snapshotEvery: snapshotEvery, snapshotTensors: snapshotTensors.map { $0.split(separator: ",").map(String.init) },
       seed: try Self.parseSeed(seed), divergence: DivergenceRule(margin: divergenceMargin, patience: divergencePatience),
       snapshotOperands: snapshotOperands.map { $0.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces)) } },
-      binadeHistograms: histograms ? true : nil)
+      binadeHistograms: histograms ? true : nil, bf16GEMMs: gemm == .bf16 ? true : nil)
     let model = try ModelSpec(parsing: model)
     let spec = RunSpec(
       model: model, recipe: try Recipe(parsing: recipe), training: training,

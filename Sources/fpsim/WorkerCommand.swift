@@ -73,7 +73,10 @@ enum TrainingSession {
       summary = try train { w, spec in
         interrupt.watch(w)
         noteSetAside(w)
-        w.environment = ["blas_kernel": BLASKernel.describe(), "threads": "\(threads)"]
+        w.environment = [
+          "blas_kernel": BLASKernel.describe(), "threads": "\(threads)",
+          "gemm": spec.training.bf16GEMMs == true ? "bf16" : "sgemm",
+        ]
         progress.total = spec.training.steps
         w.onStep = {
           progress.update($0, items: w.itemsPerStep)

@@ -10,14 +10,20 @@ struct HookedLayer {
   var layouts: [GEMMOperand: OperandLayout] = [:]
   var counts: [RoundingCounts]
 
-  /// With `overwriteDinp`, dx starts as garbage (NaN) and the layer is asked to overwrite it.
+  /// The GEMMs `useBF16GEMMs` moved to the bfloat16 kernel (`bf16`), as `<layer>.<gemm>`.
+  var bf16GEMMs: [String] = []
+
+  /// With `overwriteDinp`, dx starts as garbage (NaN) and the layer is asked to overwrite it. With
+  /// `bf16`, the runtime is in the `--gemm bf16` mode.
   init(
     _ recipe: Recipe, x: [Float], w: [Float], dy: [Float], N: Int, C: Int, OC: Int, seed: UInt64 = 7, threads: Int = 1,
-    overwriteDinp: Bool = false
+    overwriteDinp: Bool = false, bf16: Bool = false
   ) {
     let rt = PrecisionRuntime(recipe: recipe, seed: seed, threads: threads)
     let layer = rt.addLinear(name: "l", N: N, C: C, OC: OC)
     rt.finish()
+    // (Only the suites enabled on AVX512-BF16 CPUs ask for it; elsewhere it throws.)
+    if bf16 { bf16GEMMs = try! rt.useBF16GEMMs() }
     var captured: [GEMMOperand: [Float]] = [:], layouts: [GEMMOperand: OperandLayout] = [:]
     rt.operandObserver = { _, op, values, layout in
       captured[op] = Array(values)

@@ -8,14 +8,34 @@
 /// The backward halves are separate functions because the precision hook hands each GEMM its own
 /// rounded operands (`LinearGEMMs`). Gradients accumulate (+=): a tied weight or a residual stream
 /// collects from several users; the owner zeroes them.
+///
+/// Each GEMM takes an optional `bf16` workspace: given, it runs on `BF16GEMM` (operands that are exactly
+/// bfloat16, the explicit `--gemm bf16` mode) instead of `GEMM.sgemm`.
 public enum Linear {
+  /// One of the three products, on sgemm or (with a workspace) on the bfloat16 kernel.
+  @inline(__always)
+  static func product(
+    transA: Bool, transB: Bool, M: Int, N: Int, K: Int, A: UnsafePointer<Float>, lda: Int, B: UnsafePointer<Float>,
+    ldb: Int, beta: Float, C: UnsafeMutablePointer<Float>, ldc: Int, threads: Int, bf16: UnsafeMutablePointer<UInt32>?
+  ) {
+    if let bf16 {
+      BF16GEMM.multiply(
+        transA: transA, transB: transB, M: M, N: N, K: K, A: A, lda: lda, B: B, ldb: ldb, beta: beta, C: C, ldc: ldc,
+        workspace: bf16, threads: threads)
+    } else {
+      GEMM.sgemm(
+        transA: transA, transB: transB, M: M, N: N, K: K, A: A, lda: lda, B: B, ldb: ldb, beta: beta, C: C, ldc: ldc,
+        threads: threads)
+    }
+  }
+
   public static func forward(
     out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-    bias: UnsafePointer<Float>?, N: Int, C: Int, OC: Int, threads: Int = 1
+    bias: UnsafePointer<Float>?, N: Int, C: Int, OC: Int, threads: Int = 1, bf16: UnsafeMutablePointer<UInt32>? = nil
   ) {
-    GEMM.sgemm(
+    product(
       transA: false, transB: true, M: N, N: OC, K: C, A: inp, lda: C, B: weight, ldb: C, beta: 0,
-      C: out, ldc: OC, threads: threads)
+      C: out, ldc: OC, threads: threads, bf16: bf16)
     if let bias {
       nonisolated(unsafe) let out = out, bias = bias
       parallelRows(N, width: OC, threads) { lo, hi in
@@ -30,21 +50,21 @@ public enum Linear {
   /// dinp(N,C) += dout(N,OC) . weight(OC,C), or = when `overwrite` (no zeroing pass needed).
   public static func backwardData(
     dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-    N: Int, C: Int, OC: Int, overwrite: Bool = false, threads: Int = 1
+    N: Int, C: Int, OC: Int, overwrite: Bool = false, threads: Int = 1, bf16: UnsafeMutablePointer<UInt32>? = nil
   ) {
-    GEMM.sgemm(
+    product(
       transA: false, transB: false, M: N, N: C, K: OC, A: dout, lda: OC, B: weight, ldb: C, beta: overwrite ? 0 : 1,
-      C: dinp, ldc: C, threads: threads)
+      C: dinp, ldc: C, threads: threads, bf16: bf16)
   }
 
   /// dweight(OC,C) += dout(N,OC)^T . inp(N,C)
   public static func backwardWeight(
     dweight: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
-    N: Int, C: Int, OC: Int, threads: Int = 1
+    N: Int, C: Int, OC: Int, threads: Int = 1, bf16: UnsafeMutablePointer<UInt32>? = nil
   ) {
-    GEMM.sgemm(
+    product(
       transA: true, transB: false, M: OC, N: C, K: N, A: dout, lda: OC, B: inp, ldb: C, beta: 1,
-      C: dweight, ldc: C, threads: threads)
+      C: dweight, ldc: C, threads: threads, bf16: bf16)
   }
 
   /// dbias(OC) += sum over the N rows of dout(N,OC), in row order; threads split the columns.

@@ -16,6 +16,8 @@ public struct ElementRounding: OperandRounder, Hashable, Codable {
   public var isStochastic: Bool { rounding.isStochastic }
   public var isAxisFree: Bool { true }
   public var needsTensorAmax: Bool { false }
+  /// A format of at most 7 mantissa bits (8 significant) within float32's range holds only bfloat16 values.
+  public var outputsBFloat16: Bool { format.mantissaBits <= 7 }
   public var description: String { "\(format.name):\(rounding):\(overflow.rawValue)" }
 
   public func roundLastAxis(

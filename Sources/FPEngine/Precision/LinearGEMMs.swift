@@ -39,6 +39,8 @@ public final class PrecisionRuntime {
   // Transposed / Hadamard-transformed copies of one operand at a time (see `OperandRounder.round`).
   var transformA = FloatBuffer(count: 0)
   var transformB = FloatBuffer(count: 0)
+  /// The packed operands of the GEMMs that `useBF16GEMMs` moved to `BF16GEMM` (nil: none moved).
+  private(set) var bf16Workspace: UnsafeMutablePointer<UInt32>? = nil
 
   /// Test hook: called with every operand a GEMM reads (rounded or not), as the GEMM reads it.
   public var operandObserver: ((LinearLayerInfo, GEMMOperand, UnsafeBufferPointer<Float>, OperandLayout) -> Void)?
@@ -93,6 +95,35 @@ public final class PrecisionRuntime {
     }
     transformA = FloatBuffer(count: t)
     transformB = FloatBuffer(count: t)
+  }
+
+  deinit { bf16Workspace?.deallocate() }
+
+  /// The explicit `--gemm bf16` mode: every GEMM whose two operands the recipe rounds to bfloat16 values
+  /// (`OperandRounder.outputsBFloat16`) runs on `BF16GEMM` from now on; the others stay on sgemm.
+  /// Returns the names (`<layer>.<gemm>`) of the GEMMs it moved. Throws on a CPU without AVX512-BF16.
+  @discardableResult
+  public func useBF16GEMMs() throws -> [String] {
+    guard BF16GEMM.isAvailable else {
+      throw TrainingError.invalidConfig(
+        "--gemm bf16 needs a CPU with AVX512-BF16 (AMD Zen 4, Intel Cooper Lake and later); this one lacks it: drop --gemm bf16")
+    }
+    var words = 0, moved: [String] = []
+    for l in layers {
+      let C = l.info.inFeatures, OC = l.info.outFeatures
+      for g in GEMMKind.allCases {
+        let (a, b) = g.operands
+        guard l.precision[a]?.outputsBFloat16 == true, l.precision[b]?.outputsBFloat16 == true else { continue }
+        l.bf16[g.rawValue] = true
+        moved.append("\(l.info.name).\(g)")
+        // (M, N, K) of the forward, data-gradient and weight-gradient products (`Linear`).
+        let (M, N, K) = [(l.N, OC, C), (l.N, C, OC), (OC, C, l.N)][g.rawValue]
+        words = max(words, BF16GEMM.workspaceCount(M: M, N: N, K: K))
+      }
+    }
+    bf16Workspace?.deallocate()
+    bf16Workspace = words > 0 ? .allocate(capacity: words) : nil
+    return moved
   }
 
   private func maxDY() -> Int { layers.map { $0.N * $0.info.outFeatures }.max() ?? 0 }
@@ -163,6 +194,8 @@ public final class LinearGEMMs {
 
   /// The random Hadamard transform of each GEMM (by `GEMMKind.rawValue`), nil where the recipe has none.
   let hadamards: [RandomHadamard?]
+  /// Which of the three GEMMs (by `GEMMKind.rawValue`) run on `BF16GEMM` (`PrecisionRuntime.useBF16GEMMs`).
+  var bf16 = [false, false, false]
   /// Clipped straight-through estimator: indices of the forward X and W values that saturated in this
   /// step's training forward, and room to save the gradient entries there (see `backward`).
   let clipX: SaturationList?, clipW: SaturationList?
@@ -294,6 +327,10 @@ public final class LinearGEMMs {
     observe(op, rounded, layout)
   }
 
+  /// The bfloat16 workspace when GEMM `g` runs on `BF16GEMM`, else nil (sgemm).
+  @inline(__always)
+  func workspace(_ g: GEMMKind) -> UnsafeMutablePointer<UInt32>? { bf16[g.rawValue] ? runtime.bf16Workspace : nil }
+
   @inline(__always)
   func observe(_ op: GEMMOperand, _ p: UnsafePointer<Float>, _ layout: OperandLayout) {
     if let f = runtime.operandObserver { f(info, op, UnsafeBufferPointer(start: p, count: layout.count), layout) }
@@ -318,7 +355,8 @@ public final class LinearGEMMs {
       if let l = clipX { l.count = saturated(.forwardX, inp, rows: n, cols: C, into: l) }
       if let l = clipW { l.count = saturated(.forwardW, weight, rows: OC, cols: C, into: l) }
     }
-    Linear.forward(out: out, inp: x, weight: w, bias: bias, N: n, C: C, OC: OC, threads: runtime.threads)
+    Linear.forward(
+      out: out, inp: x, weight: w, bias: bias, N: n, C: C, OC: OC, threads: runtime.threads, bf16: workspace(.forward))
   }
 
   /// dinp += dout . W (skipped when `dinp` is nil; `=` when `overwriteDinp`), dweight += dout^T . inp,
@@ -346,7 +384,7 @@ public final class LinearGEMMs {
       clipX?.save(dinp)
       Linear.backwardData(
         dinp: dinp, dout: dy, weight: w, N: n, C: C, OC: OC, overwrite: overwriteDinp && clipX == nil,
-        threads: runtime.threads)
+        threads: runtime.threads, bf16: workspace(.dataGrad))
       clipX?.restore(dinp)
       dyForData = dy
     }
@@ -367,7 +405,8 @@ public final class LinearGEMMs {
       x = operand(.weightGradX, inp, runtime.xRounded.pointer, OperandLayout(rows: n, cols: C, reducesAlongRows: true))
     }
     clipW?.save(dweight)
-    Linear.backwardWeight(dweight: dweight, dout: dy, inp: x, N: n, C: C, OC: OC, threads: runtime.threads)
+    Linear.backwardWeight(
+      dweight: dweight, dout: dy, inp: x, N: n, C: C, OC: OC, threads: runtime.threads, bf16: workspace(.weightGrad))
     clipW?.restore(dweight)
     if let dbias { Linear.backwardBias(dbias: dbias, dout: dout, N: n, OC: OC, threads: runtime.threads) }
   }

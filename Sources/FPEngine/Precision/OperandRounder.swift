@@ -40,6 +40,9 @@ public protocol OperandRounder: Sendable, CustomStringConvertible {
   var isAxisFree: Bool { get }
   /// True when the rounding of any part needs the whole tensor's max |x| (NVFP4, tensor scaling).
   var needsTensorAmax: Bool { get }
+  /// True when every value it outputs is exactly a bfloat16 value (at most 8 significant bits), so that
+  /// `--gemm bf16` may multiply it on `BF16GEMM` unchanged (default false).
+  var outputsBFloat16: Bool { get }
   /// Rounds `src` (row-major rows x cols, blocks along the last axis) into `dst` (not overlapping).
   /// The rows may be a piece of a larger tensor of the same row length: the piece's element i is the
   /// tensor's element `firstIndex + i` (random counter), its block b the tensor's block
@@ -72,9 +75,10 @@ public protocol OperandRounder: Sendable, CustomStringConvertible {
   ) -> Int
 }
 
-/// The defaults of the optional requirements: a rounder without blocks, tiles, a column path or
-/// saturation.
+/// The defaults of the optional requirements: a rounder without bfloat16 outputs, blocks, tiles, a
+/// column path or saturation.
 extension OperandRounder {
+  public var outputsBFloat16: Bool { false }
   public func blocksAlong(_ n: Int) -> Int { 1 }
   public var roundsTiles: Bool { false }
   public func roundColumns(

@@ -22,6 +22,14 @@ public struct ScaledRounding: OperandRounder, Hashable, Codable {
   }
   public var description: String { "\(format.name):\(rounding)" }
   public var needsTensorAmax: Bool { format.rule == .nvfp4 || format.tensorScale }
+  /// A value is element x scale: significands of p and q bits multiply to at most p + q bits, and a
+  /// power-of-two scale (q = 1, UE8M0) adds none. A float32 tensor scale (NVFP4's, `tensor-scale`) can
+  /// add up to 24, so those formats do not qualify.
+  public var outputsBFloat16: Bool {
+    guard !needsTensorAmax else { return false }
+    let p = format.element.mantissaBits + 1, q = format.scale.mantissaBits + 1
+    return (q == 1 ? p : p + q) <= 8
+  }
 
   public func blocksAlong(_ n: Int) -> Int {
     switch format.block {

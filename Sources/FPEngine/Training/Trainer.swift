@@ -57,6 +57,7 @@ public final class Trainer {
     flushed = [Float](repeating: 0, count: k)
     lossScale = task.precision.recipe.lossScaling.initialScale
     task.precision.collectHistograms = config.binadeHistograms ?? false
+    if config.bf16GEMMs == true { try task.precision.useBF16GEMMs() }
   }
 
   public var isDiverged: Bool { monitor.divergedStep != nil }

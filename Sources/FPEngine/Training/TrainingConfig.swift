@@ -27,6 +27,10 @@ public struct TrainingConfig: Hashable, Codable, Sendable {
   /// Count the binade histogram of every rounded operand at every step (`StepMetrics.histograms`);
   /// nil: off. Off by default so that files do not grow unasked; it costs about 1-2% of a gpt-tiny mxfp4 step (README).
   public var binadeHistograms: Bool?
+  /// The explicit `--gemm bf16` mode (`PrecisionRuntime.useBF16GEMMs`): GEMMs whose two operands the
+  /// recipe rounds to bfloat16 values run on the bfloat16 kernel, with its own order of float32 sums and
+  /// its flushing of subnormals; nil: every GEMM on sgemm.
+  public var bf16GEMMs: Bool?
   /// Seed of initialization, data order and stochastic rounding.
   public var seed: UInt64
   public var divergence: DivergenceRule
@@ -35,7 +39,8 @@ public struct TrainingConfig: Hashable, Codable, Sendable {
     steps: Int, learningRate: Float, minLearningRate: Float? = nil, warmupSteps: Int? = nil,
     decaySteps: Int? = nil, optimizer: OptimizerConfig = .adamw, gradClip: Float? = 1.0, evalEvery: Int = 100,
     checkpointEvery: Int = 0, snapshotEvery: Int = 0, snapshotTensors: [String]? = nil, seed: UInt64 = 0,
-    divergence: DivergenceRule = DivergenceRule(), snapshotOperands: [String]? = nil, binadeHistograms: Bool? = nil
+    divergence: DivergenceRule = DivergenceRule(), snapshotOperands: [String]? = nil, binadeHistograms: Bool? = nil,
+    bf16GEMMs: Bool? = nil
   ) {
     self.steps = steps
     self.learningRate = learningRate
@@ -50,6 +55,7 @@ public struct TrainingConfig: Hashable, Codable, Sendable {
     self.snapshotTensors = snapshotTensors
     self.snapshotOperands = snapshotOperands
     self.binadeHistograms = binadeHistograms
+    self.bf16GEMMs = bf16GEMMs
     self.seed = seed
     self.divergence = divergence
   }

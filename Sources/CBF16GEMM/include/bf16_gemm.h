@@ -1,0 +1,44 @@
+// The bfloat16 GEMM of fpsim's explicit `--gemm bf16` mode: float32 operands whose values are exactly
+// bfloat16 (8 significant bits, as every operand a recipe has rounded to a format of at most 7 mantissa
+// bits), multiplied with AVX512-BF16's VDPBF16PS, accumulating in float32.
+//
+// Why C: the kernel is a run of VDPBF16PS instructions with broadcast memory operands, which Swift cannot
+// spell. This file is compiled without -target-cpu (like CExponentCounts); its AVX-512 functions carry a
+// target attribute and run only after `fpsim_bf16_gemm_available` said yes.
+//
+// Arithmetic, per output element (the hardware's, and the Swift reference `GEMM.bf16Reference`'s):
+//   words: the K values of a row of op(A) (and a column of op(B)) as bfloat16 pairs (k = 2p, 2p + 1),
+//          each float32 cut to its high 16 bits (exact for bfloat16 values); an odd K gets a zero pair half.
+//   acc = +0; for p in 0 ..< ceil(K/2):  acc = acc + a[2p+1] b[2p+1];  acc = acc + a[2p] b[2p]
+//   each product exact (8 x 8 significant bits fit float32's 24), each sum rounded to nearest even,
+//   with subnormal inputs, products and sums flushed to zero (VDPBF16PS ignores MXCSR: DAZ and FTZ).
+//   C = acc (beta 0) or C + acc (beta 1).
+// The order of the sums is fixed by the data's K order alone, so results do not depend on threads.
+#ifndef FPSIM_BF16_GEMM_H
+#define FPSIM_BF16_GEMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/// 1 when this CPU and OS run AVX512-F, AVX512-BW and AVX512-BF16 code, else 0.
+int fpsim_bf16_gemm_available(void);
+
+/// Pair-major words of a K x X matrix view: dst[p * ldd + x] holds (k = 2p, 2p + 1) of column x, for
+/// columns x0 ..< x1 and p < ceil(K/2). Element (k, x) is src[k * ld + x] (`k_contiguous` 0) or
+/// src[x * ld + k] (`k_contiguous` 1).
+void fpsim_bf16_pack_pairs(const float *src, ptrdiff_t ld, int k_contiguous, ptrdiff_t K, ptrdiff_t x0,
+                           ptrdiff_t x1, uint32_t *dst, ptrdiff_t ldd);
+
+/// Row-major words of an R x K matrix with K contiguous (src[r * ld + k]): dst[r * ldd + p] holds
+/// (k = 2p, 2p + 1) of row r, for rows r0 ..< r1 and p < ceil(K/2).
+void fpsim_bf16_pack_rows(const float *src, ptrdiff_t ld, ptrdiff_t K, ptrdiff_t r0, ptrdiff_t r1, uint32_t *dst,
+                          ptrdiff_t ldd);
+
+/// Rows m0 ..< m1 of C (M x N, leading dimension ldc) from packed words: row i's pair p of op(A) at
+/// a[p * a_pstride + i * a_istride], column j's pair p of op(B) at b[p * ldb + j] (ldb >= N rounded up to a
+/// multiple of 32: the last panel reads, and ignores, words up to there), P = ceil(K/2) pairs. C = acc when `accumulate` is 0, C + acc otherwise.
+void fpsim_bf16_gemm_rows(const uint32_t *a, ptrdiff_t a_pstride, ptrdiff_t a_istride, const uint32_t *b,
+                          ptrdiff_t ldb, ptrdiff_t P, ptrdiff_t m0, ptrdiff_t m1, ptrdiff_t N, float *C,
+                          ptrdiff_t ldc, int accumulate);
+
+#endif

@@ -1,0 +1,83 @@
+import FPEngine
+import Testing
+
+/// The `--gemm bf16` mode in the precision hook and in training: which GEMMs it moves, that their
+/// operands really are bfloat16 values, that each moved GEMM computes exactly `BF16GEMM.reference` of
+/// its rounded operands, and that training keeps its bits at any thread count.
+@Suite(.enabled(if: BF16GEMM.isAvailable, "this CPU lacks AVX512-BF16"))
+struct BF16ModeTests {
+  static let N = 64, C = 48, OC = 32
+
+  /// Recipes whose every operand is rounded to bfloat16 values (all three GEMMs move), and recipes
+  /// with none (a float32 tensor scale, more than 7 mantissa bits, nothing rounded).
+  static let moving = ["mxfp4", "mxfp6", "mxfp8", "bf16", "uniform:e4m3fn", "uniform:e5m2:stochastic", "fp4:scale=ue4m3"]
+  static let staying = ["nvfp4", "fp4:scale=ue4m3,tensor-scale=on", "uniform:fp16", "fp32"]
+
+  @Test(arguments: moving)
+  func movedGEMMsComputeTheReferenceOfTheirRoundedOperands(recipe: String) throws {
+    let (x, w, dy) = RecipeTests.data()
+    let N = Self.N, C = Self.C, OC = Self.OC
+    let h = HookedLayer(try Recipe(parsing: recipe), x: x, w: w, dy: dy, N: N, C: C, OC: OC, overwriteDinp: true, bf16: true)
+    #expect(h.bf16GEMMs == ["l.forward", "l.dgrad", "l.wgrad"])
+    // Every operand the kernel read is a bfloat16 value (what `outputsBFloat16` promised).
+    for (op, values) in h.operands {
+      let cut = values.filter { $0.bitPattern & 0xFFFF != 0 }.count
+      #expect(cut == 0, "\(recipe) \(op): \(cut) values are not bfloat16")
+    }
+    let xf = h.operands[.forwardX]!, wf = h.operands[.forwardW]!
+    let dyd = h.operands[.dataGradDY]!, wd = h.operands[.dataGradW]!
+    let dyw = h.operands[.weightGradDY]!, xw = h.operands[.weightGradX]!
+    var out = [Float](repeating: .nan, count: N * OC), dx = [Float](repeating: .nan, count: N * C)
+    var dw = [Float](repeating: 0, count: OC * C)
+    BF16GEMM.reference(transA: false, transB: true, M: N, N: OC, K: C, A: xf, lda: C, B: wf, ldb: C, beta: 0, C: &out, ldc: OC)
+    BF16GEMM.reference(transA: false, transB: false, M: N, N: C, K: OC, A: dyd, lda: OC, B: wd, ldb: C, beta: 0, C: &dx, ldc: C)
+    BF16GEMM.reference(transA: true, transB: false, M: OC, N: C, K: N, A: dyw, lda: OC, B: xw, ldb: C, beta: 1, C: &dw, ldc: C)
+    #expect(h.out.map(\.bitPattern) == out.map(\.bitPattern), "\(recipe) forward")
+    #expect(h.dx.map(\.bitPattern) == dx.map(\.bitPattern), "\(recipe) data gradient")
+    #expect(h.dw.map(\.bitPattern) == dw.map(\.bitPattern), "\(recipe) weight gradient")
+    // With bfloat16 operands (16-bit products) the sums round, so sgemm's order gives other bits: the
+    // products above did not run on sgemm. (Coarser formats' sums are often exact in either order.)
+    if recipe == "bf16" {
+      let s = HookedLayer(try Recipe(parsing: recipe), x: x, w: w, dy: dy, N: N, C: C, OC: OC, overwriteDinp: true)
+      #expect(s.dw.map(\.bitPattern) != h.dw.map(\.bitPattern), "\(recipe): the mode changed no bit")
+    }
+  }
+
+  @Test(arguments: staying)
+  func gemmsWithAnOperandThatIsNotBFloat16StayOnSGEMM(recipe: String) throws {
+    let (x, w, dy) = RecipeTests.data()
+    let r = try Recipe(parsing: recipe)
+    let h = HookedLayer(r, x: x, w: w, dy: dy, N: Self.N, C: Self.C, OC: Self.OC, bf16: true)
+    #expect(h.bf16GEMMs.isEmpty, "\(recipe): \(h.bf16GEMMs)")
+    let s = HookedLayer(r, x: x, w: w, dy: dy, N: Self.N, C: Self.C, OC: Self.OC)
+    #expect(h.out.map(\.bitPattern) == s.out.map(\.bitPattern) && h.dw.map(\.bitPattern) == s.dw.map(\.bitPattern))
+  }
+
+  /// Layers the recipe leaves in float32 (`layers=mlp`: the attention linears) stay on sgemm while the
+  /// rest move.
+  @Test func float32LayersStayOnSGEMM() throws {
+    let t = try makeTrainer(
+      gptMicro, recipe: "mxfp4:layers=mlp", config: TrainingConfig(steps: 1, learningRate: 1e-3, evalEvery: 0))
+    let moved = try t.task.precision.useBF16GEMMs()
+    let layers = t.task.precision.layers
+    let rounded = layers.filter { !$0.precision.roundsNothing }.map(\.info.name)
+    #expect(rounded.count < layers.count && !rounded.isEmpty)
+    #expect(moved == rounded.flatMap { ["\($0).forward", "\($0).dgrad", "\($0).wgrad"] })
+  }
+
+  /// A gpt-tiny training in the mode (GEMMs large enough to split over threads) has the same bits at one
+  /// and two threads, and differs from the same run on sgemm (bfloat16 operands, whose sums round).
+  @Test func trainingHasTheSameBitsAtOneAndTwoThreads() throws {
+    func run(_ threads: Int, bf16: Bool) throws -> ([[UInt32]], [UInt32]) {
+      let sink = MemorySink()
+      let t = try makeTrainer(
+        .gptTiny, recipe: "bf16", threads: threads,
+        config: TrainingConfig(steps: 3, learningRate: 1e-3, evalEvery: 3, bf16GEMMs: bf16 ? true : nil))
+      t.run(sink: sink)
+      return (fingerprint(sink.metrics), t.task.parameters.values.toArray().map(\.bitPattern))
+    }
+    let one = try run(1, bf16: true), two = try run(2, bf16: true)
+    #expect(one.0 == two.0 && one.1 == two.1)
+    #expect(try run(2, bf16: false).1 != two.1)
+  }
+}

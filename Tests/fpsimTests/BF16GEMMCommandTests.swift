@@ -1,0 +1,93 @@
+import CCPUFeatures
+import Foundation
+import Testing
+
+/// `--gemm bf16` through the built binary: recorded in the run file, resumed after SIGKILL with the same
+/// bits, in a grid spec and in `bench train`; a wrong value is refused with exit status 2.
+@Suite(
+  .serialized,
+  .enabled(
+    if: fpsim_cpu_features() & (UInt64(1) << UInt64(FPSIM_CPU_AVX512BF16)) != 0, "this CPU lacks AVX512-BF16"))
+struct BF16GEMMCommandTests {
+  static let common = ["--model", "gpt-micro", "--recipe", "bf16", "--lr", "3e-3", "--seed", "4", "--steps", "400",
+                       "--eval-every", "200", "--checkpoint-every", "100", "--data", dataDirectory]
+
+  @Test func trainRecordsTheModeAndResumesWithTheSameBits() throws {
+    let dir = try scratchDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let a = dir.appendingPathComponent("a.h5").path, b = dir.appendingPathComponent("b.h5").path
+    let s = dir.appendingPathComponent("s.h5").path
+    for (args, out) in [(["--gemm", "bf16"], a), (["--gemm", "sgemm"], s)] {
+      let r = try CLI.run(["train"] + Self.common + args + ["--out", out])
+      #expect(r.status == 0, "\(r.stderr)")
+    }
+    let (killed, seen) = try CLI.runAndKill(["train"] + Self.common + ["--gemm", "bf16", "--out", b]) { text in
+      let steps = text.split(separator: "\n").compactMap { line -> Int? in
+        guard let r = line.range(of: "step ") else { return nil }
+        return Int(line[r.upperBound...].prefix { $0.isNumber })
+      }
+      return (steps.last ?? 0) >= 150
+    }
+    #expect(killed, "the run finished before it could be killed: \(seen)")
+    let resumed = try CLI.run(["train", "--resume", b])
+    #expect(resumed.status == 0, "\(resumed.stderr)")
+    let out = try python("""
+      import h5py, json
+      fa, fb, fs = (h5py.File(p, 'r') for p in ('\(a)', '\(b)', '\(s)'))
+      ra, rb, rs = fa['runs/run'], fb['runs/run'], fs['runs/run']
+      bad = []
+      def visit(name, obj):
+          if isinstance(obj, h5py.Dataset) and not name.endswith('step_seconds'):
+              if obj[()].tobytes() != rb[name][()].tobytes(): bad.append(name)
+      ra.visititems(visit)
+      same_as_sgemm = ra['checkpoints/step_400/param/transformer.wte.weight'][()].tobytes() == rs['checkpoints/step_400/param/transformer.wte.weight'][()].tobytes()
+      print(ra.attrs['gemm'], rb.attrs['gemm'], rs.attrs['gemm'], json.loads(fa.attrs['config'])['training'].get('bf16GEMMs'),
+            json.loads(fs.attrs['config'])['training'].get('bf16GEMMs'), bad, same_as_sgemm)
+      """)
+    #expect(out.trimmingCharacters(in: .whitespacesAndNewlines) == "bf16 bf16 sgemm True None [] False")
+  }
+
+  @Test func gridSpecAndBenchTrainTakeTheMode() throws {
+    let dir = try scratchDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let spec = dir.appendingPathComponent("g.toml")
+    try """
+      model = "gpt-micro"
+      recipes = ["mxfp4", "fp32"]
+      lrs = [3e-3]
+      seeds = [0]
+      steps = 20
+      gemm = "bf16"
+      data = "\(dataDirectory)"
+      """.write(to: spec, atomically: true, encoding: .utf8)
+    let grid = dir.appendingPathComponent("g.h5").path
+    let g = try CLI.run(["grid", spec.path, "--out", grid, "--jobs", "2"])
+    #expect(g.status == 0, "\(g.stderr)")
+    let attrs = try python("""
+      import h5py
+      f = h5py.File('\(grid)', 'r')
+      print(sorted((k, f['runs'][k].attrs['gemm']) for k in f['runs']))
+      """)
+    #expect(attrs.contains("'bf16'") && !attrs.contains("sgemm"), "\(attrs)")
+
+    try String(try String(contentsOf: spec, encoding: .utf8).replacingOccurrences(of: "\"bf16\"", with: "\"bf8\""))
+      .write(to: spec, atomically: true, encoding: .utf8)
+    let bad = try CLI.run(["grid", spec.path, "--out", dir.appendingPathComponent("h.h5").path])
+    #expect(bad.status == 2 && bad.stderr.contains("gemm must be \"sgemm\" or \"bf16\""), "\(bad.stderr)")
+
+    let b = try CLI.run(["bench", "train", "--model", "gpt-micro", "--recipe", "mxfp4", "--baseline", "mxfp4", "--gemm", "bf16",
+                         "--steps", "2", "--warmup", "1", "--data", dataDirectory, "--json"])
+    #expect(b.status == 0, "\(b.stderr)")
+    let json = try JSONSerialization.jsonObject(with: Data(b.stdout.utf8)) as? [String: Any] ?? [:]
+    #expect(json["gemm"] as? String == "bf16")
+    #expect((json["baseline"] as? [String: Any])?["recipe"] as? String == "mxfp4 on sgemm", "\(b.stdout)")
+  }
+
+  @Test func aWrongKernelIsRefused() throws {
+    let dir = try scratchDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let out = dir.appendingPathComponent("x.h5").path
+    let r = try CLI.run(["train", "--model", "gpt-micro", "--recipe", "mxfp4", "--steps", "2", "--gemm", "fp16", "--out", out])
+    #expect(r.status == 2 && r.stderr.contains("--gemm") && !FileManager.default.fileExists(atPath: out), "\(r.stderr)")
+  }
+}
