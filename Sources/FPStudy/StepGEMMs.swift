@@ -36,12 +36,23 @@ public final class StepGEMMs {
   }
 
   /// One pass over every layer's three GEMMs on `threads` threads, through `Linear`'s own calls (as a
-  /// step runs them with unrounded operands; the data gradient accumulates).
-  public func run(threads: Int) {
+  /// step runs them with unrounded operands; the data gradient accumulates). With `bf16`, a workspace
+  /// of `bf16WorkspaceCount` words, every product runs on `BF16GEMM` instead of sgemm (the
+  /// `--gemm bf16` mode's kernel; these operands are not bfloat16 values, which changes only the bits).
+  public func run(threads: Int, bf16: UnsafeMutablePointer<UInt32>? = nil) {
     for s in shapes {
-      Linear.forward(out: out.pointer, inp: x.pointer, weight: w.pointer, bias: nil, N: s.N, C: s.C, OC: s.OC, threads: threads)
-      Linear.backwardData(dinp: out.pointer, dout: dy.pointer, weight: w.pointer, N: s.N, C: s.C, OC: s.OC, threads: threads)
-      Linear.backwardWeight(dweight: out.pointer, dout: dy.pointer, inp: x.pointer, N: s.N, C: s.C, OC: s.OC, threads: threads)
+      Linear.forward(
+        out: out.pointer, inp: x.pointer, weight: w.pointer, bias: nil, N: s.N, C: s.C, OC: s.OC, threads: threads, bf16: bf16)
+      Linear.backwardData(
+        dinp: out.pointer, dout: dy.pointer, weight: w.pointer, N: s.N, C: s.C, OC: s.OC, threads: threads, bf16: bf16)
+      Linear.backwardWeight(
+        dweight: out.pointer, dout: dy.pointer, inp: x.pointer, N: s.N, C: s.C, OC: s.OC, threads: threads, bf16: bf16)
     }
+  }
+
+  /// Words of workspace a pass on `BF16GEMM` needs: the largest of its products'.
+  public var bf16WorkspaceCount: Int {
+    shapes.flatMap { Linear.productShapes(N: $0.N, C: $0.C, OC: $0.OC) }.map { BF16GEMM.workspaceCount(M: $0.M, N: $0.N, K: $0.K) }
+      .max() ?? 0
   }
 }

@@ -72,7 +72,10 @@ public struct TrainBenchmark: Sendable {
     if let second { runs.append(try trainer(second.recipe, bf16: bf16GEMMs && comparison != .baseline)) }
     var times = [[Double]](repeating: [], count: runs.count), cpu = [Double](repeating: 0, count: runs.count)
     let gemms = gemmFloor ? StepGEMMs(task: runs[0].task) : nil
-    var gemmTimes: [Double] = []
+    // In the bf16 mode, the same pass on the bfloat16 kernel too.
+    let bf16Buffer = gemms.map { FloatBuffer(count: bf16GEMMs ? $0.bf16WorkspaceCount : 0) }
+    let bf16Workspace = bf16Buffer?.bf16Words
+    var gemmTimes: [Double] = [], bf16Times: [Double] = []
     for s in 0..<(warmup + steps) {
       for (i, t) in runs.enumerated() {
         let c0 = Self.cpuSeconds(), t0 = DispatchTime.now().uptimeNanoseconds
@@ -86,6 +89,11 @@ public struct TrainBenchmark: Sendable {
         let t0 = DispatchTime.now().uptimeNanoseconds
         gemms.run(threads: threads)
         if s >= warmup { gemmTimes.append(Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9) }
+        if let bf16Workspace {
+          let t1 = DispatchTime.now().uptimeNanoseconds
+          gemms.run(threads: threads, bf16: bf16Workspace)
+          if s >= warmup { bf16Times.append(Double(DispatchTime.now().uptimeNanoseconds - t1) * 1e-9) }
+        }
       }
     }
     func round3(_ x: Double) -> Double { (x * 1e3).rounded() / 1e3 }
@@ -102,6 +110,11 @@ public struct TrainBenchmark: Sendable {
       result.gemmFloor = TrainBenchmarkResult.GEMMFloor(
         msPerStep: round3(g * 1e3), gflopPerStep: round3(gemms.flops / 1e9), gflops: round3(gemms.flops / g / 1e9),
         shareOfStep: round3(g / m))
+      if !bf16Times.isEmpty {
+        let b = Median.of(bf16Times)
+        result.gemmFloor?.bf16MsPerStep = round3(b * 1e3)
+        result.gemmFloor?.bf16Gflops = round3(gemms.flops / b / 1e9)
+      }
     }
     if let second {
       let b = Median.of(times[1])
@@ -167,11 +180,15 @@ public struct TrainBenchmarkResult: Codable, Sendable {
   }
 
   /// `StepGEMMs` timed after each step: the median wall time of a pass, its floating-point operations
-  /// (GFLOP), their rate (GFLOP/s), and the pass's time as a fraction of the recipe's median step.
+  /// (GFLOP), their rate (GFLOP/s), and the pass's time as a fraction of the recipe's median step; with
+  /// `--gemm bf16` also a pass on the bfloat16 kernel.
   public struct GEMMFloor: Codable, Sendable {
     public var msPerStep: Double
     public var gflopPerStep: Double
     public var gflops: Double
     public var shareOfStep: Double
+    /// With `--gemm bf16`: the same pass on the bfloat16 kernel, its median time and rate.
+    public var bf16MsPerStep: Double? = nil
+    public var bf16Gflops: Double? = nil
   }
 }

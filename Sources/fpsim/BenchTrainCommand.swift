@@ -29,7 +29,7 @@ struct BenchTrain: ParsableCommand {
   var histogramCost = false
   @Flag(help: "Time the recipe against an identical second copy (an A/A run): the ratio is the comparison's own bias.")
   var againstItself = false
-  @Flag(help: "Also time the step's linear-layer GEMMs alone (the same shapes and threads, warm operands) after each step: the part of a step the BLAS takes.")
+  @Flag(help: "Also time the step's linear-layer GEMMs alone (the same shapes and threads, warm operands) after each step: the part of a step the BLAS takes. With --gemm bf16, on the bf16 kernel too.")
   var gemmFloor = false
   @Option(help: "The recipe's GEMMs: sgemm, or bf16 (those whose two operands the recipe rounds to bfloat16 values run on the AVX512-BF16 kernel; see fpsim train --help). With bf16, --baseline may name the recipe itself: the same recipe on sgemm.")
   var gemm: GEMMChoice = .sgemm
@@ -74,6 +74,9 @@ struct BenchTrain: ParsableCommand {
        ("ratio", String(format: "%.3f wall, %.3f CPU (recipe / baseline)", b.ratio, b.cpuRatio))]
     } ?? []) + (r.gemmFloor.map { g in
       [("gemm_floor", String(format: "%.2f ms per step: %.2f GFLOP of linear-layer GEMMs at %.1f GFLOP/s, %.2f of the step", g.msPerStep, g.gflopPerStep, g.gflops, g.shareOfStep))]
+        + (g.bf16MsPerStep.map { b in
+          [("gemm_floor_bf16", String(format: "%.2f ms per step on the bf16 kernel, %.1f GFLOP/s", b, g.bf16Gflops ?? .nan))]
+        } ?? [])
     } ?? [])
     let width = rows.map(\.0.count).max()!
     return rows.map { $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }.joined(separator: "\n")

@@ -76,11 +76,13 @@ struct BF16GEMMCommandTests {
     #expect(bad.status == 2 && bad.stderr.contains("gemm must be \"sgemm\" or \"bf16\""), "\(bad.stderr)")
 
     let b = try CLI.run(["bench", "train", "--model", "gpt-micro", "--recipe", "mxfp4", "--baseline", "mxfp4", "--gemm", "bf16",
-                         "--steps", "2", "--warmup", "1", "--data", dataDirectory, "--json"])
+                         "--steps", "2", "--warmup", "1", "--gemm-floor", "--data", dataDirectory, "--json"])
     #expect(b.status == 0, "\(b.stderr)")
     let json = try JSONSerialization.jsonObject(with: Data(b.stdout.utf8)) as? [String: Any] ?? [:]
     #expect(json["gemm"] as? String == "bf16")
     #expect((json["baseline"] as? [String: Any])?["recipe"] as? String == "mxfp4 on sgemm", "\(b.stdout)")
+    let floor = json["gemm_floor"] as? [String: Any] ?? [:]
+    #expect((floor["bf16_ms_per_step"] as? Double ?? 0) > 0 && (floor["ms_per_step"] as? Double ?? 0) > 0, "\(b.stdout)")
   }
 
   @Test func aWrongKernelIsRefused() throws {

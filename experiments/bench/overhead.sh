@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # What a recipe costs over fp32, or what binade histograms cost on a recipe, net of the comparison's
-# own bias, with a 95% interval.
+# own bias, with a 95% interval. With --gemm bf16 the recipe runs in the `--gemm bf16` mode (the fp32
+# baseline stays on sgemm), and a negative cost is a speed-up.
 #
 # Usage: experiments/bench/overhead.sh [--recipe R] [--histograms] [--model M] [--threads T]
-#                                      [--repeats N] [--steps S] [--fpsim BINARY]
+#                                      [--repeats N] [--steps S] [--gemm sgemm|bf16] [--fpsim BINARY]
 #
 # Each repeat runs `fpsim bench train --recipe R` (R against fp32, steps alternating in one process),
 # or with --histograms `--recipe R --histogram-cost` (R with binade histograms against R without), and
@@ -15,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-recipe=mxfp4 histograms="" model=gpt-tiny threads=1 repeats=8 steps=40 fpsim=""
+recipe=mxfp4 histograms="" model=gpt-tiny threads=1 repeats=8 steps=40 fpsim="" gemm=sgemm
 while [ $# -gt 0 ]; do
   case "$1" in
     --recipe) recipe=$2; shift 2 ;;
@@ -24,8 +25,9 @@ while [ $# -gt 0 ]; do
     --threads) threads=$2; shift 2 ;;
     --repeats) repeats=$2; shift 2 ;;
     --steps) steps=$2; shift 2 ;;
+    --gemm) gemm=$2; shift 2 ;;
     --fpsim) fpsim=$2; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "overhead.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -44,7 +46,7 @@ fi
 
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-bench=("$fpsim" bench train --model "$model" --recipe "$recipe" --steps "$steps" --threads "$threads" --json)
+bench=("$fpsim" bench train --model "$model" --recipe "$recipe" --steps "$steps" --threads "$threads" --gemm "$gemm" --json)
 for r in $(seq 1 "$repeats"); do
   "${bench[@]}" $histograms >> "$out"
   "${bench[@]}" --against-itself >> "$out"
@@ -52,5 +54,6 @@ for r in $(seq 1 "$repeats"); do
 done
 
 label="cost over fp32:"
+[ "$gemm" = bf16 ] && label="cost over fp32 (the recipe on bf16 GEMMs):"
 [ -n "$histograms" ] && label="cost of histograms:"
 python3 experiments/bench/paired_ratios.py "$out" "$label"

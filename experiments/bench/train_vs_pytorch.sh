@@ -74,8 +74,11 @@ for name in ["fpsim-fp32", "pytorch", "fpsim-e4m3fn"]:
     print(f"{labels[name]:<22} {each:<24} {ms:8.1f} {2048 / ms * 1e3:9.0f} {cpu[name]:11.1f} {rss:12.0f}  {kernel}")
 a, b = med["fpsim-fp32"] / med["pytorch"], med["fpsim-e4m3fn"] / med["fpsim-fp32"]
 ca, cb = cpu["fpsim-fp32"] / cpu["pytorch"], cpu["fpsim-e4m3fn"] / cpu["fpsim-fp32"]
-print(f"fpsim fp32 / PyTorch     (wall ms/step ratio) {a:.2f}  (CPU ms/step ratio) {ca:.2f}  target <= 1.00: {'met' if a <= 1 else 'NOT met'}")
-print(f"uniform:e4m3fn / fp32    (wall ms/step ratio) {b:.2f}  (CPU ms/step ratio) {cb:.2f}  target <= 1.10: {'met' if b <= 1.10 else 'NOT met'}")
+# The speed targets: fp32 at most 0.6x PyTorch's step at two threads and 0.8x at one; uniform:e4m3fn at
+# most 1.05x fp32.
+ta = 0.6 if int(threads) >= 2 else 0.8
+print(f"fpsim fp32 / PyTorch     (wall ms/step ratio) {a:.2f}  (CPU ms/step ratio) {ca:.2f}  target <= {ta}: {'met' if a <= ta else 'NOT met'}")
+print(f"uniform:e4m3fn / fp32    (wall ms/step ratio) {b:.2f}  (CPU ms/step ratio) {cb:.2f}  target <= 1.05: {'met' if b <= 1.05 else 'NOT met'}")
 g = statistics.median(r["gemm_floor"]["ms_per_step"] for r in runs["fpsim-fp32"])
 rate = statistics.median(r["gemm_floor"]["gflops"] for r in runs["fpsim-fp32"])
 print(f"fpsim fp32's GEMMs alone {g:.1f} ms/step ({rate:.0f} GFLOP/s): {g / med['fpsim-fp32']:.2f} of its step, "

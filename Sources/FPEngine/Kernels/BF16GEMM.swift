@@ -23,7 +23,8 @@ public enum BF16GEMM {
     (K + 1) / 2 * (M + (N + 31) / 32 * 32)
   }
 
-  /// C = op(A) op(B) + beta C on `threads` threads, through `workspace` (`workspaceCount` words).
+  /// C = op(A) op(B) + beta C on `threads` threads, through `workspace` (`workspaceCount` words; 64-byte
+  /// aligned is fastest).
   public static func multiply(
     transA: Bool, transB: Bool, M: Int, N: Int, K: Int,
     A: UnsafePointer<Float>, lda: Int, B: UnsafePointer<Float>, ldb: Int,
@@ -39,8 +40,10 @@ public enum BF16GEMM {
     let (aPair, aRow) = transA ? (M, 1) : (1, P)
     let t = max(1, min(threads, M / 8, (M * N * K) >> 20))
     nonisolated(unsafe) let A = A, B = B, C = C
+    // Packing ranges cut at multiples of 16 words, so that no two threads write one cache line.
+    @Sendable func cut(_ n: Int, _ i: Int) -> Int { i == t ? n : min(n, (n * i / t) & ~15) }
     WorkerPool.perform(t) { i in
-      let m0 = M * i / t, m1 = M * (i + 1) / t, n0 = N * i / t, n1 = N * (i + 1) / t
+      let m0 = cut(M, i), m1 = cut(M, i + 1), n0 = cut(N, i), n1 = cut(N, i + 1)
       if transA {
         fpsim_bf16_pack_pairs(A, lda, 0, K, m0, m1, aw, M)
       } else {
@@ -80,5 +83,13 @@ public enum BF16GEMM {
         c.pointee = beta == 0 ? acc : c.pointee + acc
       }
     }
+  }
+}
+
+extension FloatBuffer {
+  /// The buffer as `BF16GEMM.multiply`'s workspace, `count` words with its 64-byte alignment (nil when
+  /// empty).
+  public var bf16Words: UnsafeMutablePointer<UInt32>? {
+    count > 0 ? UnsafeMutableRawPointer(pointer).bindMemory(to: UInt32.self, capacity: count) : nil
   }
 }

@@ -12,6 +12,11 @@
 /// Each GEMM takes an optional `bf16` workspace: given, it runs on `BF16GEMM` (operands that are exactly
 /// bfloat16, the explicit `--gemm bf16` mode) instead of `GEMM.sgemm`.
 public enum Linear {
+  /// (M, N, K) of the forward, data-gradient and weight-gradient products, in that order.
+  public static func productShapes(N: Int, C: Int, OC: Int) -> [(M: Int, N: Int, K: Int)] {
+    [(N, OC, C), (N, C, OC), (OC, C, N)]
+  }
+
   /// One of the three products, on sgemm or (with a workspace) on the bfloat16 kernel.
   @inline(__always)
   static func product(

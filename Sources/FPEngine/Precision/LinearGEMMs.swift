@@ -39,7 +39,9 @@ public final class PrecisionRuntime {
   // Transposed / Hadamard-transformed copies of one operand at a time (see `OperandRounder.round`).
   var transformA = FloatBuffer(count: 0)
   var transformB = FloatBuffer(count: 0)
-  /// The packed operands of the GEMMs that `useBF16GEMMs` moved to `BF16GEMM` (nil: none moved).
+  /// The packed operands of the GEMMs that `useBF16GEMMs` moved to `BF16GEMM` (nil: none moved), in a
+  /// `FloatBuffer` for its cache-line alignment (the kernel's 512-bit loads then never split a line).
+  private var bf16Buffer = FloatBuffer(count: 0)
   private(set) var bf16Workspace: UnsafeMutablePointer<UInt32>? = nil
 
   /// Test hook: called with every operand a GEMM reads (rounded or not), as the GEMM reads it.
@@ -97,8 +99,6 @@ public final class PrecisionRuntime {
     transformB = FloatBuffer(count: t)
   }
 
-  deinit { bf16Workspace?.deallocate() }
-
   /// The explicit `--gemm bf16` mode: every GEMM whose two operands the recipe rounds to bfloat16 values
   /// (`OperandRounder.outputsBFloat16`) runs on `BF16GEMM` from now on; the others stay on sgemm.
   /// Returns the names (`<layer>.<gemm>`) of the GEMMs it moved. Throws on a CPU without AVX512-BF16.
@@ -116,13 +116,12 @@ public final class PrecisionRuntime {
         guard l.precision[a]?.outputsBFloat16 == true, l.precision[b]?.outputsBFloat16 == true else { continue }
         l.bf16[g.rawValue] = true
         moved.append("\(l.info.name).\(g)")
-        // (M, N, K) of the forward, data-gradient and weight-gradient products (`Linear`).
-        let (M, N, K) = [(l.N, OC, C), (l.N, C, OC), (OC, C, l.N)][g.rawValue]
+        let (M, N, K) = Linear.productShapes(N: l.N, C: C, OC: OC)[g.rawValue]
         words = max(words, BF16GEMM.workspaceCount(M: M, N: N, K: K))
       }
     }
-    bf16Workspace?.deallocate()
-    bf16Workspace = words > 0 ? .allocate(capacity: words) : nil
+    bf16Buffer = FloatBuffer(count: words)
+    bf16Workspace = bf16Buffer.bf16Words
     return moved
   }
 

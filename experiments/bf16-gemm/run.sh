@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# What the `--gemm bf16` mode does to a study's numbers (README "The bf16 GEMM mode"), in one command.
+#
+#   bash experiments/bf16-gemm/run.sh [all]     the two grids, their exports, effect.md, verify
+#   bash experiments/bf16-gemm/run.sh compare   effect.md's table from the committed results only
+#   bash experiments/bf16-gemm/run.sh verify    reruns one committed FP4-study cell on sgemm (mxfp4, seed 0)
+#                                               and checks it bit for bit: the sgemm side of the comparison
+#                                               is what this build computes
+#
+# Environment: FPSIM (default this checkout's .build/release/fpsim), JOBS (default the cores), WORK (full
+# grid files; default experiments/bf16-gemm/work, not committed). Every step resumes.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+fpsim="${FPSIM:-$repo/.build/release/fpsim}"
+jobs="${JOBS:-$(nproc)}"
+work="${WORK:-$here/work}"
+[ -x "$fpsim" ] || { echo "run.sh: error: no fpsim at $fpsim: build it (swift build -c release) or set FPSIM" >&2; exit 2; }
+
+compare() { python3 "$here/compare.py" "$here/results"; }
+
+grid() {
+  echo "== grid $1 ($here/$1.toml)"
+  "$fpsim" grid "$here/$1.toml" --out "$work/$1.h5" --jobs "$jobs" > "$work/$1.summary.txt"
+  [ -f "$here/results/$1.h5" ] || "$fpsim" grid export "$work/$1.h5" --out "$here/results/$1.h5"
+}
+
+verify() {
+  tmp="$(mktemp -d)"
+  trap 'rm -rf "$tmp"' EXIT
+  sed -e 's/^recipes = .*/recipes = ["mxfp4"]/' -e 's/^seeds = .*/seeds = [0]/' -e '/^gemm = /d' -e 's/^name = .*/name = "cell"/' \
+    "$here/fp4.toml" > "$tmp/cell.toml"
+  "$fpsim" grid "$tmp/cell.toml" --out "$tmp/cell.h5" --jobs 1 > /dev/null 2> "$tmp/grid.log" || { cat "$tmp/grid.log" >&2; exit 2; }
+  python3 "$repo/experiments/verify_cell.py" "$repo/experiments/fp4-design-space/results/placement.h5" "$tmp/cell.h5" \
+    recipe=mxfp4,lr=0.003,seed=0 loss eval_loss grad_norm final_eval_loss status diverged_step
+}
+
+case "${1:-all}" in
+  all)
+    mkdir -p "$work" "$here/results"
+    grid fp4
+    grid fp8
+    compare > "$here/effect.md"
+    cat "$here/effect.md"
+    verify
+    ;;
+  compare) compare ;;
+  verify) verify ;;
+  *) echo "run.sh: error: unknown step '$1': use all, compare or verify" >&2; exit 2 ;;
+esac
