@@ -10,7 +10,10 @@ struct BF16ModeTests {
 
   /// Recipes whose every operand is rounded to bfloat16 values (all three GEMMs move), and recipes
   /// with none (a float32 tensor scale, more than 7 mantissa bits, nothing rounded).
-  static let moving = ["mxfp4", "mxfp6", "mxfp8", "bf16", "uniform:e4m3fn", "uniform:e5m2:stochastic", "fp4:scale=ue4m3"]
+  static let moving = [
+    "mxfp4", "mxfp6", "mxfp8", "mxfp4:format=mxint8", "bf16", "uniform:e4m3fn", "uniform:e5m2:stochastic", "uniform:e8m3:rtz",
+    "fp4:scale=ue4m3", "mxfp4:hadamard=all:16,rounding=stochastic",
+  ]
   static let staying = ["nvfp4", "fp4:scale=ue4m3,tensor-scale=on", "uniform:fp16", "fp32"]
 
   @Test(arguments: moving)

@@ -21,13 +21,7 @@ struct BF16GEMMCommandTests {
       let r = try CLI.run(["train"] + Self.common + args + ["--out", out])
       #expect(r.status == 0, "\(r.stderr)")
     }
-    let (killed, seen) = try CLI.runAndKill(["train"] + Self.common + ["--gemm", "bf16", "--out", b]) { text in
-      let steps = text.split(separator: "\n").compactMap { line -> Int? in
-        guard let r = line.range(of: "step ") else { return nil }
-        return Int(line[r.upperBound...].prefix { $0.isNumber })
-      }
-      return (steps.last ?? 0) >= 150
-    }
+    let (killed, seen) = try CLI.runAndKill(["train"] + Self.common + ["--gemm", "bf16", "--out", b], when: CLI.passedStep(150))
     #expect(killed, "the run finished before it could be killed: \(seen)")
     let resumed = try CLI.run(["train", "--resume", b])
     #expect(resumed.status == 0, "\(resumed.stderr)")

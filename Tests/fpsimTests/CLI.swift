@@ -54,6 +54,17 @@ enum CLI {
       stderr: String(decoding: errData, as: UTF8.self))
   }
 
+  /// A `runAndKill` condition: a `fpsim train`'s progress lines ("step N/...") have reached step `n`.
+  static func passedStep(_ n: Int) -> (String) -> Bool {
+    { text in
+      let steps = text.split(separator: "\n").compactMap { line -> Int? in
+        guard let r = line.range(of: "step ") else { return nil }
+        return Int(line[r.upperBound...].prefix { $0.isNumber })
+      }
+      return (steps.last ?? 0) >= n
+    }
+  }
+
   /// Starts `fpsim` and SIGKILLs it as soon as its standard error so far satisfies `killWhen`.
   /// Returns whether it was killed (false: it ended first) and what it had printed, once it and every
   /// process it had started (grid workers, which outlive it) have ended.

@@ -14,13 +14,7 @@ import Testing
     let a = dir.appendingPathComponent("a.h5").path, b = dir.appendingPathComponent("b.h5").path
     let straight = try CLI.run(["train"] + Self.common + ["--out", a])
     #expect(straight.status == 0, "\(straight.stderr)")
-    let (killed, seen) = try CLI.runAndKill(["train"] + Self.common + ["--out", b]) { text in
-      let steps = text.split(separator: "\n").compactMap { line -> Int? in
-        guard let r = line.range(of: "step ") else { return nil }
-        return Int(line[r.upperBound...].prefix { $0.isNumber })
-      }
-      return (steps.last ?? 0) >= 150
-    }
+    let (killed, seen) = try CLI.runAndKill(["train"] + Self.common + ["--out", b], when: CLI.passedStep(150))
     #expect(killed, "the run finished before it could be killed: \(seen)")
     let resumed = try CLI.run(["train", "--resume", b])
     #expect(resumed.status == 0, "\(resumed.stderr)")

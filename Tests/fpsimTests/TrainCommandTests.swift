@@ -25,13 +25,7 @@ func scratchDirectory() throws -> URL {
     #expect(straight.status == 0, "\(straight.stderr)")
 
     // Start the same run and kill it once its progress passes step 250 (two checkpoints written).
-    let (killed, seen) = try CLI.runAndKill(["train"] + Self.common + ["--out", b]) { text in
-      let steps = text.split(separator: "\n").compactMap { line -> Int? in
-        guard let r = line.range(of: "step ") else { return nil }
-        return Int(line[r.upperBound...].prefix { $0.isNumber })
-      }
-      return (steps.last ?? 0) >= 250
-    }
+    let (killed, seen) = try CLI.runAndKill(["train"] + Self.common + ["--out", b], when: CLI.passedStep(250))
     #expect(killed, "the run finished before it could be killed: \(seen)")
     // Nothing is published under the --out name until the run ends; its units are in b.partial/.
     #expect(!FileManager.default.fileExists(atPath: b))

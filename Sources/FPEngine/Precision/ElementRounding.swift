@@ -16,7 +16,8 @@ public struct ElementRounding: OperandRounder, Hashable, Codable {
   public var isStochastic: Bool { rounding.isStochastic }
   public var isAxisFree: Bool { true }
   public var needsTensorAmax: Bool { false }
-  /// A format of at most 7 mantissa bits (8 significant) within float32's range holds only bfloat16 values.
+  /// Values of at most 8 significant bits (7 mantissa bits) are bfloat16 values: bfloat16 has
+  /// float32's exponent range.
   public var outputsBFloat16: Bool { format.mantissaBits <= 7 }
   public var description: String { "\(format.name):\(rounding):\(overflow.rawValue)" }
 
