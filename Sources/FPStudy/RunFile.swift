@@ -444,6 +444,8 @@ public final class RunFileWriter: TrainingSink {
     attributes["items_per_step"] = .int(run.itemsPerStep)
     attributes["status"] = .string("running")
     for (k, v) in environment { attributes[k] = .string(v) }
+    attributes["gemm"] = .string(run.config.bf16GEMMs == true ? "bf16" : "sgemm")
+    if run.config.bf16GEMMs == true { attributes["bf16_gemms"] = .int(run.bf16GEMMs.count) }
     let rule = run.config.divergence
     attributes["divergence_smoothing"] = .double(Double(rule.smoothing))
     attributes["divergence_margin"] = .double(Double(rule.margin))

@@ -73,10 +73,7 @@ enum TrainingSession {
       summary = try train { w, spec in
         interrupt.watch(w)
         noteSetAside(w)
-        w.environment = [
-          "blas_kernel": BLASKernel.describe(), "threads": "\(threads)",
-          "gemm": spec.training.bf16GEMMs == true ? "bf16" : "sgemm",
-        ]
+        w.environment = ["blas_kernel": BLASKernel.describe(), "threads": "\(threads)"]
         progress.total = spec.training.steps
         w.onStep = {
           progress.update($0, items: w.itemsPerStep)
@@ -106,6 +103,11 @@ enum TrainingSession {
     if let a = s.finalEvalAccuracy { eval += " eval accuracy \(String(format: "%.2f", 100 * a))%," }
     var line = "\(path): \(s.status.rawValue) after \(s.steps) steps, train loss \(String(format: "%.4f", s.finalTrainLoss)),\(eval) \(String(format: "%.1f", s.wallSeconds)) s"
     if let d = s.divergedStep { line += ", diverged at step \(d)" }
+    switch s.bf16GEMMCount {
+    case 0?: line += "; --gemm bf16: no GEMM has two bfloat16 operands in this recipe, all ran on sgemm"
+    case let n?: line += ", \(n) GEMMs on the bf16 kernel"
+    case nil: break
+    }
     print(line)
     if s.status == .interrupted {
       FileHandle.standardError.write(Data("fpsim: interrupted; continue with: fpsim train --resume \(path)\n".utf8))

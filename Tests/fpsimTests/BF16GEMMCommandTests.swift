@@ -20,6 +20,8 @@ struct BF16GEMMCommandTests {
     for (args, out) in [(["--gemm", "bf16"], a), (["--gemm", "sgemm"], s)] {
       let r = try CLI.run(["train"] + Self.common + args + ["--out", out])
       #expect(r.status == 0, "\(r.stderr)")
+      // gpt-micro has 9 linear layers (2 blocks of 4, and the head), each 3 GEMMs, all bf16 here.
+      #expect(r.stdout.contains("27 GEMMs on the bf16 kernel") == (out == a), "\(r.stdout)")
     }
     let (killed, seen) = try CLI.runAndKill(["train"] + Self.common + ["--gemm", "bf16", "--out", b], when: CLI.passedStep(150))
     #expect(killed, "the run finished before it could be killed: \(seen)")
@@ -35,10 +37,11 @@ struct BF16GEMMCommandTests {
               if obj[()].tobytes() != rb[name][()].tobytes(): bad.append(name)
       ra.visititems(visit)
       same_as_sgemm = ra['checkpoints/step_400/param/transformer.wte.weight'][()].tobytes() == rs['checkpoints/step_400/param/transformer.wte.weight'][()].tobytes()
-      print(ra.attrs['gemm'], rb.attrs['gemm'], rs.attrs['gemm'], json.loads(fa.attrs['config'])['training'].get('bf16GEMMs'),
-            json.loads(fs.attrs['config'])['training'].get('bf16GEMMs'), bad, same_as_sgemm)
+      print(ra.attrs['gemm'], rb.attrs['gemm'], rs.attrs['gemm'], ra.attrs['bf16_gemms'], 'bf16_gemms' in rs.attrs,
+            json.loads(fa.attrs['config'])['training'].get('bf16GEMMs'), json.loads(fs.attrs['config'])['training'].get('bf16GEMMs'),
+            bad, same_as_sgemm)
       """)
-    #expect(out.trimmingCharacters(in: .whitespacesAndNewlines) == "bf16 bf16 sgemm True None [] False")
+    #expect(out.trimmingCharacters(in: .whitespacesAndNewlines) == "bf16 bf16 sgemm 27 False True None [] False")
   }
 
   @Test func gridSpecAndBenchTrainTakeTheMode() throws {
@@ -77,6 +80,18 @@ struct BF16GEMMCommandTests {
     #expect((json["baseline"] as? [String: Any])?["recipe"] as? String == "mxfp4 on sgemm", "\(b.stdout)")
     let floor = json["gemm_floor"] as? [String: Any] ?? [:]
     #expect((floor["bf16_ms_per_step"] as? Double ?? 0) > 0 && (floor["ms_per_step"] as? Double ?? 0) > 0, "\(b.stdout)")
+  }
+
+  /// A recipe whose operands never are all bfloat16 values says so, and records 0.
+  @Test func aRecipeWithNoBFloat16GEMMSaysSo() throws {
+    let dir = try scratchDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let out = dir.appendingPathComponent("t.h5").path
+    let r = try CLI.run(["train", "--model", "gpt-micro", "--recipe", "fp4:scale=ue4m3,tensor-scale=on", "--steps", "2",
+                         "--gemm", "bf16", "--data", dataDirectory, "--out", out])
+    #expect(r.status == 0 && r.stdout.contains("no GEMM has two bfloat16 operands in this recipe"), "\(r.stdout)")
+    let n = try python("import h5py; print(h5py.File('\(out)', 'r')['runs/run'].attrs['bf16_gemms'])")
+    #expect(n.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
   }
 
   @Test func aWrongKernelIsRefused() throws {

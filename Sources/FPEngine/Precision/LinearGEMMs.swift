@@ -43,6 +43,8 @@ public final class PrecisionRuntime {
   /// `FloatBuffer` for its cache-line alignment (the kernel's 512-bit loads then never split a line).
   private var bf16Buffer = FloatBuffer(count: 0)
   private(set) var bf16Workspace: UnsafeMutablePointer<UInt32>? = nil
+  /// The GEMMs `useBF16GEMMs` moved (`<layer>.<gemm>`; empty: every GEMM on sgemm).
+  public private(set) var bf16GEMMNames: [String] = []
 
   /// Test hook: called with every operand a GEMM reads (rounded or not), as the GEMM reads it.
   public var operandObserver: ((LinearLayerInfo, GEMMOperand, UnsafeBufferPointer<Float>, OperandLayout) -> Void)?
@@ -122,6 +124,7 @@ public final class PrecisionRuntime {
     }
     bf16Buffer = FloatBuffer(count: words)
     bf16Workspace = bf16Buffer.bf16Words
+    bf16GEMMNames = moved
     return moved
   }
 

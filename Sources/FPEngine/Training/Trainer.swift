@@ -66,7 +66,7 @@ public final class Trainer {
     RunDescription(
       model: task.model, recipe: task.precision.recipe, config: config, parameterCount: task.parameters.count,
       parameters: task.parameters.tensors, telemetryNames: task.precision.telemetryNames,
-      itemsPerStep: task.itemsPerStep, startStep: step)
+      itemsPerStep: task.itemsPerStep, startStep: step, bf16GEMMs: task.precision.bf16GEMMNames)
   }
 
   /// One training step (evaluating when due); returns its metrics.
@@ -194,7 +194,8 @@ public final class Trainer {
       status: status, steps: step, divergedStep: monitor.divergedStep, spikes: monitor.spikes,
       finalTrainLoss: lastTrainLoss, finalEvalLoss: lastEvalLoss,
       finalEvalAccuracy: lastEvalLoss == nil ? nil : task.evalAccuracy,
-      wallSeconds: Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+      wallSeconds: Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9,
+      bf16GEMMCount: config.bf16GEMMs == true ? task.precision.bf16GEMMNames.count : nil)
     sink.end(summary)
     return summary
   }

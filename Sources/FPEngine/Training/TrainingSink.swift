@@ -44,6 +44,9 @@ public struct RunDescription: Sendable {
   public var itemsPerStep: Int
   /// The step the run starts from (non-zero after a restore).
   public var startStep: Int
+  /// In the `--gemm bf16` mode (`config.bf16GEMMs`), the GEMMs that run on the bfloat16 kernel
+  /// (`<layer>.<gemm>`; empty when the recipe leaves none with two bfloat16 operands).
+  public var bf16GEMMs: [String] = []
 }
 
 /// Measurements of one training step (`step` counts from 0).
@@ -93,6 +96,8 @@ public struct RunSummary: Sendable {
   /// Classifiers: the accuracy of that last evaluation.
   public var finalEvalAccuracy: Float? = nil
   public var wallSeconds: Double
+  /// In the `--gemm bf16` mode, how many GEMMs ran on the bfloat16 kernel; nil on sgemm.
+  public var bf16GEMMCount: Int? = nil
 }
 
 /// Where the trainer reports. Every method has an empty default; `shouldStop` lets a sink interrupt the
