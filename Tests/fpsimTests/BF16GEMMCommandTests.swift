@@ -42,6 +42,11 @@ struct BF16GEMMCommandTests {
             bad, same_as_sgemm)
       """)
     #expect(out.trimmingCharacters(in: .whitespacesAndNewlines) == "bf16 bf16 sgemm 27 False True None [] False")
+    // Sharpness under the run's recipe takes the run's mode too.
+    let sh = try CLI.run(["sharpness", a, "--metric", "sam", "--under-recipe", "--json"])
+    #expect(sh.status == 0, "\(sh.stderr)")
+    let results = try JSONSerialization.jsonObject(with: Data(sh.stdout.utf8)) as? [[String: Any]] ?? []
+    #expect(results.count == 1 && (results.first?["value"] as? Double ?? .nan).isFinite, "\(sh.stdout)")
   }
 
   @Test func gridSpecAndBenchTrainTakeTheMode() throws {
