@@ -106,8 +106,8 @@ TARGET void fpsim_bf16_gemm_rows(const uint32_t *a, ptrdiff_t a_pstride, ptrdiff
   for (ptrdiff_t j = 0; j < N; j += 32) {
     ptrdiff_t w = N - j < 32 ? N - j : 32;
     int wide = w > 16;
+    // The columns of the panel's last 16-wide vector that exist (all 16 but at the right edge of C).
     __mmask16 last = (__mmask16)((1u << (wide ? w - 16 : w)) - 1);
-    if ((wide ? w - 16 : w) == 16) last = 0xFFFF;
     const uint32_t *bj = b + j;
     ptrdiff_t i = m0;
     for (; i + 8 <= m1; i += 8) {
