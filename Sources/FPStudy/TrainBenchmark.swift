@@ -78,21 +78,19 @@ public struct TrainBenchmark: Sendable {
     var gemmTimes: [Double] = [], bf16Times: [Double] = []
     for s in 0..<(warmup + steps) {
       for (i, t) in runs.enumerated() {
-        let c0 = Self.cpuSeconds(), t0 = DispatchTime.now().uptimeNanoseconds
-        _ = t.trainStep()
+        let c0 = Self.cpuSeconds()
+        let wall = QuantizeBenchmark.seconds { _ = t.trainStep() }
         if s >= warmup {
-          times[i].append(Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9)
+          times[i].append(wall)
           cpu[i] += Self.cpuSeconds() - c0
         }
       }
       if let gemms {
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        gemms.run(threads: threads)
-        if s >= warmup { gemmTimes.append(Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9) }
-        if let bf16Workspace {
-          let t1 = DispatchTime.now().uptimeNanoseconds
-          gemms.run(threads: threads, bf16: bf16Workspace)
-          if s >= warmup { bf16Times.append(Double(DispatchTime.now().uptimeNanoseconds - t1) * 1e-9) }
+        let g = QuantizeBenchmark.seconds { gemms.run(threads: threads) }
+        let b = bf16Workspace.map { w in QuantizeBenchmark.seconds { gemms.run(threads: threads, bf16: w) } }
+        if s >= warmup {
+          gemmTimes.append(g)
+          if let b { bf16Times.append(b) }
         }
       }
     }

@@ -42,9 +42,7 @@ public final class PrecisionRuntime {
   /// The packed operands of the GEMMs that `useBF16GEMMs` moved to `BF16GEMM` (nil: none moved), in a
   /// `FloatBuffer` for its cache-line alignment (the kernel's 512-bit loads then never split a line).
   private var bf16Buffer = FloatBuffer(count: 0)
-  private(set) var bf16Workspace: UnsafeMutablePointer<UInt32>? = nil
-  /// The GEMMs `useBF16GEMMs` moved (`<layer>.<gemm>`; empty: every GEMM on sgemm).
-  public private(set) var bf16GEMMNames: [String] = []
+  var bf16Workspace: UnsafeMutablePointer<UInt32>? { bf16Buffer.bf16Words }
 
   /// Test hook: called with every operand a GEMM reads (rounded or not), as the GEMM reads it.
   public var operandObserver: ((LinearLayerInfo, GEMMOperand, UnsafeBufferPointer<Float>, OperandLayout) -> Void)?
@@ -110,22 +108,24 @@ public final class PrecisionRuntime {
       throw TrainingError.invalidConfig(
         "--gemm bf16 needs a CPU with AVX512-BF16 (AMD Zen 4, Intel Cooper Lake and later); this one lacks it: drop --gemm bf16")
     }
-    var words = 0, moved: [String] = []
+    var words = 0
     for l in layers {
       let C = l.info.inFeatures, OC = l.info.outFeatures
       for g in GEMMKind.allCases {
         let (a, b) = g.operands
         guard l.precision[a]?.outputsBFloat16 == true, l.precision[b]?.outputsBFloat16 == true else { continue }
         l.bf16[g.rawValue] = true
-        moved.append("\(l.info.name).\(g)")
         let (M, N, K) = Linear.productShapes(N: l.N, C: C, OC: OC)[g.rawValue]
         words = max(words, BF16GEMM.workspaceCount(M: M, N: N, K: K))
       }
     }
     bf16Buffer = FloatBuffer(count: words)
-    bf16Workspace = bf16Buffer.bf16Words
-    bf16GEMMNames = moved
-    return moved
+    return bf16GEMMNames
+  }
+
+  /// The GEMMs on `BF16GEMM` (`<layer>.<gemm>`, in layer order; empty: every GEMM on sgemm).
+  public var bf16GEMMNames: [String] {
+    layers.flatMap { l in GEMMKind.allCases.filter { l.bf16[$0.rawValue] }.map { "\(l.info.name).\($0)" } }
   }
 
   private func maxDY() -> Int { layers.map { $0.N * $0.info.outFeatures }.max() ?? 0 }
