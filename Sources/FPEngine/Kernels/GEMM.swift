@@ -28,14 +28,18 @@ public enum GEMM {
   ) {
     if M == 0 || N == 0 { return }
     _ = singleThreadedBLAS
-    // Panels of a multiple of 16 rows (the kernel's row unroll), and enough work per panel
-    // (about 2^20 multiply-adds) to pay for waking a worker.
-    let t = max(1, min(threads, M / 16, (M * N * K) >> 20))
+    // Panels of a multiple of 48 rows, and enough work per panel (about 2^20 multiply-adds) to pay
+    // for waking a worker. A row's bits depend on where it falls in the BLAS kernel's tile of rows
+    // (C's rows are the column-major kernel's N): with OpenBLAS 0.3.21's Zen kernel (AMD Zen 2) a
+    // panel starting on row 1024 changed rows 1020-2047 of a 2048-row product, while panels starting
+    // on multiples of 12 kept every bit; with its SkylakeX kernel, multiples of 16 keep them. 48 is a
+    // multiple of both.
+    let t = max(1, min(threads, M / 48, (M * N * K) >> 20))
     if t == 1 {
       blas(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
       return
     }
-    let rows = (M / t + 15) & ~15
+    let rows = (M / t + 47) / 48 * 48
     nonisolated(unsafe) let A = A, B = B, C = C
     WorkerPool.perform(t) { i in
       let m0 = i * rows, m = min(M, m0 + rows) - m0
