@@ -3,16 +3,16 @@ import Foundation
 import Testing
 
 /// `--gemm bf16` through the built binary: recorded in the run file, resumed after SIGKILL with the same
-/// bits, in a grid spec and in `bench train`; a wrong value is refused with exit status 2.
-@Suite(
-  .serialized,
-  .enabled(
-    if: fpsim_cpu_features() & (UInt64(1) << UInt64(FPSIM_CPU_AVX512BF16)) != 0, "this CPU lacks AVX512-BF16"))
+/// bits, in a grid spec and in `bench train` (on a CPU with AVX512-BF16; skipped, and reported so,
+/// elsewhere); refused with exit status 2 and no file on a CPU without it, and for a wrong value.
+@Suite(.serialized)
 struct BF16GEMMCommandTests {
+  static let hasBF16 = fpsim_cpu_features() & (UInt64(1) << UInt64(FPSIM_CPU_AVX512BF16)) != 0
+
   static let common = ["--model", "gpt-micro", "--recipe", "bf16", "--lr", "3e-3", "--seed", "4", "--steps", "400",
                        "--eval-every", "200", "--checkpoint-every", "100", "--data", dataDirectory]
 
-  @Test func trainRecordsTheModeAndResumesWithTheSameBits() throws {
+  @Test(.enabled(if: hasBF16, "this CPU lacks AVX512-BF16")) func trainRecordsTheModeAndResumesWithTheSameBits() throws {
     let dir = try scratchDirectory()
     defer { try? FileManager.default.removeItem(at: dir) }
     let a = dir.appendingPathComponent("a.h5").path, b = dir.appendingPathComponent("b.h5").path
@@ -49,7 +49,7 @@ struct BF16GEMMCommandTests {
     #expect(results.count == 1 && (results.first?["value"] as? Double ?? .nan).isFinite, "\(sh.stdout)")
   }
 
-  @Test func gridSpecAndBenchTrainTakeTheMode() throws {
+  @Test(.enabled(if: hasBF16, "this CPU lacks AVX512-BF16")) func gridSpecAndBenchTrainTakeTheMode() throws {
     let dir = try scratchDirectory()
     defer { try? FileManager.default.removeItem(at: dir) }
     let spec = dir.appendingPathComponent("g.toml")
@@ -88,7 +88,7 @@ struct BF16GEMMCommandTests {
   }
 
   /// A recipe whose operands never are all bfloat16 values says so, and records 0.
-  @Test func aRecipeWithNoBFloat16GEMMSaysSo() throws {
+  @Test(.enabled(if: hasBF16, "this CPU lacks AVX512-BF16")) func aRecipeWithNoBFloat16GEMMSaysSo() throws {
     let dir = try scratchDirectory()
     defer { try? FileManager.default.removeItem(at: dir) }
     let out = dir.appendingPathComponent("t.h5").path
@@ -97,6 +97,16 @@ struct BF16GEMMCommandTests {
     #expect(r.status == 0 && r.stdout.contains("no GEMM has two bfloat16 operands in this recipe"), "\(r.stdout)")
     let n = try python("import h5py; print(h5py.File('\(out)', 'r')['runs/run'].attrs['bf16_gemms'])")
     #expect(n.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+  }
+
+  @Test(.enabled(if: !hasBF16, "this CPU has AVX512-BF16"))
+  func aCPUWithoutAVX512BF16IsRefused() throws {
+    let dir = try scratchDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let out = dir.appendingPathComponent("x.h5").path
+    let r = try CLI.run(["train", "--model", "gpt-micro", "--recipe", "mxfp4", "--steps", "2", "--gemm", "bf16", "--out", out])
+    #expect(r.status == 2 && r.stderr.contains("AVX512-BF16") && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+    #expect(!FileManager.default.fileExists(atPath: out))
   }
 
   @Test func aWrongKernelIsRefused() throws {
