@@ -32,8 +32,8 @@ public enum GEMM {
     // for waking a worker. A row's bits depend on where it falls in the BLAS kernel's tile of rows
     // (C's rows are the column-major kernel's N): with OpenBLAS 0.3.21's Zen kernel (AMD Zen 2) a
     // panel starting on row 1024 changed rows 1020-2047 of a 2048-row product, while panels starting
-    // on multiples of 12 kept every bit; with its SkylakeX kernel, multiples of 16 keep them. 48 is a
-    // multiple of both.
+    // on multiples of 12 kept every bit; with its AVX-512 kernels (SkylakeX, Cooperlake), multiples of
+    // 16 keep them. 48 is a multiple of both.
     let t = max(1, min(threads, M / 48, (M * N * K) >> 20))
     if t == 1 {
       blas(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
