@@ -4,7 +4,8 @@
 #   bash experiments/fp4-design-space/run.sh [all]     the grids, exported results, report, summary, figures
 #   bash experiments/fp4-design-space/run.sh summary   the README's tables, from the committed results only
 #   bash experiments/fp4-design-space/run.sh figures   the README's figures (figures/*.png), likewise
-#   bash experiments/fp4-design-space/run.sh verify    reruns one committed cell; exit 0 when bit for bit equal
+#   bash experiments/fp4-design-space/run.sh verify    reruns one committed cell; exit 0 when bit for bit equal (or,
+#                                                      with another BLAS kernel than the committed runs', within seed noise)
 #
 # Environment: FPSIM (the binary; default this checkout's .build/release/fpsim), JOBS (workers; default
 # the cores), WORK (full grid files; default experiments/fp4-design-space/work, not committed), RESULTS

@@ -4,7 +4,8 @@
 #   bash experiments/fp8-and-back/run.sh [all]     the three grids, exported results, report, summary
 #   bash experiments/fp8-and-back/run.sh summary   the README's tables, from the committed results only
 #   bash experiments/fp8-and-back/run.sh figures   the README's figures (figures/*.png), likewise
-#   bash experiments/fp8-and-back/run.sh verify    reruns one committed cell; exit 0 when bit for bit equal
+#   bash experiments/fp8-and-back/run.sh verify    reruns one committed cell; exit 0 when bit for bit equal (or,
+#                                                  with another BLAS kernel than the committed runs', within seed noise)
 #
 # Environment: FPSIM (the binary; default this checkout's .build/release/fpsim), JOBS (workers; default
 # the cores), WORK (full grid files with checkpoints; default experiments/fp8-and-back/work, not committed),
