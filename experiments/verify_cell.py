@@ -80,9 +80,9 @@ def select(ds, path, name, cell, text):
         fail(f"no cell {text} in /results/{name}: {e}")
 
 
-def within_seed_range(committed, rerun, cell, text):
-    """Status equal and final_eval_loss within the 95% bound of a seed-to-seed difference: (ok, description)."""
-    paths = ("committed", "rerun")
+def within_seed_noise(committed, rerun, paths, cell, text):
+    """Status equal and final_eval_loss within the 95% bound of a seed-to-seed difference: (ok, description).
+    `paths` (committed, rerun) name the files in error messages."""
     status = [select(ds, p, "status", cell, text) for p, ds in zip(paths, (committed, rerun))]
     loss = [float(select(ds, p, "final_eval_loss", cell, text)) for p, ds in zip(paths, (committed, rerun))]
     others = {k: v for k, v in cell.items() if k != "seed"}
@@ -108,7 +108,7 @@ def main(argv):
     where = ", ".join(f"{k} {v}" for k, v in cell.items())
     kernels = blas_kernel(argv[0], cell), blas_kernel(argv[1], cell)
     if None not in kernels and kernels[0] != kernels[1]:
-        ok, what = within_seed_range(committed, rerun, cell, argv[2])
+        ok, what = within_seed_noise(committed, rerun, argv[:2], cell, argv[2])
         print(f"verify: {where} was committed with OpenBLAS's {kernels[0]} kernel and rerun with {kernels[1]}, "
               f"which sums float32 products in another order, so bits cannot match; "
               f"{'reproduces within seed noise' if ok else 'does NOT reproduce'}: {what}")
