@@ -72,8 +72,8 @@ struct BlockRun: KernelVisitor {
         chunk += 1
         if chunk == chunksPerBlock { chunk = 0; b += 1 }
       }
-      sat = events.saturated.wrappedSum()
-      flush = events.flushed.wrappedSum()
+      sat = UInt32(bitPattern: events.saturated.wrappedSum())
+      flush = UInt32(bitPattern: events.flushed.wrappedSum())
     }
     while lo < n {
       let b = lo / block
@@ -100,24 +100,28 @@ struct BlockRun: KernelVisitor {
 /// pass over each column group: counted inside their element loops into lanes kept in memory, the
 /// lanes were reloaded after every store to the output (which the compiler cannot tell apart from them).
 struct EventLanes {
-  let past: SIMD16<UInt32>, span: SIMD16<UInt32>
-  var saturated = SIMD16<UInt32>(), flushed = SIMD16<UInt32>()
+  let limit: SIMD16<Int32>
+  var saturated = SIMD16<Int32>(), flushed = SIMD16<Int32>()
 
-  init(limit: UInt32) {
-    past = SIMD16(repeating: limit &+ 1)
-    span = SIMD16(repeating: 0x7F80_0000 &- limit)
-  }
+  init(limit: UInt32) { self.limit = SIMD16(repeating: Int32(bitPattern: limit)) }
 
   @inline(__always)
   mutating func add(input x: SIMD16<UInt32>, down d: SIMD16<Float>, output o: SIMD16<UInt32>) {
-    // Constants as literals here: `static let`s are read through a lazy initializer's check, which
-    // made the kernels ten times slower.
-    let magnitude = SIMD16<UInt32>(repeating: 0x7FFF_FFFF), one = SIMD16<UInt32>(repeating: 1)
-    let zero = SIMD16<UInt32>(repeating: 0), infinity = SIMD16<UInt32>(repeating: 0x7F80_0000)
-    let ax = x & magnitude, ao = o & magnitude
-    let ay = unsafeBitCast(unsafeBitCast(x, to: SIMD16<Float>.self) * d, to: SIMD16<UInt32>.self) & magnitude
-    saturated &+= zero.replacing(with: one, where: ay &- past .< span)
-    flushed &+= zero.replacing(with: one, where: (ax &- one .< infinity) .& (ao .== zero))
+    // Sign masks, not comparisons: every operand is a magnitude's bits (below 2^31) or a difference of
+    // two, so each test a < b is the sign of a - b, and (p & q) >> 31 (arithmetic) is -1 where both p
+    // and q are negative, else 0; the lanes count by subtracting it. (With `.<` and `replacing`, the
+    // comparison masks were packed to bytes and widened back on AVX2, a quarter of the block loops.)
+    // Constants as literals: `static let`s are read through a lazy initializer's check, which made the
+    // kernels ten times slower.
+    let magnitude = SIMD16<Int32>(repeating: 0x7FFF_FFFF), aboveInfinity = SIMD16<Int32>(repeating: 0x7F80_0001)
+    let zero = SIMD16<Int32>(), one = SIMD16<Int32>(repeating: 1)
+    let ax = unsafeBitCast(x, to: SIMD16<Int32>.self) & magnitude
+    let ao = unsafeBitCast(o, to: SIMD16<Int32>.self) & magnitude
+    let ay = unsafeBitCast(unsafeBitCast(x, to: SIMD16<Float>.self) * d, to: SIMD16<Int32>.self) & magnitude
+    // limit < ay <= Inf's bits: past the limit (finite or infinite), not NaN.
+    saturated &-= ((limit &- ay) & (ay &- aboveInfinity)) &>> 31
+    // 0 < ax <= Inf's bits (non-zero, not NaN) and ao == 0 (ao - 1 < 0).
+    flushed &-= ((zero &- ax) & (ax &- aboveInfinity) & (ao &- one)) &>> 31
   }
 }
 

@@ -38,7 +38,7 @@ struct ColumnRun: KernelVisitor {
           output: UnsafeRawPointer(dst + r * cols + c0).loadUnaligned(as: SIMD16<UInt32>.self))
       }
     }
-    saturated = events.saturated.wrappedSum()
-    flushed = events.flushed.wrappedSum()
+    saturated = UInt32(bitPattern: events.saturated.wrappedSum())
+    flushed = UInt32(bitPattern: events.flushed.wrappedSum())
   }
 }
