@@ -5,8 +5,8 @@
 /// quantizing A = X^T (or A R, R a random Hadamard transform along A's rows) along its rows and
 /// transposing back, with A's element counters (element (r, c) of X draws counter c * rows + r).
 /// Transposing out and back costs more than the quantization (the column strips are strided reads
-/// that the prefetchers do not follow). Here X is read row by row in tiles of T rows x 16 columns:
-/// each column of a tile holds whole blocks of A's rows, so one 16-lane vector per tile row carries
+/// that the prefetchers do not follow). Here X is read in tiles of T whole rows, row by row, and kept
+/// as groups of 16 columns (T x 16 each): each column of a group holds whole blocks of A's rows, so one 16-lane vector per tile row carries
 /// 16 blocks at once, the block amaxes are vertical maxima (no horizontal reductions), the Hadamard
 /// transform is 16 fused multiply-adds per row with the same operation order as the row transform,
 /// and the results are bit for bit those of the transposing path (ColumnBlockTests checks this).
@@ -29,19 +29,18 @@ extension BlockQuantizer {
     let split = Self.columnSplit(rows: rows, cols: cols, height: height, threads: threads)
     nonisolated(unsafe) let src = src, dst = dst
     let matrix = hadamard?.matrix
-    // Tensor amax of A (R): over the transformed tiles when there is a transform. Those are parked in
-    // dst (same positions), and the quantization pass then reads them from there untransformed.
+    // Tensor amax of A (R): over X itself, or over the transformed tiles when there is a transform.
+    // Those are parked in dst (same positions), and the quantization pass then reads them from there
+    // untransformed.
     var tensorAmax: Float = 0
     var input = UnsafePointer(src), transform = matrix
     if needsTensorAmax {
-      tensorAmax = parallelMax(split) { tile, buffer in
-        var m: UInt32 = 0
-        for g in 0..<groups {
-          Self.loadTile(src, cols: cols, r0: tile * height, c0: g * 16, height: height, into: buffer, hadamard: matrix)
-          m = max(m, Self.columnMax(buffer, rows: height))
-          if matrix != nil { Self.storeTile(buffer, into: dst, cols: cols, r0: tile * height, c0: g * 16, height: height) }
-        }
-        return Float(bitPattern: m)
+      tensorAmax = parallelMax(split, scratch: height * cols) { tile, buffer in
+        let r0 = tile * height
+        guard matrix != nil else { return BlockAmax.finiteAmax(src + r0 * cols, height * cols) }
+        Self.loadTiles(src, cols: cols, r0: r0, height: height, into: buffer, hadamard: matrix)
+        Self.storeTiles(buffer, into: dst, cols: cols, r0: r0, height: height)
+        return BlockAmax.finiteAmax(buffer, height * cols)
       }
       if matrix != nil { (input, transform) = (UnsafePointer(dst), nil) }
     }
@@ -55,11 +54,7 @@ extension BlockQuantizer {
         let down = buffer + height * cols, up = down + cols
         for tile in split.interleaved(w) {
           let r0 = tile * height
-          for g in 0..<groups {
-            Self.loadTile(
-              source, cols: cols, r0: r0, c0: g * 16, height: height, into: buffer + g * height * 16,
-              hadamard: sourceTransform)
-          }
+          Self.loadTiles(source, cols: cols, r0: r0, height: height, into: buffer, hadamard: sourceTransform)
           for b0 in stride(from: 0, to: height, by: block) {
             // Column c's block: rows r0 + b0 ..< r0 + b0 + block.
             var m: UInt32 = 0
@@ -104,28 +99,31 @@ extension BlockQuantizer {
     WorkSplit(count: rows / height, threads: threads, grain: 32_768, work: rows * cols)
   }
 
-  /// Tile rows r0 ..< r0 + height, columns c0 ..< c0 + 16 of `src` into `buffer` (height x 16), each
-  /// group of 16 rows transformed down its columns when `hadamard` (R row-major, 16 x 16) is given:
-  /// out row j = sum_k R[k][j] * in row k, in four partial sums over k mod 4 with fused multiply-adds,
-  /// the operation order of the row transform `RandomHadamard.forward`.
+  /// Rows r0 ..< r0 + height of `src` [*, cols] into `buffer` group-major ([cols / 16][height][16]),
+  /// read row by row: the hardware prefetchers follow rows, and 16-column strips read group by group
+  /// missed the cache on most of their loads. With `hadamard` (R row-major, 16 x 16), each group's
+  /// pieces of 16 rows are then transformed down their columns in place: out row j = sum_k R[k][j] *
+  /// in row k, in four partial sums over k mod 4 with fused multiply-adds, the operation order of the
+  /// row transform `RandomHadamard.forward`.
   @inline(__always)
-  static func loadTile(
-    _ src: UnsafePointer<Float>, cols: Int, r0: Int, c0: Int, height: Int, into buffer: UnsafeMutablePointer<Float>,
+  static func loadTiles(
+    _ src: UnsafePointer<Float>, cols: Int, r0: Int, height: Int, into buffer: UnsafeMutablePointer<Float>,
     hadamard matrix: [Float]?
   ) {
     typealias V = SIMD16<Float>
-    let raw = UnsafeMutableRawPointer(buffer)
-    guard let matrix else {
-      for r in 0..<height {
-        raw.storeBytes(of: UnsafeRawPointer(src + (r0 + r) * cols + c0).loadUnaligned(as: V.self), toByteOffset: r * 64, as: V.self)
+    let raw = UnsafeMutableRawPointer(buffer), groups = cols / 16
+    for r in 0..<height {
+      let row = UnsafeRawPointer(src + (r0 + r) * cols)
+      for g in 0..<groups {
+        raw.storeBytes(of: row.loadUnaligned(fromByteOffset: g * 64, as: V.self), toByteOffset: (g * height + r) * 64, as: V.self)
       }
-      return
     }
+    guard let matrix else { return }
     matrix.withUnsafeBufferPointer { m in
       let R = m.baseAddress!
-      for g in stride(from: 0, to: height, by: 16) {
-        withUnsafeTemporaryAllocation(of: V.self, capacity: 16) { xs in
-          for k in 0..<16 { xs[k] = UnsafeRawPointer(src + (r0 + g + k) * cols + c0).loadUnaligned(as: V.self) }
+      withUnsafeTemporaryAllocation(of: V.self, capacity: 16) { xs in
+        for piece in stride(from: 0, to: groups * height, by: 16) {
+          for k in 0..<16 { xs[k] = raw.load(fromByteOffset: (piece + k) * 64, as: V.self) }
           for j in 0..<16 {
             var a0 = V(repeating: 0), a1 = a0, a2 = a0, a3 = a0
             for k in stride(from: 0, to: 16, by: 4) {
@@ -134,21 +132,25 @@ extension BlockQuantizer {
               a2 = a2.addingProduct(V(repeating: R[(k + 2) * 16 + j]), xs[k + 2])
               a3 = a3.addingProduct(V(repeating: R[(k + 3) * 16 + j]), xs[k + 3])
             }
-            raw.storeBytes(of: (a0 + a1) + (a2 + a3), toByteOffset: (g + j) * 64, as: V.self)
+            raw.storeBytes(of: (a0 + a1) + (a2 + a3), toByteOffset: (piece + j) * 64, as: V.self)
           }
         }
       }
     }
   }
 
-  /// The inverse of `loadTile` without a transform: a height x 16 tile back to its place in `dst`.
+  /// The inverse of `loadTiles` without a transform: the group-major tiles back to rows r0 ..< r0 +
+  /// height of `dst`, row by row.
   @inline(__always)
-  static func storeTile(
-    _ buffer: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, cols: Int, r0: Int, c0: Int, height: Int
+  static func storeTiles(
+    _ buffer: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, cols: Int, r0: Int, height: Int
   ) {
+    let raw = UnsafeRawPointer(buffer)
     for r in 0..<height {
-      UnsafeMutableRawPointer(dst + (r0 + r) * cols + c0).storeBytes(
-        of: UnsafeRawPointer(buffer + r * 16).loadUnaligned(as: SIMD16<Float>.self), as: SIMD16<Float>.self)
+      let row = UnsafeMutableRawPointer(dst + (r0 + r) * cols)
+      for g in 0..<cols / 16 {
+        row.storeBytes(of: raw.load(fromByteOffset: (g * height + r) * 64, as: SIMD16<Float>.self), toByteOffset: g * 64, as: SIMD16<Float>.self)
+      }
     }
   }
 
@@ -165,23 +167,14 @@ extension BlockQuantizer {
     }
   }
 
-  /// The finite max |x| bits of a whole tile.
-  @inline(__always)
-  static func columnMax(_ tile: UnsafePointer<Float>, rows: Int) -> UInt32 {
-    let lanes = columnMaxLanes(tile, rows: rows)
-    var m: UInt32 = 0
-    for j in 0..<16 { m = max(m, lanes[j]) }
-    return m
-  }
-
-  /// max over tiles of `body(tile, scratch)` (float bits compared as integers: all non-negative), tiles
-  /// dealt round as `split` says.
+  /// max over tiles of `body(tile, scratch)` (`capacity` floats of scratch per thread), tiles dealt
+  /// round as `split` says.
   private func parallelMax(
-    _ split: WorkSplit, _ body: @Sendable (Int, UnsafeMutablePointer<Float>) -> Float
+    _ split: WorkSplit, scratch capacity: Int, _ body: @Sendable (Int, UnsafeMutablePointer<Float>) -> Float
   ) -> Float {
     split.map { w in
       var m: Float = 0
-      withAlignedTemporary(of: Float.self, capacity: 256 * 16) { scratch in
+      withAlignedTemporary(of: Float.self, capacity: capacity) { scratch in
         for tile in split.interleaved(w) { m = max(m, body(tile, scratch)) }
       }
       return m
