@@ -16,25 +16,29 @@ struct ColumnRun: KernelVisitor {
     let high = rng.highKey(first), low0 = UInt32(truncatingIfNeeded: first)
     precondition(
       UInt64(cols) * UInt64(stride) <= (1 << 32) - (first & 0xFFFF_FFFF), "block tensors are limited to 2^32 values")
-    // The counts in a second pass over each column group, from its inputs and outputs as vectors
-    // (`EventLanes`): counted inside the rounding loop into lanes in memory they took over half of this
-    // kernel's time, and read back right after each row's store they stalled on it.
+    // Row by row, each row's groups in turn, so the stores run along the output's rows (group by
+    // group, each 64-byte store went to another row, and most of them missed the cache). The counts
+    // in a second pass, from the inputs and outputs as vectors (`EventLanes`): counted inside the
+    // rounding loop into lanes in memory they took over half of this kernel's time, and read back
+    // right after each store they stalled on it.
     var events = EventLanes(limit: limit)
-    for c0 in Swift.stride(from: 0, to: cols, by: 16) {
-      let group = src + (c0 / 16) * groupStride, d = down + c0, u = up + c0
-      let low = low0 &+ UInt32(truncatingIfNeeded: c0) &* stride
-      for r in 0..<rows {
-        let o = dst + r * cols + c0, x = group + r * 16
+    for r in 0..<rows {
+      let o = dst + r * cols
+      for c0 in Swift.stride(from: 0, to: cols, by: 16) {
+        let x = src + (c0 / 16) * groupStride + r * 16, d = down + c0, u = up + c0
+        let low = low0 &+ UInt32(truncatingIfNeeded: c0) &* stride &+ UInt32(truncatingIfNeeded: r)
         for j in 0..<16 {
-          let c = low &+ UInt32(truncatingIfNeeded: j) &* stride &+ UInt32(truncatingIfNeeded: r)
+          let c = low &+ UInt32(truncatingIfNeeded: j) &* stride
           let random = R.usesRandom ? rng.bits32(low: c, high: high) : 0
-          o[j] = BlockRun.one(x[j], d[j], u[j], rule, k, random, limit).0
+          o[c0 + j] = BlockRun.one(x[j], d[j], u[j], rule, k, random, limit).0
         }
       }
-      let dv = UnsafeRawPointer(d).loadUnaligned(as: SIMD16<Float>.self)
-      for r in 0..<rows {
+    }
+    for r in 0..<rows {
+      for c0 in Swift.stride(from: 0, to: cols, by: 16) {
         events.add(
-          input: UnsafeRawPointer(group + r * 16).loadUnaligned(as: SIMD16<UInt32>.self), down: dv,
+          input: UnsafeRawPointer(src + (c0 / 16) * groupStride + r * 16).loadUnaligned(as: SIMD16<UInt32>.self),
+          down: UnsafeRawPointer(down + c0).loadUnaligned(as: SIMD16<Float>.self),
           output: UnsafeRawPointer(dst + r * cols + c0).loadUnaligned(as: SIMD16<UInt32>.self))
       }
     }
