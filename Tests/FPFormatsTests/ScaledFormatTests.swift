@@ -35,6 +35,24 @@ func scaled(_ spec: String) throws -> BlockQuantizer { BlockQuantizer(format: tr
     #expect(stats.saturated == 1 && stats.flushedToZero == 31 && stats.blocks == 1)
   }
 
+  /// The README's promise: `tensor-scale` leaves power-of-two scales (rules floor and ceil) bit for bit
+  /// as they are, while the same input does change under the amax rule (so the input reaches the case
+  /// where a tensor factor matters: block maxima far from 1 over many binades).
+  @Test(arguments: ["e2m1/ue8m0/32", "e2m1/ue8m0/32:rule=ceil", "e4m3fn/ue8m0/16"])
+  func tensorScaleLeavesPowerOfTwoScalesAsTheyAre(spec: String) throws {
+    var x = Distribution.studentT(3).sample(64 * 32, seed: 4)
+    for b in 0..<64 { for j in 0..<32 { x[b * 32 + j] *= Float(sign: .plus, exponent: b * 3 - 90, significand: 1) } }
+    func run(_ spec: String) throws -> ([UInt32], QuantizationStats) {
+      var stats = QuantizationStats()
+      let out = try BlockQuantizer(format: try ScaledFormat(parsing: spec)).quantize(x, stats: &stats)
+      return (out.map(\.bitPattern), stats)
+    }
+    let (plain, plainStats) = try run(spec)
+    let (scaled, scaledStats) = try run(spec + ":tensor-scale")
+    #expect(plain == scaled && plainStats == scaledStats)
+    #expect(try run("e2m1/ue4m3/16").0 != run("e2m1/ue4m3/16:tensor-scale").0, "the amax rule uses the tensor scale")
+  }
+
   @Test func ceilRuleRoundsTheScaleUp() throws {
     // amax 7: floor rule e = 2 - 2 = 0 (7 saturates to 6); ceil rule e = ceil(log2(7/6)) = 1
     // (7/2 = 3.5 ties to 4 -> 8; 1/2 = 0.5 is an E2M1 subnormal -> 1).
