@@ -446,6 +446,7 @@ public final class RunFileWriter: TrainingSink {
     for (k, v) in environment { attributes[k] = .string(v) }
     attributes["gemm"] = .string(run.config.bf16GEMMs == true ? "bf16" : "sgemm")
     if run.config.bf16GEMMs == true { attributes["bf16_gemms"] = .int(run.bf16GEMMs.count) }
+    if let skipped = run.hadamardSkipped { attributes["hadamard_skipped"] = .string(skipped.joined(separator: ",")) }
     let rule = run.config.divergence
     attributes["divergence_smoothing"] = .double(Double(rule.smoothing))
     attributes["divergence_margin"] = .double(Double(rule.margin))

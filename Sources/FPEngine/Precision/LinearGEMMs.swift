@@ -128,6 +128,15 @@ public final class PrecisionRuntime {
     layers.flatMap { l in GEMMKind.allCases.filter { l.bf16[$0.rawValue] }.map { "\(l.info.name).\($0)" } }
   }
 
+  /// The GEMMs whose recipe asks for a Hadamard transform that does not divide their reduction length:
+  /// they run without it (`<layer>.<gemm>`, in layer order; empty when every transform runs).
+  public var hadamardSkippedNames: [String] {
+    layers.flatMap { l in
+      GEMMKind.allCases.filter { g in l.hadamards[g.rawValue].map { l.reductionLength(g) % $0.size != 0 } ?? false }
+        .map { "\(l.info.name).\($0)" }
+    }
+  }
+
   private func maxDY() -> Int { layers.map { $0.N * $0.info.outFeatures }.max() ?? 0 }
 
   /// `<layer>.<operand>` for every rounded operand, in the order `telemetry` fills.
@@ -232,6 +241,16 @@ public final class LinearGEMMs {
     clipW = precision.clipSaturated && precision[.forwardW] != nil ? SaturationList(capacity: OC * C) : nil
     xq = FloatBuffer(count: precision[.forwardX] != nil && reuseWeightGradX ? N * C : 0)
     wq = FloatBuffer(count: precision[.forwardW] != nil && reuseDataGradW ? OC * C : 0)
+  }
+
+  /// The length GEMM `g` sums over: the input features (forward), the output features (data
+  /// gradient), the rows B*T (weight gradient).
+  func reductionLength(_ g: GEMMKind) -> Int {
+    switch g {
+    case .forward: return info.inFeatures
+    case .dataGrad: return info.outFeatures
+    case .weightGrad: return N
+    }
   }
 
   /// Rounds `src` as operand `op` into `dst` (or returns `src` when the recipe leaves it alone).

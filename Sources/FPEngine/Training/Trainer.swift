@@ -66,7 +66,8 @@ public final class Trainer {
     RunDescription(
       model: task.model, recipe: task.precision.recipe, config: config, parameterCount: task.parameters.count,
       parameters: task.parameters.tensors, telemetryNames: task.precision.telemetryNames,
-      itemsPerStep: task.itemsPerStep, startStep: step, bf16GEMMs: task.precision.bf16GEMMNames)
+      itemsPerStep: task.itemsPerStep, startStep: step, bf16GEMMs: task.precision.bf16GEMMNames,
+      hadamardSkipped: task.precision.recipe.hadamard.contains { $0 != nil } ? task.precision.hadamardSkippedNames : nil)
   }
 
   /// One training step (evaluating when due); returns its metrics.

@@ -47,6 +47,9 @@ public struct RunDescription: Sendable {
   /// In the `--gemm bf16` mode (`config.bf16GEMMs`), the GEMMs that run on the bfloat16 kernel
   /// (`<layer>.<gemm>`; empty when the recipe leaves none with two bfloat16 operands).
   public var bf16GEMMs: [String] = []
+  /// The GEMMs that run without the Hadamard transform their recipe asks for, because its size does
+  /// not divide their reduction length (`<layer>.<gemm>`); nil when the recipe asks for none.
+  public var hadamardSkipped: [String]? = nil
 }
 
 /// Measurements of one training step (`step` counts from 0).
