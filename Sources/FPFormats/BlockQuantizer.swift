@@ -168,18 +168,23 @@ public struct BlockQuantizer: Sendable {
         Self.moveTiles(base, tb, rows: rows, cols: cols, tr: tr, tc: tc, gather: false)
       }
     case .tile(let tr, let tc):
+      // Short tiles at the edges: tile by tile, each one block; the block counter is the tile's
+      // position in tile order, as for whole tiles.
       var tile = [Float](repeating: 0, count: tr * tc)
-      var index = firstIndex
+      var index = firstIndex, block = firstIndex / (tr * tc)
       for r0 in stride(from: 0, to: rows, by: tr) {
         for c0 in stride(from: 0, to: cols, by: tc) {
           let h = min(tr, rows - r0), w = min(tc, cols - c0)
           tile.withUnsafeMutableBufferPointer { tp in
             let tb = tp.baseAddress!
             for r in 0..<h { for c in 0..<w { tb[r * w + c] = base[(r0 + r) * cols + c0 + c] } }
-            quantizeRows(tb, rows: 1, cols: h * w, block: h * w, tensorAmax: tensorAmax, first: index, stats: &stats)
+            quantizeRows(
+              tb, rows: 1, cols: h * w, block: h * w, tensorAmax: tensorAmax, first: index, firstBlock: block,
+              stats: &stats)
             for r in 0..<h { for c in 0..<w { base[(r0 + r) * cols + c0 + c] = tb[r * w + c] } }
           }
           index += h * w
+          block += 1
         }
       }
     }

@@ -21,7 +21,7 @@ import Foundation  // frexp, fmaf
 ///    whole row (`row`), everything (`tensor`), or (on X) RxC tiles, short at the right and bottom
 ///    edges, taken tile row by tile row, each tile's values in row-major order. Element counter i is a
 ///    value's position in that order (A's row-major order for rows); block b is the block's position
-///    in block order, except for tiles (see `tileBlockIndex`).
+///    in block order (for tiles, the tile's position in that order, short tiles included).
 /// 3. A_t = max |a| over the finite values of A (0 if none); per block A_b likewise.
 /// 4. Per block, from the rule, a factor `down` applied before element rounding, `up` after, and the
 ///    stored scale:
@@ -87,7 +87,6 @@ public struct ReferenceBlockQuantizer: Sendable {
     // The blocks: lists of positions in A, in block order, each in counter order.
     var blocks: [[Int]] = []
     var counters: [Int] = []  // counter of the value at each position of the concatenated blocks
-    var blockIndices: [Int] = []
     switch format.block {
     case .vector(let n):
       for r in 0..<ar {
@@ -107,10 +106,7 @@ public struct ReferenceBlockQuantizer: Sendable {
       }
     }
     var position = 0
-    for (ordinal, block) in blocks.enumerated() {
-      blockIndices.append(tileBlockIndex(ordinal: ordinal, valuesBefore: position, size: block.count))
-      for _ in block { counters.append(position); position += 1 }
-    }
+    for block in blocks { for _ in block { counters.append(position); position += 1 } }
 
     let tensorAmax = Self.finiteAmax(a)
     let element = ReferenceQuantizer(
@@ -126,7 +122,7 @@ public struct ReferenceBlockQuantizer: Sendable {
     var k = 0
     for (b, block) in blocks.enumerated() {
       let blockAmax = Self.finiteAmax(block.map { a[$0] })
-      let f = factors(blockAmax: blockAmax, tensorAmax: tensorAmax, blockIndex: blockIndices[b], scaleRounder, &stats)
+      let f = factors(blockAmax: blockAmax, tensorAmax: tensorAmax, blockIndex: b, scaleRounder, &stats)
       scales.append(f.stored)
       for p in block {
         let v = a[p]
@@ -155,15 +151,6 @@ public struct ReferenceBlockQuantizer: Sendable {
       (out, elements) = (back, backElements)
     }
     return Result(values: out, elements: elements, scales: scales, stats: stats)
-  }
-
-  /// The random counter of a block's scale (stochastic scale rounding): its ordinal b in block order,
-  /// except for 2-D tiles, where it is (values in the tiles before it) / (its own size), as
-  /// `BlockQuantizer` numbers a tile: the ordinal for a matrix of whole tiles, a larger number for
-  /// the short tiles at the edges.
-  func tileBlockIndex(ordinal: Int, valuesBefore: Int, size: Int) -> Int {
-    if case .tile = format.block { return valuesBefore / size }
-    return ordinal
   }
 
   /// Step 4: (down, up, stored) for a block whose finite max |x| is `blockAmax`; counts the scale clamps.

@@ -53,6 +53,32 @@ func scaled(_ spec: String) throws -> BlockQuantizer { BlockQuantizer(format: tr
     #expect(try run("e2m1/ue4m3/16").0 != run("e2m1/ue4m3/16:tensor-scale").0, "the amax rule uses the tensor scale")
   }
 
+  /// Stochastic scale rounding draws one counter per tile, its position in tile order, short edge tiles
+  /// included. Two tiles of a 21 x 20 matrix (16 x 16 tiles) each hold one value 6.375, so both scales
+  /// are 6.375 / 6 = 1.0625, midway between the UE4M3 values 1 and 1.125: each rounds up with
+  /// probability 1/2, and the value comes out as 6 (scale 1, element saturated) or 6.75 (1.125 x 6).
+  /// With distinct counters the two tiles disagree under some of 32 seeds (all agree with probability
+  /// 2^-31); numbered by (values before) / (own size), as before, tiles (0, 16) and (16, 0) both drew
+  /// counter 4 and always agreed.
+  @Test func edgeTilesDrawTheirOwnScaleCounters() throws {
+    let format = try ScaledFormat(parsing: "e2m1/ue4m3/16x16:scale-rounding=stochastic")
+    var disagreements = 0, ups = 0
+    for seed in 0..<32 {
+      var x = [Float](repeating: 0, count: 21 * 20)
+      x[0 * 20 + 16] = 6.375
+      x[16 * 20 + 0] = 6.375
+      var stats = QuantizationStats()
+      try x.withUnsafeMutableBufferPointer {
+        try BlockQuantizer(format: format, seed: UInt64(seed), stream: 7).quantize($0, rows: 21, cols: 20, stats: &stats)
+      }
+      let a = x[16], b = x[16 * 20]
+      #expect([6, 6.75].contains(a) && [6, 6.75].contains(b), "seed \(seed): \(a), \(b)")
+      disagreements += a != b ? 1 : 0
+      ups += (a == 6.75 ? 1 : 0) + (b == 6.75 ? 1 : 0)
+    }
+    #expect(disagreements > 0 && ups > 0 && ups < 64, "\(disagreements) disagreements, \(ups) of 64 scales rounded up")
+  }
+
   @Test func ceilRuleRoundsTheScaleUp() throws {
     // amax 7: floor rule e = 2 - 2 = 0 (7 saturates to 6); ceil rule e = ceil(log2(7/6)) = 1
     // (7/2 = 3.5 ties to 4 -> 8; 1/2 = 0.5 is an E2M1 subnormal -> 1).
