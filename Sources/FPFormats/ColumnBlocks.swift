@@ -6,10 +6,11 @@
 /// transposing back, with A's element counters (element (r, c) of X draws counter c * rows + r).
 /// Transposing out and back costs more than the quantization (the column strips are strided reads
 /// that the prefetchers do not follow). Here X is read in tiles of T whole rows, row by row, and kept
-/// as groups of 16 columns (T x 16 each): each column of a group holds whole blocks of A's rows, so one 16-lane vector per tile row carries
-/// 16 blocks at once, the block amaxes are vertical maxima (no horizontal reductions), the Hadamard
-/// transform is 16 fused multiply-adds per row with the same operation order as the row transform,
-/// and the results are bit for bit those of the transposing path (ColumnBlockTests checks this).
+/// as groups of 16 columns (T x 16 each): each column of a group holds whole blocks of A's rows, so one
+/// 16-lane vector per tile row carries 16 blocks at once, the block amaxes are vertical maxima (no
+/// horizontal reductions), the Hadamard transform is 16 fused multiply-adds per row with the same
+/// operation order as the row transform, and the results are bit for bit those of the transposing
+/// path (ColumnBlockTests checks this).
 extension BlockQuantizer {
   /// Quantizes `src` [rows, cols] with blocks down its columns into `dst` (same layout, not
   /// overlapping), with an optional 16-point Hadamard transform down the columns first. Returns false,
@@ -115,7 +116,8 @@ extension BlockQuantizer {
     for r in 0..<height {
       let row = UnsafeRawPointer(src + (r0 + r) * cols)
       for g in 0..<groups {
-        raw.storeBytes(of: row.loadUnaligned(fromByteOffset: g * 64, as: V.self), toByteOffset: (g * height + r) * 64, as: V.self)
+        let v = row.loadUnaligned(fromByteOffset: g * 64, as: V.self)
+        raw.storeBytes(of: v, toByteOffset: (g * height + r) * 64, as: V.self)
       }
     }
     guard let matrix else { return }
@@ -149,7 +151,8 @@ extension BlockQuantizer {
     for r in 0..<height {
       let row = UnsafeMutableRawPointer(dst + (r0 + r) * cols)
       for g in 0..<cols / 16 {
-        row.storeBytes(of: raw.load(fromByteOffset: (g * height + r) * 64, as: SIMD16<Float>.self), toByteOffset: g * 64, as: SIMD16<Float>.self)
+        let v = raw.load(fromByteOffset: (g * height + r) * 64, as: SIMD16<Float>.self)
+        row.storeBytes(of: v, toByteOffset: g * 64, as: SIMD16<Float>.self)
       }
     }
   }
