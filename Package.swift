@@ -40,7 +40,9 @@ let package = Package(
     // MARK: Library layers
     .target(name: "FPFormats", swiftSettings: native),
     .target(name: "FPStore", dependencies: ["CHDF5", "CZstd"], swiftSettings: native),
-    .target(name: "FPEngine", dependencies: ["FPFormats", "CBLAS", "CZlib", "CExponentCounts", "CBF16GEMM"], swiftSettings: native),
+    .target(
+      name: "FPEngine", dependencies: ["FPFormats", "CBLAS", "CZlib", "CExponentCounts", "CBF16GEMM", "CCPUFeatures"],
+      swiftSettings: native),
     .target(name: "FPStudy", dependencies: ["FPFormats", "FPEngine", "FPStore"], swiftSettings: native),
     // System libraries with shim headers (HDF5's type and property-list ids are macros that Swift cannot
     // import: the shims wrap them); hdf5_hl is linked by the module map.

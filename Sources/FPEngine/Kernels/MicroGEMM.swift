@@ -1,3 +1,5 @@
+import CCPUFeatures
+
 /// A register-blocked block product for the small, causal matrix products of attention (T x T by
 /// T x hs per head), where a BLAS call per head costs more in overhead and wasted upper-triangle work
 /// than the arithmetic itself:
@@ -6,9 +8,17 @@
 ///
 /// with A(r, j) = a[r * lda + j], or a[j * lda + r] when `aTransposed`, and B's rows at b + j * ldb.
 /// Four rows by 32 columns of accumulators (eight 16-wide vectors) stay in registers over the whole j
-/// loop. The summation order over j is fixed: results do not depend on how callers split their work.
+/// loop where the module is compiled for AVX-512 (32 vector registers), four rows by 16 columns
+/// elsewhere: with 256-bit registers, 32 columns' accumulators take all sixteen, and the spills cost
+/// about a quarter of the kernel's time on AVX2. The summation order over j is fixed, whatever the
+/// width: results do not depend on it or on how callers split their work.
 enum MicroGEMM {
   typealias V16 = SIMD16<Float>
+
+  /// Whether this module was compiled for AVX-512 (a constant once compiled: `fpsim_built_features`
+  /// is inlined with the module's own CPU flags).
+  @inline(__always)
+  static var wide: Bool { fpsim_built_features() & (UInt64(1) << UInt64(FPSIM_CPU_AVX512F)) != 0 }
 
   @inline(__always)
   static func load(_ p: UnsafePointer<Float>) -> V16 { UnsafeRawPointer(p).loadUnaligned(as: V16.self) }
@@ -21,7 +31,7 @@ enum MicroGEMM {
   @inline(__always)
   static func rows4(
     out: UnsafeMutablePointer<Float>, ldo: Int, a: UnsafePointer<Float>, lda: Int, aTransposed: Bool,
-    b: UnsafePointer<Float>, ldb: Int, R: Int, K: Int, W: Int, accumulate: Bool
+    b: UnsafePointer<Float>, ldb: Int, R: Int, K: Int, W: Int, accumulate: Bool, wide: Bool = MicroGEMM.wide
   ) {
     // Rows beyond R read row R-1 again (in bounds) and are not stored.
     let r1 = min(1, R - 1), r2 = min(2, R - 1), r3 = min(3, R - 1)
@@ -29,7 +39,7 @@ enum MicroGEMM {
     let js = aTransposed ? lda : 1, rs = aTransposed ? 1 : lda
     let o1 = r1 * rs, o2 = r2 * rs, o3 = r3 * rs
     var c = 0
-    while c + 32 <= W {
+    while wide && c + 32 <= W {
       var x0 = V16(), y0 = V16(), x1 = V16(), y1 = V16(), x2 = V16(), y2 = V16(), x3 = V16(), y3 = V16()
       for j in 0..<K {
         let bj = b + j * ldb + c, aj = a + j * js
@@ -45,7 +55,7 @@ enum MicroGEMM {
       put(out + c + 16, ldo, R, accumulate, y0, y1, y2, y3)
       c += 32
     }
-    if c < W {
+    while c < W {
       var x0 = V16(), x1 = V16(), x2 = V16(), x3 = V16()
       for j in 0..<K {
         let u = load(b + j * ldb + c), aj = a + j * js
@@ -53,6 +63,7 @@ enum MicroGEMM {
         x2 = x2.addingProduct(u, V16(repeating: aj[o2])); x3 = x3.addingProduct(u, V16(repeating: aj[o3]))
       }
       put(out + c, ldo, R, accumulate, x0, x1, x2, x3)
+      c += 16
     }
   }
 
