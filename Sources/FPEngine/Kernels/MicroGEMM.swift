@@ -9,9 +9,9 @@ import CCPUFeatures
 /// with A(r, j) = a[r * lda + j], or a[j * lda + r] when `aTransposed`, and B's rows at b + j * ldb.
 /// Four rows by 32 columns of accumulators (eight 16-wide vectors) stay in registers over the whole j
 /// loop where the module is compiled for AVX-512 (32 vector registers), four rows by 16 columns
-/// elsewhere: with 256-bit registers, 32 columns' accumulators take all sixteen, and the spills cost
-/// about a quarter of the kernel's time on AVX2. The summation order over j is fixed, whatever the
-/// width: results do not depend on it or on how callers split their work.
+/// elsewhere: with 256-bit registers, 32 columns' accumulators take all sixteen, and five of them were
+/// spilled to the stack and reloaded on every step of the sum. The summation order over j is fixed,
+/// whatever the width: results do not depend on it or on how callers split their work.
 enum MicroGEMM {
   typealias V16 = SIMD16<Float>
 
