@@ -36,7 +36,7 @@ extension BlockQuantizer {
     var tensorAmax: Float = 0
     var input = UnsafePointer(src), transform = matrix
     if needsTensorAmax {
-      tensorAmax = parallelMax(split, scratch: height * cols) { tile, buffer in
+      tensorAmax = parallelMax(split, scratch: matrix == nil ? 0 : height * cols) { tile, buffer in
         let r0 = tile * height
         guard matrix != nil else { return BlockAmax.finiteAmax(src + r0 * cols, height * cols) }
         Self.loadTiles(src, cols: cols, r0: r0, height: height, into: buffer, hadamard: matrix)

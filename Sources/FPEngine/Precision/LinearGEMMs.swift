@@ -132,7 +132,7 @@ public final class PrecisionRuntime {
   /// they run without it (`<layer>.<gemm>`, in layer order; empty when every transform runs).
   public var hadamardSkippedNames: [String] {
     layers.flatMap { l in
-      GEMMKind.allCases.filter { g in l.hadamards[g.rawValue].map { l.reductionLength(g) % $0.size != 0 } ?? false }
+      GEMMKind.allCases.filter { l.hadamards[$0.rawValue] != nil && l.transform($0, reductionLength: l.reductionLength($0)) == nil }
         .map { "\(l.info.name).\($0)" }
     }
   }
@@ -253,6 +253,12 @@ public final class LinearGEMMs {
     }
   }
 
+  /// GEMM `g`'s Hadamard transform for a reduction over `length` values: nil where the recipe gives
+  /// none, or where its size does not divide the length (the GEMM then runs without it).
+  func transform(_ g: GEMMKind, reductionLength length: Int) -> RandomHadamard? {
+    hadamards[g.rawValue].flatMap { length % $0.size == 0 ? $0 : nil }
+  }
+
   /// Rounds `src` as operand `op` into `dst` (or returns `src` when the recipe leaves it alone).
   @inline(__always)
   func operand(
@@ -262,9 +268,7 @@ public final class LinearGEMMs {
       observe(op, src, layout)
       return src
     }
-    let stream = RoundingStreams.stream(step: runtime.step, pass: runtime.pass, layer: info.index, operand: op)
-    var h = hadamards[op.gemm.rawValue]
-    if let size = h?.size, layout.reductionLength % size != 0 { h = nil }
+    let (stream, h) = roundingStreamAndTransform(op, layout)
     let scratch = runtime.transformA.count >= layout.count ? (runtime.transformA.pointer, runtime.transformB.pointer) : nil
     let c = r.round(
       src, into: dst, layout: layout,
@@ -321,10 +325,8 @@ public final class LinearGEMMs {
 
   /// The stream and transform operand `op` is rounded with at the current step and pass.
   func roundingStreamAndTransform(_ op: GEMMOperand, _ layout: OperandLayout) -> (UInt64, RandomHadamard?) {
-    let stream = RoundingStreams.stream(step: runtime.step, pass: runtime.pass, layer: info.index, operand: op)
-    var h = hadamards[op.gemm.rawValue]
-    if let size = h?.size, layout.reductionLength % size != 0 { h = nil }
-    return (stream, h)
+    (RoundingStreams.stream(step: runtime.step, pass: runtime.pass, layer: info.index, operand: op),
+     transform(op.gemm, reductionLength: layout.reductionLength))
   }
 
   /// The saturated values of forward operand `op` (rows x cols, reducing along its last axis), as its
