@@ -39,14 +39,20 @@ public enum GEMM {
       blas(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
       return
     }
-    let rows = (M / t + 47) / 48 * 48
     nonisolated(unsafe) let A = A, B = B, C = C
     WorkerPool.perform(t) { i in
-      let m0 = i * rows, m = min(M, m0 + rows) - m0
-      guard m > 0 else { return }
+      let m0 = panelStart(i, of: t, rows: M), m = panelStart(i + 1, of: t, rows: M) - m0
       // Row m0 of op(A): A + m0 * lda when A is M x K, A + m0 (a column offset) when A is K x M.
       blas(transA, transB, m, N, K, alpha, A + (transA ? m0 : m0 * lda), lda, B, ldb, beta, C + m0 * ldc, ldc)
     }
+  }
+
+  /// Where panel i starts: row i * M / t rounded to the nearest multiple of 48 (M for i = t), so each
+  /// cut is within 24 rows of the even one. (With the panel size rounded up to 48 rows, as before, a
+  /// 128-row product split 96 + 32 and one thread idled for two thirds of it.) Strictly increasing
+  /// when t <= M / 48, as consecutive i * M / (48 t) differ by at least 1.
+  static func panelStart(_ i: Int, of t: Int, rows M: Int) -> Int {
+    i == t ? M : (2 * i * M + 48 * t) / (96 * t) * 48
   }
 
   /// OpenBLAS runs on one thread (its default is every core); set once, before the first product.
