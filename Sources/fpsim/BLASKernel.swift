@@ -1,3 +1,4 @@
+import FPEngine
 import Foundation
 
 /// Which OpenBLAS kernel the GEMMs run on, and the one-time re-exec that picks a fast one.
@@ -43,7 +44,8 @@ enum BLASKernel {
     let env = ProcessInfo.processInfo.environment
     // Cheap exits first: no /proc read when the answer does not depend on the CPU.
     if env[coreTypeVariable] != nil || env[reexecMarker] != nil { return }
-    guard let kernel = coreTypeToForce(environment: env, cpuFlags: cpuFlags(), detected: coreName()) else { return }
+    let detected = GEMM.openBLASCoreName()
+    guard let kernel = coreTypeToForce(environment: env, cpuFlags: cpuFlags(), detected: detected) else { return }
     setenv(coreTypeVariable, kernel, 1)
     setenv(reexecMarker, "1", 1)
     // The GEMMs run OpenBLAS on one thread each (GEMM.swift); without this its own thread pool would
@@ -57,21 +59,11 @@ enum BLASKernel {
   /// The kernel in effect and how it was chosen, e.g. `SkylakeX (set by fpsim)`, `Haswell
   /// (OPENBLAS_CORETYPE)`, `Prescott (detected)`, or `unknown (not OpenBLAS)`.
   static func describe() -> String {
-    guard let name = coreName() else { return "unknown (not OpenBLAS)" }
+    guard let name = GEMM.openBLASCoreName() else { return "unknown (not OpenBLAS)" }
     let env = ProcessInfo.processInfo.environment
     if env[reexecMarker] != nil && env[coreTypeVariable] != nil { return "\(name) (set by fpsim)" }
     if env[coreTypeVariable] != nil { return "\(name) (\(coreTypeVariable))" }
     return "\(name) (detected)"
-  }
-
-  /// OpenBLAS's `openblas_get_corename()`, or nil when the BLAS in use is not OpenBLAS. Looked up at
-  /// run time: the symbol lives in libopenblas.so.0, which `-lblas` loads but does not put on the link
-  /// line, and other BLAS alternatives lack it.
-  static func coreName() -> String? {
-    guard let f = symbol("openblas_get_corename", as: (@convention(c) () -> UnsafeMutablePointer<CChar>?).self),
-      let p = f()
-    else { return nil }
-    return String(cString: p).trimmingCharacters(in: .whitespaces)
   }
 
   /// OpenBLAS's current thread count, or nil when the BLAS is not OpenBLAS.

@@ -28,31 +28,56 @@ public enum GEMM {
   ) {
     if M == 0 || N == 0 { return }
     _ = singleThreadedBLAS
-    // Panels of a multiple of 48 rows, and enough work per panel (about 2^20 multiply-adds) to pay
-    // for waking a worker. A row's bits depend on where it falls in the BLAS kernel's tile of rows
-    // (C's rows are the column-major kernel's N): with OpenBLAS 0.3.21's Zen kernel (AMD Zen 2) a
-    // panel starting on row 1024 changed rows 1020-2047 of a 2048-row product, while panels starting
-    // on multiples of 12 kept every bit; with its AVX-512 kernels (SkylakeX, Cooperlake), multiples of
-    // 16 keep them. 48 is a multiple of both.
-    let t = max(1, min(threads, M / 48, (M * N * K) >> 20))
+    // Panels of at least one row step, and enough work per panel (about 2^20 multiply-adds) to pay
+    // for waking a worker.
+    let step = rowStep
+    let t = max(1, min(threads, M / step, (M * N * K) >> 20))
     if t == 1 {
       blas(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
       return
     }
     nonisolated(unsafe) let A = A, B = B, C = C
     WorkerPool.perform(t) { i in
-      let m0 = panelStart(i, of: t, rows: M), m = panelStart(i + 1, of: t, rows: M) - m0
+      let m0 = panelStart(i, of: t, rows: M, step: step), m = panelStart(i + 1, of: t, rows: M, step: step) - m0
       // Row m0 of op(A): A + m0 * lda when A is M x K, A + m0 (a column offset) when A is K x M.
       blas(transA, transB, m, N, K, alpha, A + (transA ? m0 : m0 * lda), lda, B, ldb, beta, C + m0 * ldc, ldc)
     }
   }
 
-  /// Where panel i starts: row i * M / t rounded to the nearest multiple of 48 (M for i = t), so each
-  /// cut is within 24 rows of the even one. (With the panel size rounded up to 48 rows, as before, a
-  /// 128-row product split 96 + 32 and one thread idled for two thirds of it.) Strictly increasing
-  /// when t <= M / 48, as consecutive i * M / (48 t) differ by at least 1.
-  static func panelStart(_ i: Int, of t: Int, rows M: Int) -> Int {
-    i == t ? M : (2 * i * M + 48 * t) / (96 * t) * 48
+  /// Where panel i starts: row i * M / t rounded to the nearest multiple of `step` (M for i = t), so
+  /// each cut is within step / 2 rows of the even one. (With the panel size rounded up to 48 rows, as
+  /// before, a 128-row product split 96 + 32 and one thread idled for two thirds of it.) Strictly
+  /// increasing when t <= M / step, as consecutive i * M / (step t) differ by at least 1.
+  static func panelStart(_ i: Int, of t: Int, rows M: Int, step: Int) -> Int {
+    i == t ? M : (2 * i * M + step * t) / (2 * step * t) * step
+  }
+
+  /// The rows that panel cuts keep to: a row's bits depend on where it falls in the BLAS kernel's
+  /// tile of rows (C's rows are the column-major kernel's N), so panels start on multiples of that
+  /// tile. OpenBLAS 0.3.21's Zen kernel (AMD Zen 2) tiles by 12: a panel starting on row 1024 changed
+  /// rows 1020-2047 of a 2048-row product, while panels on multiples of 12 keep every bit. Its AVX-512
+  /// kernels SkylakeX and Cooperlake tile by 16 (the panel step on those machines before Zen 2 came).
+  /// Any other kernel, or another BLAS: 48, a multiple of both. Finer steps cut more evenly: on two
+  /// threads gpt-tiny's 128-row weight gradients split 60 + 68 on Zen, 48 + 80 with 48.
+  static let rowStep = rowStep(kernel: openBLASCoreName())
+
+  static func rowStep(kernel: String?) -> Int {
+    switch kernel {
+    case "Zen": 12
+    case "SkylakeX", "Cooperlake": 16
+    default: 48
+    }
+  }
+
+  /// OpenBLAS's `openblas_get_corename()` (the kernel it chose when it loaded), or nil when the BLAS
+  /// in use is not OpenBLAS. Looked up at run time: the symbol lives in libopenblas.so.0, which
+  /// `-lblas` loads but does not put on the link line, and other BLAS alternatives lack it.
+  public static func openBLASCoreName() -> String? {
+    // A nil handle is RTLD_DEFAULT on glibc: the global scope, dependencies of dependencies included.
+    guard let f = dlsym(nil, "openblas_get_corename"),
+      let p = unsafeBitCast(f, to: (@convention(c) () -> UnsafeMutablePointer<CChar>?).self)()
+    else { return nil }
+    return String(cString: p).trimmingCharacters(in: .whitespaces)
   }
 
   /// OpenBLAS runs on one thread (its default is every core); set once, before the first product.
