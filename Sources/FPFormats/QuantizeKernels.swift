@@ -347,6 +347,8 @@ struct FastNearestAway: FastRule {
 /// is f >= 1 - u / 2^R, compared exactly in float arithmetic for R <= 24. With U = u * 2^(32-R) (the
 /// random bits with the low 32 - R cleared, at most 24 significant bits, so exact as a float),
 /// 1 - U * 2^-32 is a multiple of 2^-R in (0, 1], exact, and one fused multiply-add gives it.
+/// U enters as the signed integer U / 2 (its lowest bit is clear, so exact) times 2^-31: AVX2 has no
+/// unsigned-to-float conversion, and LLVM emulated one in five instructions and two constants.
 struct FastStochastic: FastRule {
   let topBits: UInt32  // the top R of 32 bits
   init(bits: Int) { topBits = UInt32.max << UInt32(32 - bits) }
@@ -354,7 +356,7 @@ struct FastStochastic: FastRule {
   @inline(__always)
   func round(_ y: Float, sign: UInt32, random: UInt32) -> Float {
     let t = y.rounded(.towardZero)
-    let threshold = Float(1).addingProduct(-Float(random & topBits), 0x1p-32)
+    let threshold = Float(1).addingProduct(-Float(Int32(bitPattern: (random & topBits) &>> 1)), 0x1p-31)
     return y - t >= threshold ? t + 1 : t
   }
 }
