@@ -68,13 +68,7 @@ enum BLASKernel {
 
   /// OpenBLAS's current thread count, or nil when the BLAS is not OpenBLAS.
   static func threads() -> Int? {
-    symbol("openblas_get_num_threads", as: (@convention(c) () -> Int32).self).map { Int($0()) }
-  }
-
-  private static func symbol<F>(_ name: String, as type: F.Type) -> F? {
-    // A nil handle is RTLD_DEFAULT on glibc: the global scope, dependencies of dependencies included.
-    guard let p = dlsym(nil, name) else { return nil }
-    return unsafeBitCast(p, to: type)
+    GEMM.openBLASFunction("openblas_get_num_threads", as: (@convention(c) () -> Int32).self).map { Int($0()) }
   }
 
   /// The `flags` line of /proc/cpuinfo's first processor (empty if unreadable).

@@ -70,22 +70,29 @@ public enum GEMM {
   }
 
   /// OpenBLAS's `openblas_get_corename()` (the kernel it chose when it loaded), or nil when the BLAS
-  /// in use is not OpenBLAS. Looked up at run time: the symbol lives in libopenblas.so.0, which
-  /// `-lblas` loads but does not put on the link line, and other BLAS alternatives lack it.
+  /// in use is not OpenBLAS.
   public static func openBLASCoreName() -> String? {
-    // A nil handle is RTLD_DEFAULT on glibc: the global scope, dependencies of dependencies included.
-    guard let f = dlsym(nil, "openblas_get_corename"),
-      let p = unsafeBitCast(f, to: (@convention(c) () -> UnsafeMutablePointer<CChar>?).self)()
-    else { return nil }
+    typealias CoreName = @convention(c) () -> UnsafeMutablePointer<CChar>?
+    guard let p = openBLASFunction("openblas_get_corename", as: CoreName.self)?() else { return nil }
     return String(cString: p).trimmingCharacters(in: .whitespaces)
+  }
+
+  /// An OpenBLAS function looked up at run time, or nil when the BLAS in use is not OpenBLAS: its
+  /// extensions live in libopenblas.so.0, which `-lblas` loads but does not put on the link line, and
+  /// other BLAS alternatives lack them.
+  public static func openBLASFunction<F>(_ name: String, as type: F.Type) -> F? {
+    // A nil handle is RTLD_DEFAULT on glibc: the global scope, dependencies of dependencies included.
+    guard let p = dlsym(nil, name) else { return nil }
+    return unsafeBitCast(p, to: type)
   }
 
   /// OpenBLAS runs on one thread (its default is every core); set once, before the first product.
   /// A BLAS without `openblas_set_num_threads` is left as it is.
   static let singleThreadedBLAS: Bool = {
-    // A nil handle is RTLD_DEFAULT on glibc: libopenblas.so.0 is found behind libblas.
-    guard let f = dlsym(nil, "openblas_set_num_threads") else { return false }
-    unsafeBitCast(f, to: (@convention(c) (Int32) -> Void).self)(1)
+    guard let f = openBLASFunction("openblas_set_num_threads", as: (@convention(c) (Int32) -> Void).self) else {
+      return false
+    }
+    f(1)
     return true
   }()
 
