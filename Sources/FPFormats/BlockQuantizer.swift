@@ -171,21 +171,40 @@ public struct BlockQuantizer: Sendable {
       // Short tiles at the edges: tile by tile, each one block; the block counter is the tile's
       // position in tile order, as for whole tiles.
       var tile = [Float](repeating: 0, count: tr * tc)
-      var index = firstIndex, block = firstIndex / (tr * tc)
-      for r0 in stride(from: 0, to: rows, by: tr) {
-        for c0 in stride(from: 0, to: cols, by: tc) {
-          let h = min(tr, rows - r0), w = min(tc, cols - c0)
-          tile.withUnsafeMutableBufferPointer { tp in
-            let tb = tp.baseAddress!
-            for r in 0..<h { for c in 0..<w { tb[r * w + c] = base[(r0 + r) * cols + c0 + c] } }
-            quantizeRows(
-              tb, rows: 1, cols: h * w, block: h * w, tensorAmax: tensorAmax, first: index, firstBlock: block,
-              stats: &stats)
-            for r in 0..<h { for c in 0..<w { base[(r0 + r) * cols + c0 + c] = tb[r * w + c] } }
-          }
-          index += h * w
-          block += 1
+      Self.forEachTile(rows: rows, cols: cols, tr: tr, tc: tc, firstIndex: firstIndex) { t in
+        tile.withUnsafeMutableBufferPointer { tp in
+          let tb = tp.baseAddress!
+          for r in 0..<t.h { for c in 0..<t.w { tb[r * t.w + c] = base[(t.r0 + r) * cols + t.c0 + c] } }
+          quantizeRows(
+            tb, rows: 1, cols: t.h * t.w, block: t.h * t.w, tensorAmax: tensorAmax, first: t.first,
+            firstBlock: t.block, stats: &stats)
+          for r in 0..<t.h { for c in 0..<t.w { base[(t.r0 + r) * cols + t.c0 + c] = tb[r * t.w + c] } }
         }
+      }
+    }
+  }
+
+  /// One tile of a matrix in tile order: rows r0 ..< r0 + h and columns c0 ..< c0 + w (h < tr and
+  /// w < tc at the bottom and right edges), its first element counter `first` and its block (scale)
+  /// counter `block`.
+  public struct Tile {
+    public let r0: Int, c0: Int, h: Int, w: Int, first: Int, block: Int
+  }
+
+  /// The tr x tc tiles of a row-major rows x cols matrix in tile order (rows of tiles top to bottom,
+  /// each left to right), short edge tiles included, as tiled formats round them: each tile is one
+  /// block whose element counters continue from the tiles before it (from `firstIndex`) and whose
+  /// block counter is its position in that order (from firstIndex / (tr tc)).
+  public static func forEachTile(
+    rows: Int, cols: Int, tr: Int, tc: Int, firstIndex: Int = 0, _ body: (Tile) throws -> Void
+  ) rethrows {
+    var first = firstIndex, block = firstIndex / (tr * tc)
+    for r0 in stride(from: 0, to: rows, by: tr) {
+      for c0 in stride(from: 0, to: cols, by: tc) {
+        let h = min(tr, rows - r0), w = min(tc, cols - c0)
+        try body(Tile(r0: r0, c0: c0, h: h, w: w, first: first, block: block))
+        first += h * w
+        block += 1
       }
     }
   }

@@ -133,27 +133,22 @@ extension ScaledRounding {
     var k = 0
     switch format.block {
     case .tile(let tr, let tc):
-      // BlockQuantizer's tile order: tile by tile, each a single block of h * w values whose random
-      // counters continue from the previous tiles (block index = the tile's position in that order).
+      // BlockQuantizer's tiles, each a single block of h * w values with its counters.
       var f = format
       f.block = .tensor
       let q = BlockQuantizer(format: f, rounding: rounding, seed: seed, stream: stream)
-      var index = 0, block = 0
-      for r0 in stride(from: 0, to: rows, by: tr) {
-        for c0 in stride(from: 0, to: cols, by: tc) {
-          let h = min(tr, rows - r0), w = min(tc, cols - c0)
-          for r in 0..<h { for c in 0..<w { scratch[r * w + c] = src[(r0 + r) * cols + c0 + c] } }
-          try! q.quantizeLastAxis(
-            UnsafeMutableBufferPointer(start: scratch, count: h * w), rows: 1, cols: h * w, firstIndex: index,
-            firstBlock: block, tensorAmax: a, elements: elements, stats: &stats)
-          for r in 0..<h {
-            for c in 0..<w where abs(elements[r * w + c]) == maxElem && abs(src[(r0 + r) * cols + c0 + c]) > abs(scratch[r * w + c]) {
-              indices[k] = Int32((r0 + r) * cols + c0 + c)
-              k += 1
-            }
+      BlockQuantizer.forEachTile(rows: rows, cols: cols, tr: tr, tc: tc) { t in
+        let h = t.h, w = t.w
+        for r in 0..<h { for c in 0..<w { scratch[r * w + c] = src[(t.r0 + r) * cols + t.c0 + c] } }
+        try! q.quantizeLastAxis(
+          UnsafeMutableBufferPointer(start: scratch, count: h * w), rows: 1, cols: h * w, firstIndex: t.first,
+          firstBlock: t.block, tensorAmax: a, elements: elements, stats: &stats)
+        for r in 0..<h {
+          let i0 = (t.r0 + r) * cols + t.c0
+          for c in 0..<w where abs(elements[r * w + c]) == maxElem && abs(src[i0 + c]) > abs(scratch[r * w + c]) {
+            indices[k] = Int32(i0 + c)
+            k += 1
           }
-          index += h * w
-          block += 1
         }
       }
       return k
