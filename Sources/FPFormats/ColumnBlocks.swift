@@ -48,28 +48,40 @@ extension BlockQuantizer {
     let a = tensorAmax, global = globalFactor(tensorAmax)
     nonisolated(unsafe) let source = input
     let sourceTransform = transform
+    // Without a transform the pass reads X where it lies, row by row: each block's column maxima, then
+    // its rounding (copied into group-major tiles first, as before, it spent a load and a store per
+    // value). With one, it reads the tiles that `loadTiles` transformed. (The transform parked in dst
+    // cannot be read in place: the counting pass reads the inputs after the outputs are written.)
+    let direct = matrix == nil
     let parts = split.map { w in
       var s = QuantizationStats()
-      // The tile, group-major ([group][row][16]), then one factor pair per column.
-      withAlignedTemporary(of: Float.self, capacity: (height + 2) * cols) { buffer in
-        let down = buffer + height * cols, up = down + cols
+      // The tile, group-major ([group][row][16]) when transformed, then one factor pair per column.
+      withAlignedTemporary(of: Float.self, capacity: (direct ? 0 : height * cols) + 2 * cols) { buffer in
+        let down = buffer + (direct ? 0 : height * cols), up = down + cols
         for tile in split.interleaved(w) {
           let r0 = tile * height
-          Self.loadTiles(source, cols: cols, r0: r0, height: height, into: buffer, hadamard: sourceTransform)
+          if !direct {
+            Self.loadTiles(source, cols: cols, r0: r0, height: height, into: buffer, hadamard: sourceTransform)
+          }
           for b0 in stride(from: 0, to: height, by: block) {
-            // Column c's block: rows r0 + b0 ..< r0 + b0 + block.
-            var m: UInt32 = 0
-            for g in 0..<groups {
-              let lanes = Self.columnMaxLanes(buffer + (g * height + b0) * 16, rows: block)
-              UnsafeMutableRawPointer(down + g * 16).storeBytes(of: lanes, as: SIMD16<UInt32>.self)
-              m = max(m, lanes.max())
+            // Column c's block: rows r0 + b0 ..< r0 + b0 + block; value (r, c) of it at
+            // values[(c / 16) * groupStride + r * rowStride + c % 16].
+            let (values, groupStride, rowStride) =
+              direct ? (source + (r0 + b0) * cols, 16, cols) : (UnsafePointer(buffer) + b0 * 16, height * 16, 16)
+            if direct {
+              Self.columnMaxRows(values, cols: cols, rows: block, into: down)
+            } else {
+              for g in 0..<groups {
+                let lanes = Self.columnMaxLanes(values + g * groupStride, rows: block)
+                UnsafeMutableRawPointer(down + g * 16).storeBytes(of: lanes, as: SIMD16<UInt32>.self)
+              }
             }
-            s.amax = max(s.amax, Float(bitPattern: m))
+            s.amax = max(s.amax, BlockAmax.finiteAmax(down, cols))
             blockFactors(
               amaxToDown: down, up: up, count: cols, firstBlock: 0, tensorAmax: a, global: global,
               stored: nil, stats: &s)
             let (sat, flush) = element.quantizeColumnTile(
-              buffer + b0 * 16, groupStride: height * 16, rows: block, cols: cols,
+              values, groupStride: groupStride, rowStride: rowStride, rows: block, cols: cols,
               into: dst + (r0 + b0) * cols, down: down, up: up, saturationLimit: saturationLimit,
               firstIndex: r0 + b0, laneStride: rows)
             s.saturated += sat
@@ -154,6 +166,19 @@ extension BlockQuantizer {
         let v = raw.load(fromByteOffset: (g * height + r) * 64, as: SIMD16<Float>.self)
         row.storeBytes(of: v, toByteOffset: g * 64, as: SIMD16<Float>.self)
       }
+    }
+  }
+
+  /// Per column, the finite max |x| bits down `rows` rows of `src` [rows, cols] into max[0 ..< cols],
+  /// read row by row (vertical maxima: no horizontal reductions).
+  @inline(__always)
+  static func columnMaxRows(_ src: UnsafePointer<Float>, cols: Int, rows: Int, into max: UnsafeMutablePointer<Float>) {
+    let bits = UnsafeRawPointer(src).assumingMemoryBound(to: UInt32.self)
+    let m = UnsafeMutableRawPointer(max).assumingMemoryBound(to: UInt32.self)
+    for c in 0..<cols { m[c] = BlockAmax.finiteMagnitude(bits[c]) }
+    for r in 1..<rows {
+      let row = bits + r * cols
+      for c in 0..<cols { m[c] = Swift.max(m[c], BlockAmax.finiteMagnitude(row[c])) }
     }
   }
 

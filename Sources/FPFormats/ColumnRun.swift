@@ -1,7 +1,9 @@
-/// `BlockRun` for blocks down columns: 16 lanes of one column group, each lane its own block.
+/// `BlockRun` for blocks down columns: 16 lanes of one column group, each lane its own block. Value
+/// (r, c) is tile[(c / 16) * groupStride + r * rowStride + c % 16]: a group-major tile (groupStride =
+/// rows * 16, rowStride = 16) or the row-major matrix itself (16, cols).
 struct ColumnRun: KernelVisitor {
   let k: KernelConstants, rng: CounterRNG
-  let tile: UnsafePointer<Float>, groupStride: Int, rows: Int, cols: Int
+  let tile: UnsafePointer<Float>, groupStride: Int, rowStride: Int, rows: Int, cols: Int
   let out: UnsafeMutablePointer<Float>
   let down: UnsafePointer<Float>, up: UnsafePointer<Float>
   let limit: UInt32, first: UInt64, laneStride: UInt32
@@ -10,7 +12,7 @@ struct ColumnRun: KernelVisitor {
   mutating func visit<R: Kernel>(_ rule: R) {
     // Locals, not properties (see `BlockRun.run`).
     let k = KernelConstants.freshCopy(k), rng = rng, limit = limit, stride = laneStride
-    let rows = rows, cols = cols, groupStride = groupStride, down = down, up = up
+    let rows = rows, cols = cols, groupStride = groupStride, rowStride = rowStride, down = down, up = up
     let src = UnsafeRawPointer(tile).assumingMemoryBound(to: UInt32.self)
     let dst = UnsafeMutableRawPointer(out).assumingMemoryBound(to: UInt32.self)
     let high = rng.highKey(first), low0 = UInt32(truncatingIfNeeded: first)
@@ -25,7 +27,7 @@ struct ColumnRun: KernelVisitor {
     for r in 0..<rows {
       let o = dst + r * cols
       for c0 in Swift.stride(from: 0, to: cols, by: 16) {
-        let x = src + (c0 / 16) * groupStride + r * 16, d = down + c0, u = up + c0
+        let x = src + (c0 / 16) * groupStride + r * rowStride, d = down + c0, u = up + c0
         let low = low0 &+ UInt32(truncatingIfNeeded: c0) &* stride &+ UInt32(truncatingIfNeeded: r)
         for j in 0..<16 {
           let c = low &+ UInt32(truncatingIfNeeded: j) &* stride
@@ -37,7 +39,7 @@ struct ColumnRun: KernelVisitor {
     for r in 0..<rows {
       for c0 in Swift.stride(from: 0, to: cols, by: 16) {
         events.add(
-          input: UnsafeRawPointer(src + (c0 / 16) * groupStride + r * 16).loadUnaligned(as: SIMD16<UInt32>.self),
+          input: UnsafeRawPointer(src + (c0 / 16) * groupStride + r * rowStride).loadUnaligned(as: SIMD16<UInt32>.self),
           down: UnsafeRawPointer(down + c0).loadUnaligned(as: SIMD16<Float>.self),
           output: UnsafeRawPointer(dst + r * cols + c0).loadUnaligned(as: SIMD16<UInt32>.self))
       }

@@ -163,15 +163,16 @@ public struct Quantizer: Sendable {
   }
 
   /// Blocks down columns (`BlockQuantizer.quantizeColumns`) for `rows` rows of a tile stored group by
-  /// group: value (r, c) is tile[(c / 16) * groupStride + r * 16 + c % 16], its result goes to
+  /// group: value (r, c) is tile[(c / 16) * groupStride + r * rowStride + c % 16], its result goes to
   /// out[r * cols + c] as Q(value * down[c]) * up[c], drawing random counter
   /// firstIndex + c * laneStride + r. Returns the saturated and flushed counts as `quantizeBlocks`.
   func quantizeColumnTile(
-    _ tile: UnsafePointer<Float>, groupStride: Int, rows: Int, cols: Int, into out: UnsafeMutablePointer<Float>,
-    down: UnsafePointer<Float>, up: UnsafePointer<Float>, saturationLimit: Float, firstIndex: Int, laneStride: Int
+    _ tile: UnsafePointer<Float>, groupStride: Int, rowStride: Int, rows: Int, cols: Int,
+    into out: UnsafeMutablePointer<Float>, down: UnsafePointer<Float>, up: UnsafePointer<Float>, saturationLimit: Float,
+    firstIndex: Int, laneStride: Int
   ) -> (saturated: Int, flushed: Int) {
     var run = ColumnRun(
-      k: constants, rng: rng, tile: tile, groupStride: groupStride, rows: rows, cols: cols, out: out,
+      k: constants, rng: rng, tile: tile, groupStride: groupStride, rowStride: rowStride, rows: rows, cols: cols, out: out,
       down: down, up: up, limit: saturationLimit.bitPattern, first: UInt64(firstIndex), laneStride: UInt32(laneStride))
     withKernel(constants, &run)
     return (Int(run.saturated), Int(run.flushed))
