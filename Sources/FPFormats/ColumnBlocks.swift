@@ -5,12 +5,12 @@
 /// quantizing A = X^T (or A R, R a random Hadamard transform along A's rows) along its rows and
 /// transposing back, with A's element counters (element (r, c) of X draws counter c * rows + r).
 /// Transposing out and back costs more than the quantization (the column strips are strided reads
-/// that the prefetchers do not follow). Here X is read in tiles of T whole rows, row by row, and kept
-/// as groups of 16 columns (T x 16 each): each column of a group holds whole blocks of A's rows, so one
-/// 16-lane vector per tile row carries 16 blocks at once, the block amaxes are vertical maxima (no
-/// horizontal reductions), the Hadamard transform is 16 fused multiply-adds per row with the same
-/// operation order as the row transform, and the results are bit for bit those of the transposing
-/// path (ColumnBlockTests checks this).
+/// that the prefetchers do not follow). Here X is read in tiles of T whole rows, row by row, 16 columns
+/// to a vector: each column holds whole blocks of A's rows, so one 16-lane vector per row carries 16
+/// blocks at once and the block amaxes are vertical maxima (no horizontal reductions). Without a
+/// transform the tiles are read where they lie; with one they are kept as groups of 16 columns (T x 16
+/// each), transformed by 16 fused multiply-adds per row with the same operation order as the row
+/// transform. The results are bit for bit those of the transposing path (ColumnBlockTests checks this).
 extension BlockQuantizer {
   /// Quantizes `src` [rows, cols] with blocks down its columns into `dst` (same layout, not
   /// overlapping), with an optional 16-point Hadamard transform down the columns first. Returns false,

@@ -162,8 +162,8 @@ public struct Quantizer: Sendable {
     return (Int(run.saturated), Int(run.flushed))
   }
 
-  /// Blocks down columns (`BlockQuantizer.quantizeColumns`) for `rows` rows of a tile stored group by
-  /// group: value (r, c) is tile[(c / 16) * groupStride + r * rowStride + c % 16], its result goes to
+  /// Blocks down columns (`BlockQuantizer.quantizeColumns`) for `rows` rows of a tile, stored group by
+  /// group or row by row: value (r, c) is tile[(c / 16) * groupStride + r * rowStride + c % 16], its result goes to
   /// out[r * cols + c] as Q(value * down[c]) * up[c], drawing random counter
   /// firstIndex + c * laneStride + r. Returns the saturated and flushed counts as `quantizeBlocks`.
   func quantizeColumnTile(
