@@ -71,7 +71,8 @@ TARGET void fpsim_bf16_pack_rows(const float *src, ptrdiff_t ld, ptrdiff_t K, pt
 // are constants where the tile is whole, so the 16 accumulators live in registers.
 #define TILE(NAME, R, V)                                                                                            \
   TARGET static inline void NAME(const uint32_t *a, ptrdiff_t ap, ptrdiff_t ai, const uint32_t *b, ptrdiff_t ldb, \
-                                 ptrdiff_t P, float *c, ptrdiff_t ldc, __mmask16 last, int accumulate) {          \
+                                 ptrdiff_t P, float *c, ptrdiff_t ldc, __mmask16 last, __m512 alpha,           \
+                                 int accumulate) {                                                               \
     __m512 acc[R][V];                                                                                               \
     for (int r = 0; r < R; r++)                                                                                     \
       for (int v = 0; v < V; v++) acc[r][v] = _mm512_setzero_ps();                                                  \
@@ -87,7 +88,7 @@ TARGET void fpsim_bf16_pack_rows(const float *src, ptrdiff_t ld, ptrdiff_t K, pt
       for (int v = 0; v < V; v++) {                                                                                 \
         __mmask16 m = v == V - 1 ? last : 0xFFFF;                                                                   \
         float *o = c + r * ldc + 16 * v;                                                                            \
-        __m512 x = acc[r][v];                                                                                       \
+        __m512 x = _mm512_mul_ps(alpha, acc[r][v]);                                                                 \
         if (accumulate) x = _mm512_add_ps(_mm512_maskz_loadu_ps(m, o), x);                                          \
         _mm512_mask_storeu_ps(o, m, x);                                                                             \
       }                                                                                                             \
@@ -100,7 +101,8 @@ TILE(tile1x1, 1, 1)
 
 TARGET void fpsim_bf16_gemm_rows(const uint32_t *a, ptrdiff_t a_pstride, ptrdiff_t a_istride, const uint32_t *b,
                                  ptrdiff_t ldb, ptrdiff_t P, ptrdiff_t m0, ptrdiff_t m1, ptrdiff_t N, float *C,
-                                 ptrdiff_t ldc, int accumulate) {
+                                 ptrdiff_t ldc, float alpha, int accumulate) {
+  __m512 scale = _mm512_set1_ps(alpha);
   // Column panels of 32 outer, rows inner: a panel of B (P x 32 words, 128 KiB at K = 2048) stays in L2
   // while every row block of this range passes over it.
   for (ptrdiff_t j = 0; j < N; j += 32) {
@@ -113,14 +115,14 @@ TARGET void fpsim_bf16_gemm_rows(const uint32_t *a, ptrdiff_t a_pstride, ptrdiff
     for (; i + 8 <= m1; i += 8) {
       const uint32_t *ai = a + i * a_istride;
       float *c = C + i * ldc + j;
-      if (wide) tile8x2(ai, a_pstride, a_istride, bj, ldb, P, c, ldc, last, accumulate);
-      else tile8x1(ai, a_pstride, a_istride, bj, ldb, P, c, ldc, last, accumulate);
+      if (wide) tile8x2(ai, a_pstride, a_istride, bj, ldb, P, c, ldc, last, scale, accumulate);
+      else tile8x1(ai, a_pstride, a_istride, bj, ldb, P, c, ldc, last, scale, accumulate);
     }
     for (; i < m1; i++) {
       const uint32_t *ai = a + i * a_istride;
       float *c = C + i * ldc + j;
-      if (wide) tile1x2(ai, a_pstride, a_istride, bj, ldb, P, c, ldc, last, accumulate);
-      else tile1x1(ai, a_pstride, a_istride, bj, ldb, P, c, ldc, last, accumulate);
+      if (wide) tile1x2(ai, a_pstride, a_istride, bj, ldb, P, c, ldc, last, scale, accumulate);
+      else tile1x1(ai, a_pstride, a_istride, bj, ldb, P, c, ldc, last, scale, accumulate);
     }
   }
 }

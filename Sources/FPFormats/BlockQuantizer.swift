@@ -52,6 +52,15 @@ public struct BlockQuantizer: Sendable {
   let emaxElem: Int
   let scaleMax: Float
   let saturationLimit: Float  // the largest magnitude that is not counted as saturated
+  /// Leave the float32 tensor scale (`tensorScale(tensorAmax:)`, of NVFP4 and `tensor-scale`) out of
+  /// the results: each value comes out as element x block scale, fl(q * s), which is exact (at most
+  /// the two significands' bits), and the caller applies the tensor scale once to whatever it computes
+  /// from them (the bf16 GEMM mode, to each product's outputs). The elements, the block scales and
+  /// every count are those of the default, where the value is q times the combined factor (rules
+  /// `amax` and `nvfp4` above); a block whose combined factor is 0 or not finite (an underflow, or
+  /// NVFP4's fl(s * A) past FLT_MAX when A nears it) keeps the default's values, zeros or NaN and
+  /// infinities.
+  public var tensorScaleApart = false
 
   public init(format: ScaledFormat, rounding: RoundingMode = .rne, seed: UInt64 = 0, stream: UInt64 = 0) {
     self.format = format
@@ -342,11 +351,12 @@ public struct BlockQuantizer: Sendable {
       for b in 0..<nb { up[b] = (down[b] / maxElem) / g }  // the unrounded scale
       roundScales(up, count: nb, firstBlock: firstBlock, stats: &stats)
       for b in 0..<nb {
-        stored?[b] = up[b]
-        let d = up[b] * g
+        let s = up[b]
+        stored?[b] = s
+        let d = s * g
         let usable = d != 0 && d.isFinite
         down[b] = usable ? 1 / d : 0
-        up[b] = usable ? d : 0
+        up[b] = usable ? (tensorScaleApart ? s : d) : 0
       }
     case .nvfp4:
       // Steps 1-4 and the decode factor of step 6 (the NVFP4 comment below).
@@ -360,7 +370,8 @@ public struct BlockQuantizer: Sendable {
       for b in 0..<nb {
         let s = up[b]
         down[b] = min(1 / (s * sDec), fltMax)
-        up[b] = (s * a) * (1 / Float(2688))
+        let full = (s * a) * (1 / Float(2688))
+        up[b] = tensorScaleApart && full != 0 && full.isFinite ? s : full
       }
     }
   }

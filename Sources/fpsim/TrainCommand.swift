@@ -40,7 +40,7 @@ struct Train: ParsableCommand {
   var histograms = false
   @Option(help: ArgumentHelp(
     "GEMM kernel: sgemm (float32, the default), or bf16: GEMMs whose two operands the recipe rounds to bfloat16 values run on the AVX512-BF16 kernel.",
-    discussion: "bf16 multiplies the same operand values, with its own order of float32 sums and with subnormals flushed to zero, so its results differ from sgemm's in the last bits; the run file records it (@gemm, and bf16GEMMs in its config)."))
+    discussion: "bf16 multiplies the same operand values, with its own order of float32 sums and with subnormals flushed to zero, so its results differ from sgemm's in the last bits; NVFP4 and tensor-scale formats enter it as element x block scale, their float32 tensor scales applied once to each product. The run file records it (@gemm, and bf16GEMMs in its config)."))
   var gemm: GEMMChoice = .sgemm
   @Option(parsing: .unconditional, help: "Divergence: loss margin (nats) above the running minimum of the smoothed loss.") var divergenceMargin: Float = 1.0
   @Option(parsing: .unconditional, help: "Divergence: steps the loss must stay above the margin.") var divergencePatience: Int = 50

@@ -25,19 +25,20 @@ struct BF16GEMMTests {
 
   static func run(
     _ ta: Bool, _ tb: Bool, _ M: Int, _ N: Int, _ K: Int, a: [Float], b: [Float], c: [Float], beta: Float,
-    threads: Int, using implementation: Implementation = .kernel
+    alpha: Float = 1, threads: Int, using implementation: Implementation = .kernel
   ) -> [Float] {
     let lda = ta ? M : K, ldb = tb ? K : N
     var out = c
     if implementation == .reference {
       BF16GEMM.reference(
-        transA: ta, transB: tb, M: M, N: N, K: K, A: a, lda: lda, B: b, ldb: ldb, beta: beta, C: &out, ldc: N)
+        transA: ta, transB: tb, M: M, N: N, K: K, alpha: alpha, A: a, lda: lda, B: b, ldb: ldb, beta: beta, C: &out,
+        ldc: N)
       return out
     }
     var work = [UInt32](repeating: 0xFFFF_FFFF, count: BF16GEMM.workspaceCount(M: M, N: N, K: K))
     BF16GEMM.multiply(
-      transA: ta, transB: tb, M: M, N: N, K: K, A: a, lda: lda, B: b, ldb: ldb, beta: beta, C: &out, ldc: N,
-      workspace: &work, threads: threads)
+      transA: ta, transB: tb, M: M, N: N, K: K, alpha: alpha, A: a, lda: lda, B: b, ldb: ldb, beta: beta, C: &out,
+      ldc: N, workspace: &work, threads: threads)
     return out
   }
 
@@ -49,15 +50,18 @@ struct BF16GEMMTests {
     // Whole tiles, row and column tails, odd K, one column, and gpt-tiny's weight-gradient shape.
     for (M, N, K) in [(16, 32, 8), (19, 33, 7), (8, 1, 1), (3, 17, 64), (13, 76, 129), (128, 384, 2048)] {
       let a = Self.values(M * K, &rng), b = Self.values(K * N, &rng), c0 = rng.floats(M * N)
+      // alpha 1, and a tensor-scale product that is not a power of two.
       for beta: Float in [0, 1] {
-        var ref = c0
-        BF16GEMM.reference(
-          transA: ta, transB: tb, M: M, N: N, K: K, A: a, lda: ta ? M : K, B: b, ldb: tb ? K : N, beta: beta,
-          C: &ref, ldc: N)
-        for threads in [1, 2, 3] {
-          let out = Self.run(ta, tb, M, N, K, a: a, b: b, c: c0, beta: beta, threads: threads)
-          let bad = zip(out, ref).filter { $0.bitPattern != $1.bitPattern }.count
-          #expect(bad == 0, "\(M)x\(N)x\(K) trans \(trans) beta \(beta) threads \(threads): \(bad) outputs differ")
+        for alpha: Float in [1, 0.3] {
+          var ref = c0
+          BF16GEMM.reference(
+            transA: ta, transB: tb, M: M, N: N, K: K, alpha: alpha, A: a, lda: ta ? M : K, B: b, ldb: tb ? K : N,
+            beta: beta, C: &ref, ldc: N)
+          for threads in [1, 2, 3] {
+            let out = Self.run(ta, tb, M, N, K, a: a, b: b, c: c0, beta: beta, alpha: alpha, threads: threads)
+            let bad = zip(out, ref).filter { $0.bitPattern != $1.bitPattern }.count
+            #expect(bad == 0, "\(M)x\(N)x\(K) trans \(trans) beta \(beta) alpha \(alpha) threads \(threads): \(bad) differ")
+          }
         }
       }
     }
@@ -71,12 +75,14 @@ struct BF16GEMMTests {
     let M = 24, N = 40, K = 301
     let a = (0..<M * K).map { _ in Float(Int(rng.next() % 31) - 15) }
     let b = (0..<K * N).map { _ in Float(Int(rng.next() % 31) - 15) }
-    let out = Self.run(false, true, M, N, K, a: a, b: b, c: [Float](repeating: 0, count: M * N), beta: 0, threads: 2,
+    // alpha = 1/4 scales exactly.
+    let out = Self.run(
+      false, true, M, N, K, a: a, b: b, c: [Float](repeating: 0, count: M * N), beta: 0, alpha: 0.25, threads: 2,
       using: implementation)
     for i in 0..<M {
       for j in 0..<N {
         let exact = (0..<K).reduce(0) { $0 + Int(a[i * K + $1]) * Int(b[j * K + $1]) }
-        #expect(out[i * N + j] == Float(exact), "(\(i), \(j))")
+        #expect(out[i * N + j] == Float(exact) / 4, "(\(i), \(j))")
       }
     }
   }
@@ -95,5 +101,20 @@ struct BF16GEMMTests {
     // the even half first would give 0 and 1.
     #expect(one([0x1p30, 0, 1, -0x1p30], [1, 1, 1, 1]) == 1)
     #expect(one([0x1p30, 0, -0x1p30, 1], [1, 1, 1, 1]) == 0)
+  }
+
+  /// alpha multiplies each output's whole sum once, rounded to nearest even and not flushed, and then
+  /// C is added. 2^-24 + 1 rounds to 1 (a tie, to even), so 1.5 x that sum is 1.5, where 1.5 x each
+  /// product summed would give 1.5 + 2^-23; 2^-140 stays subnormal; with beta 1, C + alpha acc.
+  @Test(arguments: implementations)
+  func alphaScalesEachSumOnceWithoutFlushing(_ implementation: Implementation) {
+    func one(_ a: [Float], _ b: [Float], alpha: Float, c: Float = 0, beta: Float = 0) -> Float {
+      Self.run(false, true, 1, 1, a.count, a: a, b: b, c: [c], beta: beta, alpha: alpha, threads: 1, using: implementation)[0]
+    }
+    #expect(one([1, 1], [1, 0x1p-24], alpha: 1.5) == 1.5)
+    #expect(Float(1.5) + Float(1.5) * 0x1p-24 == 1.5 + 0x1p-23)
+    #expect(one([1], [1], alpha: 0x1p-140) == 0x1p-140)
+    #expect(one([2], [3], alpha: 0.25, c: 10, beta: 1) == 11.5)
+    #expect(one([0x1p100], [0x1p27], alpha: 0x1p-120) == 0x1p7)
   }
 }

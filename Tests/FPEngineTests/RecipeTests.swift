@@ -9,6 +9,8 @@ struct HookedLayer {
   var operands: [GEMMOperand: [Float]] = [:]
   var layouts: [GEMMOperand: OperandLayout] = [:]
   var counts: [RoundingCounts]
+  /// The layer's precision after the run (in the bf16 mode, tensor-scaled operands have their scale apart).
+  var precision: GEMMPrecision
 
   /// The GEMMs `useBF16GEMMs` moved to the bfloat16 kernel (`bf16`), as `<layer>.<gemm>`.
   var bf16GEMMs: [String] = []
@@ -39,6 +41,7 @@ struct HookedLayer {
     operands = captured
     self.layouts = layouts
     counts = layer.counts
+    precision = layer.precision
   }
 }
 

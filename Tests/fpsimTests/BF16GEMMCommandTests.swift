@@ -92,7 +92,7 @@ struct BF16GEMMCommandTests {
     let dir = try scratchDirectory()
     defer { try? FileManager.default.removeItem(at: dir) }
     let out = dir.appendingPathComponent("t.h5").path
-    let r = try CLI.run(["train", "--model", "gpt-micro", "--recipe", "fp4:scale=ue4m3,tensor-scale=on", "--steps", "2",
+    let r = try CLI.run(["train", "--model", "gpt-micro", "--recipe", "fp4:scale=bf16,tensor-scale=on", "--steps", "2",
                          "--gemm", "bf16", "--data", dataDirectory, "--out", out])
     #expect(r.status == 0 && r.stdout.contains("no GEMM has two bfloat16 operands in this recipe"), "\(r.stdout)")
     let n = try python("import h5py; print(h5py.File('\(out)', 'r')['runs/run'].attrs['bf16_gemms'])")

@@ -6,13 +6,15 @@
 // spell. This file is compiled without -target-cpu (like CExponentCounts); its AVX-512 functions carry a
 // target attribute and run only after `fpsim_bf16_gemm_available` said yes.
 //
-// Arithmetic, per output element (the hardware's, and the Swift reference `GEMM.bf16Reference`'s):
+// Arithmetic, per output element (the hardware's, and the Swift reference `BF16GEMM.reference`'s):
 //   words: the K values of a row of op(A) (and a column of op(B)) as bfloat16 pairs (k = 2p, 2p + 1),
 //          each float32 cut to its high 16 bits (exact for bfloat16 values); an odd K gets a zero pair half.
 //   acc = +0; for p in 0 ..< ceil(K/2):  acc = acc + a[2p+1] b[2p+1];  acc = acc + a[2p] b[2p]
 //   each product exact (8 x 8 significant bits fit float32's 24), each sum rounded to nearest even,
 //   with subnormal inputs, products and sums flushed to zero (VDPBF16PS ignores MXCSR: DAZ and FTZ).
-//   C = acc (beta 0) or C + acc (beta 1).
+//   C = alpha acc (beta 0) or C + alpha acc (beta 1), alpha acc rounded to nearest even (not flushed;
+//   alpha = 1 leaves acc as it is). alpha carries the float32 tensor scales that NVFP4 and `tensor-scale`
+//   operands leave out of their values in this mode.
 // The order of the sums is fixed by the data's K order alone, so results do not depend on threads.
 #ifndef FPSIM_BF16_GEMM_H
 #define FPSIM_BF16_GEMM_H
@@ -36,9 +38,9 @@ void fpsim_bf16_pack_rows(const float *src, ptrdiff_t ld, ptrdiff_t K, ptrdiff_t
 
 /// Rows m0 ..< m1 of C (M x N, leading dimension ldc) from packed words: row i's pair p of op(A) at
 /// a[p * a_pstride + i * a_istride], column j's pair p of op(B) at b[p * ldb + j] (ldb >= N rounded up to a
-/// multiple of 32: the last panel reads, and ignores, words up to there), P = ceil(K/2) pairs. C = acc when `accumulate` is 0, C + acc otherwise.
+/// multiple of 32: the last panel reads, and ignores, words up to there), P = ceil(K/2) pairs. C = alpha acc when `accumulate` is 0, C + alpha acc otherwise.
 void fpsim_bf16_gemm_rows(const uint32_t *a, ptrdiff_t a_pstride, ptrdiff_t a_istride, const uint32_t *b,
                           ptrdiff_t ldb, ptrdiff_t P, ptrdiff_t m0, ptrdiff_t m1, ptrdiff_t N, float *C,
-                          ptrdiff_t ldc, int accumulate);
+                          ptrdiff_t ldc, float alpha, int accumulate);
 
 #endif

@@ -3,7 +3,7 @@ import FPFormats
 
 /// The bfloat16 matrix product of the explicit `--gemm bf16` mode, with its plain reference beside it.
 ///
-///     C(M,N) = op(A)(M,K) * op(B)(K,N) + beta * C(M,N),  beta 0 or 1, layouts as `GEMM.sgemm`
+///     C(M,N) = alpha * (op(A)(M,K) * op(B)(K,N)) + beta * C(M,N),  beta 0 or 1, layouts as `GEMM.sgemm`
 ///
 /// For operands whose float32 values are exactly bfloat16 (at most 8 significant bits: every operand a
 /// recipe has rounded to a format of at most 7 mantissa bits with a power-of-two scale), on CPUs with
@@ -11,6 +11,9 @@ import FPFormats
 /// - the order of the float32 sums: per output, over pairs p = 0, 1, ... of the reduction,
 ///   acc = (acc + a[2p+1] b[2p+1]) + a[2p] b[2p], each sum rounded to nearest even (the products are exact);
 /// - subnormal inputs, products and sums are flushed to zero (the instruction ignores MXCSR).
+/// alpha (1 unless the operands left a float32 tensor scale out of their values: NVFP4 and
+/// `tensor-scale` formats in this mode, `BlockQuantizer.tensorScaleApart`) multiplies each output's sum
+/// once, rounded to nearest even and not flushed; with alpha = 1 the sum is unchanged.
 /// A value that is not exactly bfloat16 is cut to its high 16 bits. Results do not depend on `threads`:
 /// every output is the same sequence of sums whatever the row range it falls in.
 public enum BF16GEMM {
@@ -23,10 +26,10 @@ public enum BF16GEMM {
     (K + 1) / 2 * (M + (N + 31) / 32 * 32)
   }
 
-  /// C = op(A) op(B) + beta C on `threads` threads, through `workspace` (`workspaceCount` words; 64-byte
-  /// aligned is fastest).
+  /// C = alpha op(A) op(B) + beta C on `threads` threads, through `workspace` (`workspaceCount` words;
+  /// 64-byte aligned is fastest).
   public static func multiply(
-    transA: Bool, transB: Bool, M: Int, N: Int, K: Int,
+    transA: Bool, transB: Bool, M: Int, N: Int, K: Int, alpha: Float = 1,
     A: UnsafePointer<Float>, lda: Int, B: UnsafePointer<Float>, ldb: Int,
     beta: Float, C: UnsafeMutablePointer<Float>, ldc: Int, workspace: UnsafeMutablePointer<UInt32>, threads: Int = 1
   ) {
@@ -56,14 +59,14 @@ public enum BF16GEMM {
     WorkerPool.perform(t) { i in
       let m0 = min(M, i * rows), m1 = i == t - 1 ? M : min(M, m0 + rows)
       guard m1 > m0 else { return }
-      fpsim_bf16_gemm_rows(aw, aPair, aRow, bw, ldw, P, m0, m1, N, C, ldc, beta == 0 ? 0 : 1)
+      fpsim_bf16_gemm_rows(aw, aPair, aRow, bw, ldw, P, m0, m1, N, C, ldc, alpha, beta == 0 ? 0 : 1)
     }
   }
 
   /// The definition, one output at a time in plain Swift: the same sums, roundings and flushes as the
   /// kernel (see the type's comment).
   public static func reference(
-    transA: Bool, transB: Bool, M: Int, N: Int, K: Int,
+    transA: Bool, transB: Bool, M: Int, N: Int, K: Int, alpha: Float = 1,
     A: UnsafePointer<Float>, lda: Int, B: UnsafePointer<Float>, ldb: Int,
     beta: Float, C: UnsafeMutablePointer<Float>, ldc: Int
   ) {
@@ -80,7 +83,7 @@ public enum BF16GEMM {
           acc = flush(acc + flush(a(2 * p) * b(2 * p)))
         }
         let c = C + i * ldc + j
-        c.pointee = beta == 0 ? acc : c.pointee + acc
+        c.pointee = beta == 0 ? alpha * acc : c.pointee + alpha * acc
       }
     }
   }

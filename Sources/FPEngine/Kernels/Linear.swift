@@ -10,7 +10,8 @@
 /// collects from several users; the owner zeroes them.
 ///
 /// Each GEMM takes an optional `bf16` workspace: given, it runs on `BF16GEMM` (operands that are exactly
-/// bfloat16, the explicit `--gemm bf16` mode) instead of `GEMM.sgemm`.
+/// bfloat16, the explicit `--gemm bf16` mode) instead of `GEMM.sgemm`, and an `alpha` that scales the
+/// product (1: none; the tensor scales that mode leaves out of NVFP4 and `tensor-scale` operands).
 public enum Linear {
   /// (M, N, K) of the forward, data-gradient and weight-gradient products, in that order.
   public static func productShapes(N: Int, C: Int, OC: Int) -> [(M: Int, N: Int, K: Int)] {
@@ -21,26 +22,28 @@ public enum Linear {
   @inline(__always)
   static func product(
     transA: Bool, transB: Bool, M: Int, N: Int, K: Int, A: UnsafePointer<Float>, lda: Int, B: UnsafePointer<Float>,
-    ldb: Int, beta: Float, C: UnsafeMutablePointer<Float>, ldc: Int, threads: Int, bf16: UnsafeMutablePointer<UInt32>?
+    ldb: Int, beta: Float, C: UnsafeMutablePointer<Float>, ldc: Int, threads: Int, bf16: UnsafeMutablePointer<UInt32>?,
+    alpha: Float
   ) {
     if let bf16 {
       BF16GEMM.multiply(
-        transA: transA, transB: transB, M: M, N: N, K: K, A: A, lda: lda, B: B, ldb: ldb, beta: beta, C: C, ldc: ldc,
-        workspace: bf16, threads: threads)
+        transA: transA, transB: transB, M: M, N: N, K: K, alpha: alpha, A: A, lda: lda, B: B, ldb: ldb, beta: beta,
+        C: C, ldc: ldc, workspace: bf16, threads: threads)
     } else {
       GEMM.sgemm(
-        transA: transA, transB: transB, M: M, N: N, K: K, A: A, lda: lda, B: B, ldb: ldb, beta: beta, C: C, ldc: ldc,
-        threads: threads)
+        transA: transA, transB: transB, M: M, N: N, K: K, alpha: alpha, A: A, lda: lda, B: B, ldb: ldb, beta: beta,
+        C: C, ldc: ldc, threads: threads)
     }
   }
 
   public static func forward(
     out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-    bias: UnsafePointer<Float>?, N: Int, C: Int, OC: Int, threads: Int = 1, bf16: UnsafeMutablePointer<UInt32>? = nil
+    bias: UnsafePointer<Float>?, N: Int, C: Int, OC: Int, threads: Int = 1, bf16: UnsafeMutablePointer<UInt32>? = nil,
+    alpha: Float = 1
   ) {
     product(
       transA: false, transB: true, M: N, N: OC, K: C, A: inp, lda: C, B: weight, ldb: C, beta: 0,
-      C: out, ldc: OC, threads: threads, bf16: bf16)
+      C: out, ldc: OC, threads: threads, bf16: bf16, alpha: alpha)
     if let bias {
       nonisolated(unsafe) let out = out, bias = bias
       parallelRows(N, width: OC, threads) { lo, hi in
@@ -55,21 +58,22 @@ public enum Linear {
   /// dinp(N,C) += dout(N,OC) . weight(OC,C), or = when `overwrite` (no zeroing pass needed).
   public static func backwardData(
     dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-    N: Int, C: Int, OC: Int, overwrite: Bool = false, threads: Int = 1, bf16: UnsafeMutablePointer<UInt32>? = nil
+    N: Int, C: Int, OC: Int, overwrite: Bool = false, threads: Int = 1, bf16: UnsafeMutablePointer<UInt32>? = nil,
+    alpha: Float = 1
   ) {
     product(
       transA: false, transB: false, M: N, N: C, K: OC, A: dout, lda: OC, B: weight, ldb: C, beta: overwrite ? 0 : 1,
-      C: dinp, ldc: C, threads: threads, bf16: bf16)
+      C: dinp, ldc: C, threads: threads, bf16: bf16, alpha: alpha)
   }
 
   /// dweight(OC,C) += dout(N,OC)^T . inp(N,C)
   public static func backwardWeight(
     dweight: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
-    N: Int, C: Int, OC: Int, threads: Int = 1, bf16: UnsafeMutablePointer<UInt32>? = nil
+    N: Int, C: Int, OC: Int, threads: Int = 1, bf16: UnsafeMutablePointer<UInt32>? = nil, alpha: Float = 1
   ) {
     product(
       transA: true, transB: false, M: OC, N: C, K: N, A: dout, lda: OC, B: inp, ldb: C, beta: 1,
-      C: dweight, ldc: C, threads: threads, bf16: bf16)
+      C: dweight, ldc: C, threads: threads, bf16: bf16, alpha: alpha)
   }
 
   /// dbias(OC) += sum over the N rows of dout(N,OC), in row order; threads split the columns.

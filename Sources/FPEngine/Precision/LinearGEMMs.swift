@@ -111,10 +111,8 @@ public final class PrecisionRuntime {
     var words = 0
     for l in layers {
       let C = l.info.inFeatures, OC = l.info.outFeatures
-      for g in GEMMKind.allCases {
-        let (a, b) = g.operands
-        guard l.precision[a]?.outputsBFloat16 == true, l.precision[b]?.outputsBFloat16 == true else { continue }
-        l.bf16[g.rawValue] = true
+      l.moveToBF16()
+      for g in GEMMKind.allCases where l.bf16[g.rawValue] {
         let (M, N, K) = Linear.productShapes(N: l.N, C: C, OC: OC)[g.rawValue]
         words = max(words, BF16GEMM.workspaceCount(M: M, N: N, K: K))
       }
@@ -186,7 +184,9 @@ public final class PrecisionRuntime {
 /// the two backward GEMMs share one rounded dY. Stochastic ones draw fresh streams per operand.
 public final class LinearGEMMs {
   public let info: LinearLayerInfo
-  public let precision: GEMMPrecision
+  /// The recipe's precision for this layer; `moveToBF16` sets the tensor scale apart in the operands
+  /// of the GEMMs it moves.
+  public internal(set) var precision: GEMMPrecision
   /// Largest number of input rows (B*T).
   public let N: Int
   unowned let runtime: PrecisionRuntime
@@ -207,6 +207,10 @@ public final class LinearGEMMs {
   let hadamards: [RandomHadamard?]
   /// Which of the three GEMMs (by `GEMMKind.rawValue`) run on `BF16GEMM` (`PrecisionRuntime.useBF16GEMMs`).
   var bf16 = [false, false, false]
+  /// The float32 tensor scale each operand's rounding left out of its values this pass (1: none; see
+  /// `ScaledRounding.tensorScaleApart`), indexed by `GEMMOperand.rawValue`: a GEMM multiplies its
+  /// product by its two operands' scales (`alpha`).
+  var tensorScales = [Float](repeating: 1, count: 6)
   /// Clipped straight-through estimator: indices of the forward X and W values that saturated in this
   /// step's training forward, and room to save the gradient entries there (see `backward`).
   let clipX: SaturationList?, clipW: SaturationList?
@@ -243,6 +247,37 @@ public final class LinearGEMMs {
     wq = FloatBuffer(count: precision[.forwardW] != nil && reuseDataGradW ? OC * C : 0)
   }
 
+  /// Marks the GEMMs whose two operands are bfloat16 values, or are once a tensor-scaled format
+  /// (NVFP4, `tensor-scale`) leaves its float32 tensor scale apart, to run on `BF16GEMM`, and sets that
+  /// scale apart in their operands. An operand that one GEMM rounds and another reuses is shared in one
+  /// form, so when it sets its scale apart the two GEMMs move together or not at all.
+  func moveToBF16() {
+    func apart(_ op: GEMMOperand) -> ScaledRounding? {
+      guard var s = precision[op] as? ScaledRounding, s.needsTensorAmax, s.elementTimesScaleIsBFloat16 else { return nil }
+      s.tensorScaleApart = true
+      return s
+    }
+    func qualifies(_ op: GEMMOperand) -> Bool { precision[op]?.outputsBFloat16 == true || apart(op) != nil }
+    var moved = GEMMKind.allCases.map { g in qualifies(g.operands.0) && qualifies(g.operands.1) }
+    let shared: [(Bool, GEMMOperand, GEMMKind, GEMMKind)] = [
+      (reuseWeightGradX, .forwardX, .forward, .weightGrad), (reuseDataGradW, .forwardW, .forward, .dataGrad),
+      (reuseWeightGradDY, .dataGradDY, .dataGrad, .weightGrad),
+    ]
+    var changed = true
+    while changed {
+      changed = false
+      for (reused, op, g, h) in shared where reused && apart(op) != nil && moved[g.rawValue] != moved[h.rawValue] {
+        moved[g.rawValue] = false
+        moved[h.rawValue] = false
+        changed = true
+      }
+    }
+    for g in GEMMKind.allCases where moved[g.rawValue] {
+      for op in [g.operands.0, g.operands.1] { if let s = apart(op) { precision[op] = s } }
+    }
+    bf16 = moved
+  }
+
   /// The length GEMM `g` sums over: the input features (forward), the output features (data
   /// gradient), the rows B*T (weight gradient).
   func reductionLength(_ g: GEMMKind) -> Int {
@@ -276,6 +311,7 @@ public final class LinearGEMMs {
         seed: runtime.seed, stream: stream, threads: runtime.threads, countEvents: runtime.collectTelemetry,
         hadamard: h, scratch: scratch))
     if runtime.collectTelemetry { counts[op.rawValue] = c }
+    tensorScales[op.rawValue] = (r as? ScaledRounding)?.tensorScale(amax: c.amax) ?? 1
     record(op, src, dst, layout, stream: stream, hadamard: h)
     observe(op, dst, layout)
     return UnsafePointer(dst)
@@ -346,6 +382,7 @@ public final class LinearGEMMs {
     _ layout: OperandLayout
   ) {
     let (stream, h) = roundingStreamAndTransform(partner, layout)
+    tensorScales[op.rawValue] = tensorScales[partner.rawValue]
     record(op, src, rounded, layout, stream: stream, hadamard: h)
     observe(op, rounded, layout)
   }
@@ -353,6 +390,10 @@ public final class LinearGEMMs {
   /// The bfloat16 workspace when GEMM `g` runs on `BF16GEMM`, else nil (sgemm).
   @inline(__always)
   func workspace(_ g: GEMMKind) -> UnsafeMutablePointer<UInt32>? { bf16[g.rawValue] ? runtime.bf16Workspace : nil }
+
+  /// The factor GEMM `g`'s product takes: its operands' tensor scales left out of their values.
+  @inline(__always)
+  func alpha(_ g: GEMMKind) -> Float { tensorScales[g.operands.0.rawValue] * tensorScales[g.operands.1.rawValue] }
 
   @inline(__always)
   func observe(_ op: GEMMOperand, _ p: UnsafePointer<Float>, _ layout: OperandLayout) {
@@ -379,7 +420,8 @@ public final class LinearGEMMs {
       if let l = clipW { l.count = saturated(.forwardW, weight, rows: OC, cols: C, into: l) }
     }
     Linear.forward(
-      out: out, inp: x, weight: w, bias: bias, N: n, C: C, OC: OC, threads: runtime.threads, bf16: workspace(.forward))
+      out: out, inp: x, weight: w, bias: bias, N: n, C: C, OC: OC, threads: runtime.threads, bf16: workspace(.forward),
+      alpha: alpha(.forward))
   }
 
   /// dinp += dout . W (skipped when `dinp` is nil; `=` when `overwriteDinp`), dweight += dout^T . inp,
@@ -407,7 +449,7 @@ public final class LinearGEMMs {
       clipX?.save(dinp)
       Linear.backwardData(
         dinp: dinp, dout: dy, weight: w, N: n, C: C, OC: OC, overwrite: overwriteDinp && clipX == nil,
-        threads: runtime.threads, bf16: workspace(.dataGrad))
+        threads: runtime.threads, bf16: workspace(.dataGrad), alpha: alpha(.dataGrad))
       clipX?.restore(dinp)
       dyForData = dy
     }
@@ -429,7 +471,8 @@ public final class LinearGEMMs {
     }
     clipW?.save(dweight)
     Linear.backwardWeight(
-      dweight: dweight, dout: dy, inp: x, N: n, C: C, OC: OC, threads: runtime.threads, bf16: workspace(.weightGrad))
+      dweight: dweight, dout: dy, inp: x, N: n, C: C, OC: OC, threads: runtime.threads, bf16: workspace(.weightGrad),
+      alpha: alpha(.weightGrad))
     clipW?.restore(dweight)
     if let dbias { Linear.backwardBias(dbias: dbias, dout: dout, N: n, OC: OC, threads: runtime.threads) }
   }

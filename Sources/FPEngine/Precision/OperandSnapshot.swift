@@ -3,7 +3,9 @@ import FPFormats
 /// One rounded GEMM operand of one linear layer at one training step, as the GEMM saw it: the float32
 /// input as it entered rounding (before a Hadamard transform, if the recipe has one) and the rounded
 /// result, both row-major `rows x cols` in the operand's GEMM layout (`OperandLayout`: X is (N, C),
-/// W is (OC, C), dY is (N, OC)); for block formats also each block's stored scale and its code.
+/// W is (OC, C), dY is (N, OC)); for block formats also each block's stored scale and its code. (In
+/// the bf16 GEMM mode a tensor-scaled operand reaches its GEMM as element x block scale, the tensor
+/// scale applied to the product; `rounded` holds the format's values all the same.)
 ///
 /// Taken by `LinearGEMMs` at the steps the trainer asks for (`PrecisionRuntime.captureLayers`), handed
 /// to the sink with the step's snapshot; the engine never writes it anywhere.
@@ -69,6 +71,9 @@ extension OperandSnapshot {
       }
       let q = ReferenceBlockQuantizer(format: b.format, rounding: b.rounding, seed: seed, stream: stream)
       let r = q.quantize(x, rows: layout.rows, cols: layout.cols, axis: layout.reducesAlongRows ? 0 : 1, hadamard: hadamard)
+      // The bf16 GEMM mode's operands with the tensor scale apart: the snapshot keeps the format's
+      // values (as on sgemm); the GEMM multiplied element x block scale and scaled its product.
+      if b.tensorScaleApart { s.rounded = r.values }
       s.scales = r.scales
       s.scaleCodes = r.scales.map { b.format.scale.code(ofRepresentable: $0) }
       s.scaleFormat = b.format.scale.name

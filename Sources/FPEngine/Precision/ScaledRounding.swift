@@ -7,10 +7,30 @@ import FPFormats
 public struct ScaledRounding: OperandRounder, Hashable, Codable {
   public var format: ScaledFormat
   public var rounding: RoundingMode
+  /// The bf16 GEMM mode's form of a tensor-scaled format (`BlockQuantizer.tensorScaleApart`): values
+  /// come out as element x block scale, and the GEMM multiplies its outputs by the tensor scales
+  /// (`tensorScale(amax:)`). Not part of a recipe: `PrecisionRuntime.useBF16GEMMs` sets it.
+  public var tensorScaleApart = false
+
+  private enum CodingKeys: String, CodingKey { case format, rounding }
 
   public init(format: ScaledFormat, rounding: RoundingMode = .rne) {
     self.format = format
     self.rounding = rounding
+  }
+
+  /// Its quantizer with counters (seed, stream).
+  func quantizer(seed: UInt64, stream: UInt64) -> BlockQuantizer {
+    var q = BlockQuantizer(format: format, rounding: rounding, seed: seed, stream: stream)
+    q.tensorScaleApart = tensorScaleApart
+    return q
+  }
+
+  /// The float32 scale left out of the values it rounded from a tensor whose finite max |x| is `amax`
+  /// (`RoundingCounts.amax`): the tensor scale with `tensorScaleApart`, else 1.
+  public func tensorScale(amax: Float) -> Float {
+    guard tensorScaleApart else { return 1 }
+    return BlockQuantizer(format: format).tensorScale(tensorAmax: amax) ?? 1
   }
 
   public var isStochastic: Bool { rounding.isStochastic || format.scaleRounding.isStochastic }
@@ -24,9 +44,11 @@ public struct ScaledRounding: OperandRounder, Hashable, Codable {
   public var needsTensorAmax: Bool { format.rule == .nvfp4 || format.tensorScale }
   /// A value is element x scale: significands of p and q bits multiply to at most p + q bits, and a
   /// power-of-two scale (q = 1, UE8M0) adds none. A float32 tensor scale (NVFP4's, `tensor-scale`) can
-  /// add up to 24, so those formats do not qualify.
-  public var outputsBFloat16: Bool {
-    guard !needsTensorAmax else { return false }
+  /// add up to 24, so those formats qualify only with the tensor scale apart.
+  public var outputsBFloat16: Bool { (!needsTensorAmax || tensorScaleApart) && elementTimesScaleIsBFloat16 }
+
+  /// Element x block scale has at most 8 significant bits.
+  public var elementTimesScaleIsBFloat16: Bool {
     let p = format.element.mantissaBits + 1, q = format.scale.mantissaBits + 1
     return (q == 1 ? p : p + q) <= 8
   }
@@ -49,7 +71,7 @@ public struct ScaledRounding: OperandRounder, Hashable, Codable {
   public func roundColumns(
     _ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, layout: OperandLayout, context c: RoundingContext
   ) -> RoundingCounts? {
-    let q = BlockQuantizer(format: format, rounding: rounding, seed: c.seed, stream: c.stream)
+    let q = quantizer(seed: c.seed, stream: c.stream)
     var stats = QuantizationStats()
     guard q.quantizeColumns(
       src, into: dst, rows: layout.rows, cols: layout.cols, hadamard: c.hadamard, threads: c.threads, stats: &stats)
@@ -64,7 +86,7 @@ public struct ScaledRounding: OperandRounder, Hashable, Codable {
   ) -> RoundingCounts {
     let n = rows * cols
     guard n > 0 else { return RoundingCounts() }
-    let q = BlockQuantizer(format: format, rounding: rounding, seed: seed, stream: stream)
+    let q = quantizer(seed: seed, stream: stream)
     let whole = UnsafeMutableBufferPointer(start: dst, count: n)
     var stats = QuantizationStats()
     let blocksPerRow: Int
