@@ -12,6 +12,20 @@ import Testing
     return t
   }
 
+  /// The definition of blocks down the columns of x (rows x cols): transposed, transformed along the
+  /// rows of the transpose, quantized along them, transposed back; with the counts.
+  static func definition(
+    _ q: BlockQuantizer, _ x: [Float], rows: Int, cols: Int, hadamard h: RandomHadamard?
+  ) throws -> ([Float], QuantizationStats) {
+    var a = transpose(x, rows: rows, cols: cols)
+    var stats = QuantizationStats()
+    try a.withUnsafeMutableBufferPointer { a in
+      if let h { try h.forward(a, rows: cols, cols: rows) }
+      try q.quantizeLastAxis(a, rows: cols, cols: rows, stats: &stats)
+    }
+    return (transpose(a, rows: cols, cols: rows), stats)
+  }
+
   @Test(arguments: [
     ("mxfp4_e2m1", "rne", false), ("mxfp4_e2m1", "stochastic", false), ("nvfp4", "rne", true),
     ("nvfp4", "stochastic", true), ("nvfp4", "rne", false), ("mxfp8_e4m3", "rne", true),
@@ -30,13 +44,7 @@ import Testing
       format: try ScaledFormat(parsing: spec), rounding: try RoundingMode(parsing: rounding), seed: 5, stream: 9)
     let h = hadamard ? try RandomHadamard(size: 16, seed: 3) : nil
 
-    var want = Self.transpose(x, rows: rows, cols: cols)
-    var wantStats = QuantizationStats()
-    try want.withUnsafeMutableBufferPointer { a in
-      if let h { try h.forward(a, rows: cols, cols: rows) }
-      try q.quantizeLastAxis(a, rows: cols, cols: rows, stats: &wantStats)
-    }
-    want = Self.transpose(want, rows: cols, cols: rows)
+    let (want, wantStats) = try Self.definition(q, x, rows: rows, cols: cols, hadamard: h)
 
     // A 96 x 48 matrix is too small to be cut for threads (BlockQuantizer.columnSplit gives one part);
     // BlockReferenceTests runs quantizeColumns on matrices cut into 2 and 3 parts.

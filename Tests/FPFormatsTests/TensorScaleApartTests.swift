@@ -79,13 +79,7 @@ import Testing
     let x = Self.data(), rows = Self.rows, cols = Self.cols
     let q = try Self.quantizer(spec, rounding, apart: true)
     let h = hadamard ? try RandomHadamard(size: 16, seed: 3) : nil
-    var want = ColumnBlockTests.transpose(x, rows: rows, cols: cols)
-    var wantStats = QuantizationStats()
-    try want.withUnsafeMutableBufferPointer { a in
-      if let h { try h.forward(a, rows: cols, cols: rows) }
-      try q.quantizeLastAxis(a, rows: cols, cols: rows, stats: &wantStats)
-    }
-    want = ColumnBlockTests.transpose(want, rows: cols, cols: rows)
+    let (want, wantStats) = try ColumnBlockTests.definition(q, x, rows: rows, cols: cols, hadamard: h)
     var got = [Float](repeating: 0, count: rows * cols)
     var stats = QuantizationStats()
     #expect(q.quantizeColumns(x, into: &got, rows: rows, cols: cols, hadamard: h, threads: 1, stats: &stats))
