@@ -56,8 +56,9 @@ extension BlockQuantizer {
     let parts = split.map { w in
       var s = QuantizationStats()
       // The tile, group-major ([group][row][16]) when transformed, then one factor pair per column.
-      withAlignedTemporary(of: Float.self, capacity: (direct ? 0 : height * cols) + 2 * cols) { buffer in
-        let down = buffer + (direct ? 0 : height * cols), up = down + cols
+      let tileValues = direct ? 0 : height * cols
+      withAlignedTemporary(of: Float.self, capacity: tileValues + 2 * cols) { buffer in
+        let down = buffer + tileValues, up = down + cols
         for tile in split.interleaved(w) {
           let r0 = tile * height
           if !direct {
