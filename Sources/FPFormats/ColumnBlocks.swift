@@ -48,11 +48,12 @@ extension BlockQuantizer {
     let a = tensorAmax, global = globalFactor(tensorAmax)
     nonisolated(unsafe) let source = input
     let sourceTransform = transform
-    // Without a transform the pass reads X where it lies, row by row: each block's column maxima, then
-    // its rounding (copied into group-major tiles first, as before, it spent a load and a store per
-    // value). With one, it reads the tiles that `loadTiles` transformed. (The transform parked in dst
-    // cannot be read in place: the counting pass reads the inputs after the outputs are written.)
-    let direct = matrix == nil
+    // Without a transform to apply the pass reads its input where it lies, row by row: each block's
+    // column maxima, then its rounding (copied into group-major tiles first, as before, it spent a load
+    // and a store per value). That input is X, or the transform parked in dst, which is then rounded
+    // in place (`ColumnRun.inPlace`; copied back into tiles, as before, the copy took about a third of
+    // this function's time). With a transform, it reads the tiles that `loadTiles` transformed.
+    let direct = sourceTransform == nil
     let parts = split.map { w in
       var s = QuantizationStats()
       // The tile, group-major ([group][row][16]) when transformed, then one factor pair per column.

@@ -1,6 +1,7 @@
 /// `BlockRun` for blocks down columns: 16 lanes of one column group, each lane its own block. Value
 /// (r, c) is tile[(c / 16) * groupStride + r * rowStride + c % 16]: a group-major tile (groupStride =
-/// rows * 16, rowStride = 16) or the row-major matrix itself (16, cols).
+/// rows * 16, rowStride = 16) or the row-major matrix itself (16, cols); when the tile is `out`, it is
+/// rounded in place.
 struct ColumnRun: KernelVisitor {
   let k: KernelConstants, rng: CounterRNG
   let tile: UnsafePointer<Float>, groupStride: Int, rowStride: Int, rows: Int, cols: Int
@@ -10,6 +11,46 @@ struct ColumnRun: KernelVisitor {
   var saturated: UInt32 = 0, flushed: UInt32 = 0
 
   mutating func visit<R: Kernel>(_ rule: R) {
+    if tile == UnsafePointer<Float>(out) {
+      precondition(groupStride == 16 && rowStride == cols, "in place, the tile is the output's rows")
+      inPlace(rule)
+    } else {
+      separate(rule)
+    }
+  }
+
+  /// The tile is the output (rows x cols, row-major), rounded where it lies: each 16 values are read
+  /// as one vector for the counts before they are overwritten, and read and written through the one
+  /// pointer, which LLVM then vectorizes without an overlap check (see `InPlace`).
+  mutating func inPlace<R: Kernel>(_ rule: R) {
+    let k = KernelConstants.freshCopy(k), rng = rng, limit = limit, stride = laneStride
+    let rows = rows, cols = cols, down = down, up = up
+    let dst = UnsafeMutableRawPointer(out).assumingMemoryBound(to: UInt32.self)
+    let high = rng.highKey(first), low0 = UInt32(truncatingIfNeeded: first)
+    precondition(
+      UInt64(cols) * UInt64(stride) <= (1 << 32) - (first & 0xFFFF_FFFF), "block tensors are limited to 2^32 values")
+    var events = EventLanes(limit: limit)
+    for r in 0..<rows {
+      let o = dst + r * cols
+      for c0 in Swift.stride(from: 0, to: cols, by: 16) {
+        let x = UnsafeRawPointer(o + c0).loadUnaligned(as: SIMD16<UInt32>.self)
+        let d = down + c0, u = up + c0
+        let low = low0 &+ UInt32(truncatingIfNeeded: c0) &* stride &+ UInt32(truncatingIfNeeded: r)
+        for j in 0..<16 {
+          let c = low &+ UInt32(truncatingIfNeeded: j) &* stride
+          let random = R.usesRandom ? rng.bits32(low: c, high: high) : 0
+          o[c0 + j] = BlockRun.one(o[c0 + j], d[j], u[j], rule, k, random, limit).0
+        }
+        events.add(
+          input: x, down: UnsafeRawPointer(d).loadUnaligned(as: SIMD16<Float>.self),
+          output: UnsafeRawPointer(o + c0).loadUnaligned(as: SIMD16<UInt32>.self))
+      }
+    }
+    saturated = UInt32(bitPattern: events.saturated.wrappedSum())
+    flushed = UInt32(bitPattern: events.flushed.wrappedSum())
+  }
+
+  mutating func separate<R: Kernel>(_ rule: R) {
     // Locals, not properties (see `BlockRun.run`).
     let k = KernelConstants.freshCopy(k), rng = rng, limit = limit, stride = laneStride
     let rows = rows, cols = cols, groupStride = groupStride, rowStride = rowStride, down = down, up = up
