@@ -11,6 +11,8 @@ struct ColumnRun: KernelVisitor {
   var saturated: UInt32 = 0, flushed: UInt32 = 0
 
   mutating func visit<R: Kernel>(_ rule: R) {
+    precondition(
+      UInt64(cols) * UInt64(laneStride) <= (1 << 32) - (first & 0xFFFF_FFFF), "block tensors are limited to 2^32 values")
     if tile == UnsafePointer<Float>(out) {
       precondition(groupStride == 16 && rowStride == cols, "in place, the tile is the output's rows")
       inPlace(rule)
@@ -27,8 +29,6 @@ struct ColumnRun: KernelVisitor {
     let rows = rows, cols = cols, down = down, up = up
     let dst = UnsafeMutableRawPointer(out).assumingMemoryBound(to: UInt32.self)
     let high = rng.highKey(first), low0 = UInt32(truncatingIfNeeded: first)
-    precondition(
-      UInt64(cols) * UInt64(stride) <= (1 << 32) - (first & 0xFFFF_FFFF), "block tensors are limited to 2^32 values")
     var events = EventLanes(limit: limit)
     for r in 0..<rows {
       let o = dst + r * cols
@@ -57,8 +57,6 @@ struct ColumnRun: KernelVisitor {
     let src = UnsafeRawPointer(tile).assumingMemoryBound(to: UInt32.self)
     let dst = UnsafeMutableRawPointer(out).assumingMemoryBound(to: UInt32.self)
     let high = rng.highKey(first), low0 = UInt32(truncatingIfNeeded: first)
-    precondition(
-      UInt64(cols) * UInt64(stride) <= (1 << 32) - (first & 0xFFFF_FFFF), "block tensors are limited to 2^32 values")
     // Row by row, each row's groups in turn, so the stores run along the output's rows (group by
     // group, each 64-byte store went to another row, and most of them missed the cache). The counts
     // in a second pass, from the inputs and outputs as vectors (`EventLanes`): counted inside the

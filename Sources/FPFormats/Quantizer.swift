@@ -163,9 +163,10 @@ public struct Quantizer: Sendable {
   }
 
   /// Blocks down columns (`BlockQuantizer.quantizeColumns`) for `rows` rows of a tile, stored group by
-  /// group or row by row: value (r, c) is tile[(c / 16) * groupStride + r * rowStride + c % 16], its result goes to
-  /// out[r * cols + c] as Q(value * down[c]) * up[c], drawing random counter
-  /// firstIndex + c * laneStride + r. Returns the saturated and flushed counts as `quantizeBlocks`.
+  /// group or row by row: value (r, c) is tile[(c / 16) * groupStride + r * rowStride + c % 16], its
+  /// result goes to out[r * cols + c] as Q(value * down[c]) * up[c], drawing random counter
+  /// firstIndex + c * laneStride + r; a tile that is `out` itself (row by row) is rounded in place.
+  /// Returns the saturated and flushed counts as `quantizeBlocks`.
   func quantizeColumnTile(
     _ tile: UnsafePointer<Float>, groupStride: Int, rowStride: Int, rows: Int, cols: Int,
     into out: UnsafeMutablePointer<Float>, down: UnsafePointer<Float>, up: UnsafePointer<Float>, saturationLimit: Float,
