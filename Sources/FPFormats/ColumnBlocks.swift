@@ -187,14 +187,7 @@ extension BlockQuantizer {
   /// Per lane, the finite max |x| bits down `rows` rows of a 16-wide tile.
   @inline(__always)
   static func columnMaxLanes(_ tile: UnsafePointer<Float>, rows: Int) -> SIMD16<UInt32> {
-    let bits = UnsafeRawPointer(tile).assumingMemoryBound(to: UInt32.self)
-    return withAlignedTemporary(of: UInt32.self, capacity: 16) { m in
-      for j in 0..<16 { m[j] = 0 }
-      for r in 0..<rows {
-        for j in 0..<16 { m[j] = max(m[j], BlockAmax.finiteMagnitude(bits[r * 16 + j])) }
-      }
-      return UnsafeRawPointer(m).loadUnaligned(as: SIMD16<UInt32>.self)
-    }
+    BlockAmax.blockLanes(UnsafeRawPointer(tile), size: rows * 64)
   }
 
   /// max over tiles of `body(tile, scratch)` (`capacity` floats of scratch per thread), tiles dealt
