@@ -9,8 +9,8 @@
 /// to a vector: each column holds whole blocks of A's rows, so one 16-lane vector per row carries 16
 /// blocks at once and the block amaxes are vertical maxima (no horizontal reductions). Without a
 /// transform the tiles are read where they lie; with one they are kept as groups of 16 columns (T x 16
-/// each), transformed by 16 fused multiply-adds per row with the same operation order as the row
-/// transform. The results are bit for bit those of the transposing path (ColumnBlockTests checks this).
+/// each), transformed by fused multiply-adds with the operations of the row transform (`loadTiles`).
+/// The results are bit for bit those of the transposing path (ColumnBlockTests checks this).
 extension BlockQuantizer {
   /// Quantizes `src` [rows, cols] with blocks down its columns into `dst` (same layout, not
   /// overlapping), with an optional 16-point Hadamard transform down the columns first. Returns false,
