@@ -7,7 +7,7 @@
 /// depends on the stack's position, which depends on the size of the environment: the same binary
 /// rounded MXFP4 down columns at 1.4 or 2.2 G values/s depending only on an environment variable's
 /// length (`setarch -R` with a padding variable; docs/benchmarks.md). Aligned scratch makes the fast
-/// case the only case there. Used by the column path and the 16-point Hadamard transform; the row path
+/// case the only case there. Used by the column path; the row path
 /// (`BlockRun`, `BlockAmax.sixteenBlocks`) keeps plain temporaries, as aligning its scratch was
 /// measured slower at every stack position. `T`'s stride must divide 64.
 @inline(__always)

@@ -88,7 +88,10 @@ public struct RandomHadamard: Sendable, Hashable {
     let r = transposed ? transposedMatrix : matrix
     r.withUnsafeBufferPointer { rb in
       let rm = rb.baseAddress!
-      if n == 16 { return Self.dense16(p, count, UnsafeRawPointer(rm).bindMemory(to: SIMD16<Float>.self, capacity: 16)) }
+      if n == 16 {
+        Self.dense16(p, count, UnsafeRawPointer(rm).bindMemory(to: SIMD16<Float>.self, capacity: 16))
+        return
+      }
       if n % 16 == 0 {
         // Four partial sums (k mod 4) break the chain of dependent additions; each group's result is
         // complete before it overwrites x.
@@ -128,24 +131,24 @@ public struct RandomHadamard: Sendable, Hashable {
   /// `forward` for n = 16: `dense16`, with the amax taken from each group's result as it is stored.
   private func forward16(_ p: UnsafeMutablePointer<Float>, _ count: Int) -> Float {
     matrix.withUnsafeBufferPointer { m in
-      withAlignedTemporary(of: UInt32.self, capacity: 16) { l in
-        l.initialize(repeating: 0, count: 16)
-        Self.dense16(p, count, UnsafeRawPointer(m.baseAddress!).bindMemory(to: SIMD16<Float>.self, capacity: 16), amaxLanes: l)
-        var amax: UInt32 = 0
-        for j in 0..<16 { amax = max(amax, l[j]) }
-        return Float(bitPattern: amax)
-      }
+      let lanes = Self.dense16(
+        p, count, UnsafeRawPointer(m.baseAddress!).bindMemory(to: SIMD16<Float>.self, capacity: 16), amax: true)
+      var amax: UInt32 = 0
+      for j in 0..<16 { amax = max(amax, lanes[j]) }
+      return Float(bitPattern: amax)
     }
   }
 
   /// The 16-point product with R's 16 rows held in registers: per group, 16 broadcasts and 16 fused
   /// multiply-adds into four partial sums (k mod 4), added pairwise; the same order as the general loop.
-  /// With `amaxLanes`, also lane j's running max of the results' finite |y| bits.
+  /// With `amax`, returns lane j's running max of the results' finite |y| bits, kept in a register
+  /// (`BlockAmax.sixteenBlocks` says why not in memory); else zeros.
+  @discardableResult
   private static func dense16(
-    _ p: UnsafeMutablePointer<Float>, _ count: Int, _ rows: UnsafePointer<SIMD16<Float>>,
-    amaxLanes: UnsafeMutablePointer<UInt32>? = nil
-  ) {
+    _ p: UnsafeMutablePointer<Float>, _ count: Int, _ rows: UnsafePointer<SIMD16<Float>>, amax: Bool = false
+  ) -> SIMD16<UInt32> {
     typealias V = SIMD16<Float>
+    var lanes = SIMD16<UInt32>()
     let r0 = rows[0], r1 = rows[1], r2 = rows[2], r3 = rows[3], r4 = rows[4], r5 = rows[5], r6 = rows[6]
     let r7 = rows[7], r8 = rows[8], r9 = rows[9], r10 = rows[10], r11 = rows[11], r12 = rows[12]
     let r13 = rows[13], r14 = rows[14], r15 = rows[15]
@@ -160,12 +163,11 @@ public struct RandomHadamard: Sendable, Hashable {
       a2 = a2.addingProduct(r10, V(repeating: x[10])); a3 = a3.addingProduct(r11, V(repeating: x[11]))
       a0 = a0.addingProduct(r12, V(repeating: x[12])); a1 = a1.addingProduct(r13, V(repeating: x[13]))
       a2 = a2.addingProduct(r14, V(repeating: x[14])); a3 = a3.addingProduct(r15, V(repeating: x[15]))
-      UnsafeMutableRawPointer(x).storeBytes(of: (a0 + a1) + (a2 + a3), as: V.self)
-      if let l = amaxLanes {
-        let bits = UnsafeRawPointer(x).assumingMemoryBound(to: UInt32.self)
-        for j in 0..<16 { l[j] = max(l[j], BlockAmax.finiteMagnitude(bits[j])) }
-      }
+      let y = (a0 + a1) + (a2 + a3)
+      UnsafeMutableRawPointer(x).storeBytes(of: y, as: V.self)
+      if amax { lanes = BlockAmax.lanesMax(lanes, BlockAmax.finiteMagnitudes(unsafeBitCast(y, to: SIMD16<UInt32>.self))) }
     }
+    return lanes
   }
 
   private func check(_ cols: Int) throws {
