@@ -93,6 +93,7 @@ struct ColumnRun: KernelVisitor {
     // in a second pass, from the inputs and outputs as vectors (`EventLanes`): counted inside the
     // rounding loop into lanes in memory they took over half of this kernel's time, and read back
     // right after each store they stalled on it.
+    var events = EventLanes(limit: limit)
     for r in 0..<rows {
       let o = dst + r * cols
       for c0 in Swift.stride(from: 0, to: cols, by: 16) {
@@ -105,7 +106,6 @@ struct ColumnRun: KernelVisitor {
         }
       }
     }
-    var events = EventLanes(limit: limit)
     for r in 0..<rows {
       for c0 in Swift.stride(from: 0, to: cols, by: 16) {
         events.add(
