@@ -38,7 +38,7 @@ let package = Package(
   ],
   targets: [
     // MARK: Library layers
-    .target(name: "FPFormats", swiftSettings: native),
+    .target(name: "FPFormats", dependencies: ["CCPUFeatures"], swiftSettings: native),
     .target(name: "FPStore", dependencies: ["CHDF5", "CZstd"], swiftSettings: native),
     .target(
       name: "FPEngine", dependencies: ["FPFormats", "CBLAS", "CZlib", "CExponentCounts", "CBF16GEMM", "CCPUFeatures"],

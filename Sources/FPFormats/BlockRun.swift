@@ -1,3 +1,5 @@
+import CCPUFeatures
+
 /// The fused block loop: scale, round, scale back, and count, with arithmetic masks only (for
 /// magnitudes a, b below 2^31, (a - b) >> 31 is 1 exactly when a < b) so that it vectorizes.
 struct BlockRun: KernelVisitor {
@@ -105,8 +107,28 @@ struct EventLanes {
 
   init(limit: UInt32) { self.limit = SIMD16(repeating: Int32(bitPattern: limit)) }
 
+  /// Whether this module was compiled for AVX-512 (a constant once compiled: `fpsim_built_features`
+  /// is inlined with the module's own CPU flags), where comparisons set mask registers.
+  @inline(__always)
+  static var masks: Bool { fpsim_built_features() & (UInt64(1) << UInt64(FPSIM_CPU_AVX512F)) != 0 }
+
   @inline(__always)
   mutating func add(input x: SIMD16<UInt32>, down d: SIMD16<Float>, output o: SIMD16<UInt32>) {
+    if Self.masks {
+      // As float comparisons, each one instruction into a mask register: |y| > limit (ordered, so
+      // false for NaN; the limit is a non-negative float's bits, or Inf's or a NaN's, which nothing
+      // passes), x != 0 and x == x (non-zero, not NaN: one ordered not-equal), output == +-0. Seven
+      // vector operations per 16 values with the two masked counts, where the sign masks below take
+      // fourteen; LLVM also reuses the rounding's |y|. (Float comparisons see subnormals as they are:
+      // no flush-to-zero mode is set anywhere, and the rounding's own arithmetic assumes as much.)
+      let xf = unsafeBitCast(x, to: SIMD16<Float>.self), of = unsafeBitCast(o, to: SIMD16<Float>.self)
+      let ay = unsafeBitCast(unsafeBitCast(xf * d, to: SIMD16<UInt32>.self) & 0x7FFF_FFFF, to: SIMD16<Float>.self)
+      let past = ay .> unsafeBitCast(limit, to: SIMD16<Float>.self)
+      let gone = (xf .!= 0) .& (xf .== xf) .& (of .== 0)
+      saturated = saturated.replacing(with: saturated &+ 1, where: past)
+      flushed = flushed.replacing(with: flushed &+ 1, where: gone)
+      return
+    }
     // Sign masks, not comparisons: every operand is a magnitude's bits (below 2^31) or a difference of
     // two, so each test a < b is the sign of a - b, and (p & q) >> 31 (arithmetic) is -1 where both p
     // and q are negative, else 0; the lanes count by subtracting it. (With `.<` and `replacing`, the
