@@ -52,8 +52,8 @@ let package = Package(
     // CBLAS: cblas.h from /usr/include/x86_64-linux-gnu, which has no pkg-config entry; links libblas.
     .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
     // The start-up CPU check: C compiled without -target-cpu, so it runs on the CPUs it refuses. Its
-    // header also tells a Swift module which CPU features that module was compiled for (FPEngine's
-    // MicroGEMM takes its width from it).
+    // header also tells a Swift module which CPU features that module was compiled for (FPFormats'
+    // `BuiltFor`: FPEngine's MicroGEMM takes its width from it, the block loops their form of counting).
     .target(name: "CCPUFeatures"),
     // The binade histograms' exponent counts: AVX2 byte compares chosen at run time, scalar tables
     // otherwise (C without -target-cpu, like CCPUFeatures).

@@ -1,5 +1,3 @@
-import CCPUFeatures
-
 /// The fused block loop: scale, round, scale back, and count, with arithmetic masks only (for
 /// magnitudes a, b below 2^31, (a - b) >> 31 is 1 exactly when a < b) so that it vectorizes.
 struct BlockRun: KernelVisitor {
@@ -123,14 +121,9 @@ struct EventLanes {
 
   init(limit: UInt32) { self.limit = SIMD16(repeating: Int32(bitPattern: limit)) }
 
-  /// Whether this module was compiled for AVX-512 (a constant once compiled: `fpsim_built_features`
-  /// is inlined with the module's own CPU flags), where comparisons set mask registers.
-  @inline(__always)
-  static var masks: Bool { fpsim_built_features() & (UInt64(1) << UInt64(FPSIM_CPU_AVX512F)) != 0 }
-
   @inline(__always)
   mutating func add(input x: SIMD16<UInt32>, down d: SIMD16<Float>, output o: SIMD16<UInt32>) {
-    if Self.masks {
+    if BuiltFor.avx512 {
       // As float comparisons, each one instruction into a mask register: |y| > limit (ordered, so
       // false for NaN; the limit is a non-negative float's bits, or Inf's or a NaN's, which nothing
       // passes), x != 0 and x == x (non-zero, not NaN: one ordered not-equal), output == +-0. Seven

@@ -1,4 +1,4 @@
-import CCPUFeatures
+import FPFormats
 
 /// A register-blocked block product for the small, causal matrix products of attention (T x T by
 /// T x hs per head), where a BLAS call per head costs more in overhead and wasted upper-triangle work
@@ -15,10 +15,9 @@ import CCPUFeatures
 enum MicroGEMM {
   typealias V16 = SIMD16<Float>
 
-  /// Whether this module was compiled for AVX-512 (a constant once compiled: `fpsim_built_features`
-  /// is inlined with the module's own CPU flags).
+  /// Whether this code was compiled for AVX-512 (a constant once compiled).
   @inline(__always)
-  static var wide: Bool { fpsim_built_features() & (UInt64(1) << UInt64(FPSIM_CPU_AVX512F)) != 0 }
+  static var wide: Bool { BuiltFor.avx512 }
 
   @inline(__always)
   static func load(_ p: UnsafePointer<Float>) -> V16 { UnsafeRawPointer(p).loadUnaligned(as: V16.self) }
