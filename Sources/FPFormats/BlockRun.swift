@@ -57,28 +57,22 @@ struct BlockRun: KernelVisitor {
       var events = EventLanes(limit: limit)
       let chunksPerBlock = block / 16
       var b = 0, chunk = 0
-      // From a separate source, each chunk is read from a copy on the stack: the compiler then knows
-      // that the loop's stores cannot touch its source and vectorizes it without an overlap check, and
-      // the counts get the outputs from registers. (Read from the source, the counts read the outputs
-      // back from memory after a loop with two versions, and waited on its stores: a third of this
-      // loop's time in gpt-tiny mxfp4 training.)
+      // Each chunk is rounded from a copy on the stack: the compiler then knows that the loop's stores
+      // cannot touch what it reads, vectorizes it without an overlap check, and gives the counts the
+      // outputs from registers (and removes the copy). (Read from a separate source, the counts read
+      // the outputs back from memory after a loop with two versions, and waited on its stores: a third
+      // of this loop's time in gpt-tiny mxfp4 training. In place it makes no difference.)
       var staging = SIMD16<UInt32>()
       withUnsafeMutableBytes(of: &staging) { stage in
         let staged = stage.baseAddress!.assumingMemoryBound(to: UInt32.self)
         while lo + 16 <= n {
           let d = down[b], u = up[b]
           let x = values.vector(lo, bits)
-          let from: UnsafePointer<UInt32>
-          if V.copiesChunks {
-            stage.storeBytes(of: x, as: SIMD16<UInt32>.self)
-            from = UnsafePointer(staged)
-          } else {
-            from = UnsafePointer(bits + lo)
-          }
+          stage.storeBytes(of: x, as: SIMD16<UInt32>.self)
           for j in 0..<16 {
             let i = lo + j
             let r = R.usesRandom ? rng.bits32(low: low0 &+ UInt32(truncatingIfNeeded: i), high: high) : 0
-            let (out, _, _, q) = BlockRun.one(from[j], d, u, rule, k, r, limit)
+            let (out, _, _, q) = BlockRun.one(staged[j], d, u, rule, k, r, limit)
             bits[i] = out
             sink.store(i, q)
           }
@@ -163,15 +157,12 @@ struct EventLanes {
 /// compiled to the same code as `Separate`, LLVM merged the two, and the merged loop's overlap check
 /// sent every in-place call to its scalar version: 0.15 G values/s for MXFP4 instead of about 2.)
 protocol ValueSource {
-  /// Whether `BlockRun.run` rounds each 16-value chunk from a copy on the stack (a source apart from `out`).
-  static var copiesChunks: Bool { get }
   func value(_ i: Int, _ out: UnsafeMutablePointer<UInt32>) -> UInt32
   /// Values i ..< i + 16.
   func vector(_ i: Int, _ out: UnsafeMutablePointer<UInt32>) -> SIMD16<UInt32>
 }
 
 struct InPlace: ValueSource {
-  static var copiesChunks: Bool { false }
   @inline(__always) func value(_ i: Int, _ out: UnsafeMutablePointer<UInt32>) -> UInt32 { out[i] }
   @inline(__always) func vector(_ i: Int, _ out: UnsafeMutablePointer<UInt32>) -> SIMD16<UInt32> {
     UnsafeRawPointer(out + i).loadUnaligned(as: SIMD16<UInt32>.self)
@@ -179,7 +170,6 @@ struct InPlace: ValueSource {
 }
 
 struct Separate: ValueSource {
-  static var copiesChunks: Bool { true }
   let p: UnsafePointer<UInt32>
   @inline(__always) func value(_ i: Int, _ out: UnsafeMutablePointer<UInt32>) -> UInt32 { p[i] }
   @inline(__always) func vector(_ i: Int, _ out: UnsafeMutablePointer<UInt32>) -> SIMD16<UInt32> {
