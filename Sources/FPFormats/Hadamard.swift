@@ -133,9 +133,7 @@ public struct RandomHadamard: Sendable, Hashable {
     matrix.withUnsafeBufferPointer { m in
       let lanes = Self.dense16(
         p, count, UnsafeRawPointer(m.baseAddress!).bindMemory(to: SIMD16<Float>.self, capacity: 16), amax: true)
-      var amax: UInt32 = 0
-      for j in 0..<16 { amax = max(amax, lanes[j]) }
-      return Float(bitPattern: amax)
+      return Float(bitPattern: lanes.max())
     }
   }
 
