@@ -38,7 +38,7 @@ let package = Package(
   ],
   targets: [
     // MARK: Library layers
-    .target(name: "FPFormats", dependencies: ["CCPUFeatures"], swiftSettings: native),
+    .target(name: "FPFormats", dependencies: ["CCPUFeatures", "CMaskCount"], swiftSettings: native),
     .target(name: "FPStore", dependencies: ["CHDF5", "CZstd"], swiftSettings: native),
     .target(
       name: "FPEngine", dependencies: ["FPFormats", "CBLAS", "CZlib", "CExponentCounts", "CBF16GEMM", "CCPUFeatures"],
@@ -58,6 +58,9 @@ let package = Package(
     // The binade histograms' exponent counts: AVX2 byte compares chosen at run time, scalar tables
     // otherwise (C without -target-cpu, like CCPUFeatures).
     .target(name: "CExponentCounts"),
+    // Lane counts of float comparisons for the block loops' telemetry (static inline: inlined into
+    // FPFormats, with its target's features).
+    .target(name: "CMaskCount"),
     // The bfloat16 GEMM of `--gemm bf16` (AVX512-BF16, chosen at run time; C without -target-cpu).
     .target(name: "CBF16GEMM"),
 

@@ -1,3 +1,5 @@
+import CMaskCount
+
 /// The fused block loop: scale, round, scale back, and count, with arithmetic masks only (for
 /// magnitudes a, b below 2^31, (a - b) >> 31 is 1 exactly when a < b) so that it vectorizes.
 struct BlockRun: KernelVisitor {
@@ -82,8 +84,8 @@ struct BlockRun: KernelVisitor {
           if chunk == chunksPerBlock { chunk = 0; b += 1 }
         }
       }
-      sat = UInt32(bitPattern: events.saturated.wrappedSum())
-      flush = UInt32(bitPattern: events.flushed.wrappedSum())
+      sat = events.saturatedCount
+      flush = events.flushedCount
     }
     while lo < n {
       let b = lo / block
@@ -104,32 +106,41 @@ struct BlockRun: KernelVisitor {
   }
 }
 
-/// `BlockRun.one`'s two counts for 16 values at a time, kept in 16 lanes (registers in a loop): the
-/// scaled value input * down past the limit, and a non-zero, non-NaN input whose output is zero. The
-/// row kernel counts this way after each 16-value step, the column kernel (`ColumnRun`) in a second
-/// pass over each column group: counted inside their element loops into lanes kept in memory, the
-/// lanes were reloaded after every store to the output (which the compiler cannot tell apart from them).
+/// `BlockRun.one`'s two counts for 16 values at a time: the scaled value input * down past the limit,
+/// and a non-zero, non-NaN input whose output is zero. The row kernel counts this way after each
+/// 16-value step, the column kernel (`ColumnRun`) in a second pass over each column group: counted
+/// inside their element loops into lanes kept in memory, the lanes were reloaded after every store to
+/// the output (which the compiler cannot tell apart from them).
+///
+/// AVX-512 builds count with a comparison into a mask register and a `popcnt` of it (CMaskCount) into
+/// two integers; AVX2 builds count into 16 lanes of two registers with sign masks.
 struct EventLanes {
   let limit: SIMD16<Int32>
+  /// AVX-512: the counts so far.
+  var saturatedTotal: UInt32 = 0, flushedTotal: UInt32 = 0
+  /// AVX2: the counts so far, lane by lane.
   var saturated = SIMD16<Int32>(), flushed = SIMD16<Int32>()
 
   init(limit: UInt32) { self.limit = SIMD16(repeating: Int32(bitPattern: limit)) }
 
+  var saturatedCount: UInt32 { saturatedTotal &+ UInt32(bitPattern: saturated.wrappedSum()) }
+  var flushedCount: UInt32 { flushedTotal &+ UInt32(bitPattern: flushed.wrappedSum()) }
+
   @inline(__always)
   mutating func add(input x: SIMD16<UInt32>, down d: SIMD16<Float>, output o: SIMD16<UInt32>) {
     if BuiltFor.avx512 {
-      // As float comparisons, each one instruction into a mask register: |y| > limit (ordered, so
-      // false for NaN; the limit is a non-negative float's bits, or Inf's or a NaN's, which nothing
-      // passes), x != 0 and x == x (non-zero, not NaN: one ordered not-equal), output == +-0. Seven
-      // vector operations per 16 values with the two masked counts, where the sign masks below take
-      // fourteen; LLVM also reuses the rounding's |y|. (Float comparisons see subnormals as they are:
-      // no flush-to-zero mode is set anywhere, and the rounding's own arithmetic assumes as much.)
+      // Float comparisons, each one instruction into a mask register, counted by `popcnt` on the
+      // integer ports: |y| > limit (ordered, so false for NaN; the limit is a non-negative float's
+      // bits, or Inf's or a NaN's, which nothing passes), x != 0 and x == x (non-zero, not NaN: one
+      // ordered not-equal), output == +-0. Three vector operations per 16 values, and LLVM reuses the
+      // rounding's |y|. (Counted in lanes, a widening of each mask and an add took four more, on the
+      // vector ports that the rounding keeps busy: `fpsim bench quantize` ran 13-21% slower.) Float
+      // comparisons see subnormals as they are: no flush-to-zero mode is set anywhere, and the
+      // rounding's own arithmetic assumes as much.
       let xf = unsafeBitCast(x, to: SIMD16<Float>.self), of = unsafeBitCast(o, to: SIMD16<Float>.self)
       let ay = unsafeBitCast(unsafeBitCast(xf * d, to: SIMD16<UInt32>.self) & 0x7FFF_FFFF, to: SIMD16<Float>.self)
-      let past = ay .> unsafeBitCast(limit, to: SIMD16<Float>.self)
-      let gone = (xf .!= 0) .& (xf .== xf) .& (of .== 0)
-      saturated = saturated.replacing(with: saturated &+ 1, where: past)
-      flushed = flushed.replacing(with: flushed &+ 1, where: gone)
+      saturatedTotal &+= fpsim_count_greater(ay, unsafeBitCast(limit, to: SIMD16<Float>.self))
+      flushedTotal &+= fpsim_count_zeroed(xf, of)
       return
     }
     // Sign masks, not comparisons: every operand is a magnitude's bits (below 2^31) or a difference of

@@ -77,8 +77,8 @@ struct ColumnRun: KernelVisitor {
           output: UnsafeRawPointer(o + c0).loadUnaligned(as: SIMD16<UInt32>.self))
       }
     }
-    saturated = UInt32(bitPattern: events.saturated.wrappedSum())
-    flushed = UInt32(bitPattern: events.flushed.wrappedSum())
+    saturated = events.saturatedCount
+    flushed = events.flushedCount
   }
 
   mutating func separate<R: Kernel>(_ rule: R) {
@@ -114,7 +114,7 @@ struct ColumnRun: KernelVisitor {
           output: UnsafeRawPointer(dst + r * cols + c0).loadUnaligned(as: SIMD16<UInt32>.self))
       }
     }
-    saturated = UInt32(bitPattern: events.saturated.wrappedSum())
-    flushed = UInt32(bitPattern: events.flushed.wrappedSum())
+    saturated = events.saturatedCount
+    flushed = events.flushedCount
   }
 }
