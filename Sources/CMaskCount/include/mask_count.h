@@ -10,30 +10,30 @@
 
 #include <stdint.h>
 
-typedef float fpsim_float16 __attribute__((ext_vector_type(16)));
+typedef float fpsim_float32x16 __attribute__((ext_vector_type(16)));
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
 
 // Lanes with a > b (ordered: false where either is NaN).
-static inline uint32_t fpsim_count_greater(fpsim_float16 a, fpsim_float16 b) {
+static inline uint32_t fpsim_count_greater(fpsim_float32x16 a, fpsim_float32x16 b) {
   return (uint32_t)__builtin_popcount(_mm512_cmp_ps_mask((__m512)a, (__m512)b, _CMP_GT_OQ));
 }
 
 // Lanes with x non-zero and not NaN, and o == +-0.
-static inline uint32_t fpsim_count_zeroed(fpsim_float16 x, fpsim_float16 o) {
+static inline uint32_t fpsim_count_zeroed(fpsim_float32x16 x, fpsim_float32x16 o) {
   __mmask16 live = _mm512_cmp_ps_mask((__m512)x, _mm512_setzero_ps(), _CMP_NEQ_OQ);
   return (uint32_t)__builtin_popcount(_mm512_mask_cmp_ps_mask(live, (__m512)o, _mm512_setzero_ps(), _CMP_EQ_OQ));
 }
 #else
 // The same counts lane by lane (builds without AVX-512 count with sign masks in Swift instead).
-static inline uint32_t fpsim_count_greater(fpsim_float16 a, fpsim_float16 b) {
+static inline uint32_t fpsim_count_greater(fpsim_float32x16 a, fpsim_float32x16 b) {
   uint32_t n = 0;
   for (int i = 0; i < 16; i++) n += a[i] > b[i];
   return n;
 }
 
-static inline uint32_t fpsim_count_zeroed(fpsim_float16 x, fpsim_float16 o) {
+static inline uint32_t fpsim_count_zeroed(fpsim_float32x16 x, fpsim_float32x16 o) {
   uint32_t n = 0;
   for (int i = 0; i < 16; i++) n += x[i] != 0 && x[i] == x[i] && o[i] == 0;
   return n;
