@@ -15,10 +15,6 @@ import FPFormats
 enum MicroGEMM {
   typealias V16 = SIMD16<Float>
 
-  /// Whether this code was compiled for AVX-512 (a constant once compiled).
-  @inline(__always)
-  static var wide: Bool { BuiltFor.avx512 }
-
   @inline(__always)
   static func load(_ p: UnsafePointer<Float>) -> V16 { UnsafeRawPointer(p).loadUnaligned(as: V16.self) }
 
@@ -30,7 +26,7 @@ enum MicroGEMM {
   @inline(__always)
   static func rows4(
     out: UnsafeMutablePointer<Float>, ldo: Int, a: UnsafePointer<Float>, lda: Int, aTransposed: Bool,
-    b: UnsafePointer<Float>, ldb: Int, R: Int, K: Int, W: Int, accumulate: Bool, wide: Bool = MicroGEMM.wide
+    b: UnsafePointer<Float>, ldb: Int, R: Int, K: Int, W: Int, accumulate: Bool, wide: Bool = BuiltFor.avx512
   ) {
     // Rows beyond R read row R-1 again (in bounds) and are not stored.
     let r1 = min(1, R - 1), r2 = min(2, R - 1), r3 = min(3, R - 1)
