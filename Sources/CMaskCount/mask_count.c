@@ -1,4 +1,2 @@
 // CMaskCount is its header (include/mask_count.h); SwiftPM wants a source file in every C target.
 #include "mask_count.h"
-
-int fpsim_mask_count_header_only;
