@@ -113,12 +113,16 @@ public final class Llama {
     var lg: [LinearGEMMs] = [], lu: [LinearGEMMs] = [], ld: [LinearGEMMs] = []
     for l in 0..<L {
       let h = "model.layers.\(l)."
-      lq.append(precision.addLinear(name: h + "self_attn.q_proj", N: N, C: C, OC: C, block: l, blocks: L))
-      lk.append(precision.addLinear(name: h + "self_attn.k_proj", N: N, C: C, OC: C, block: l, blocks: L))
-      lv.append(precision.addLinear(name: h + "self_attn.v_proj", N: N, C: C, OC: C, block: l, blocks: L))
+      // q, k and v read one input (the first norm's output), gate and up another, in that order in
+      // both passes: k, v and up take the first one's rounded X where they round it the same way.
+      let q = precision.addLinear(name: h + "self_attn.q_proj", N: N, C: C, OC: C, block: l, blocks: L)
+      lq.append(q)
+      lk.append(precision.addLinear(name: h + "self_attn.k_proj", N: N, C: C, OC: C, block: l, blocks: L, sameInputAs: q))
+      lv.append(precision.addLinear(name: h + "self_attn.v_proj", N: N, C: C, OC: C, block: l, blocks: L, sameInputAs: q))
       lo.append(precision.addLinear(name: h + "self_attn.o_proj", N: N, C: C, OC: C, block: l, blocks: L))
-      lg.append(precision.addLinear(name: h + "mlp.gate_proj", N: N, C: C, OC: H, block: l, blocks: L))
-      lu.append(precision.addLinear(name: h + "mlp.up_proj", N: N, C: C, OC: H, block: l, blocks: L))
+      let gate = precision.addLinear(name: h + "mlp.gate_proj", N: N, C: C, OC: H, block: l, blocks: L)
+      lg.append(gate)
+      lu.append(precision.addLinear(name: h + "mlp.up_proj", N: N, C: C, OC: H, block: l, blocks: L, sameInputAs: gate))
       ld.append(precision.addLinear(name: h + "mlp.down_proj", N: N, C: H, OC: C, block: l, blocks: L))
     }
     lmHead = precision.addLinear(name: "lm_head", N: N, C: C, OC: V, isHead: true)

@@ -33,6 +33,13 @@ public final class PrecisionRuntime {
   // data-gradient W in `wRounded`), and dY for each backward GEMM. One buffer each, rather than one per
   // layer, stays in cache from step to step, so the rounding's stores do not wait on memory.
   var xRounded = FloatBuffer(count: 0)
+  /// Which rounding `xRounded` holds (nil: none yet), for layers that take their leader's (`inputLeader`).
+  var xRoundedHolds: RoundedX? = nil
+  /// Whether layers take their leader's rounded X (`LinearGEMMs.inputLeader`); off, every layer rounds
+  /// its own (the tests' baseline).
+  var shareRoundedInputs = true
+  /// How many X operands layers took from their leaders so far (for the tests).
+  var roundedInputsTaken = 0
   var wRounded = FloatBuffer(count: 0)
   var dyData = FloatBuffer(count: 0)
   var dyWeight = FloatBuffer(count: 0)
@@ -54,13 +61,19 @@ public final class PrecisionRuntime {
   }
 
   /// Registers a linear layer whose input has at most `N` rows, `C` in-features, `OC` out-features;
-  /// `block` of `blocks` and `isHead` are what recipes select kept layers by.
+  /// `block` of `blocks` and `isHead` are what recipes select kept layers by. `sameInputAs`: a layer
+  /// registered before that every pass calls on the same input, unchanged, right before this one, in
+  /// the forward and in the backward pass (Llama's q before k and v, gate before up); this layer then
+  /// takes that layer's rounded X where it would round X the same way (`LinearGEMMs.inputLeader`).
   public func addLinear(
-    name: String, N: Int, C: Int, OC: Int, block: Int? = nil, blocks: Int = 0, isHead: Bool = false
+    name: String, N: Int, C: Int, OC: Int, block: Int? = nil, blocks: Int = 0, isHead: Bool = false,
+    sameInputAs leader: LinearGEMMs? = nil
   ) -> LinearGEMMs {
+    precondition(leader.map { $0.N == N && $0.info.inFeatures == C } ?? true, "a layer sharing an input has its shape")
     let info = LinearLayerInfo(
       name: name, index: layers.count, inFeatures: C, outFeatures: OC, block: block, blockCount: blocks, isHead: isHead)
-    let l = LinearGEMMs(info: info, precision: recipe.precision(for: info), N: N, runtime: self)
+    let l = LinearGEMMs(
+      info: info, precision: recipe.precision(for: info), N: N, runtime: self, inputLeader: leader.map { $0.inputLeader ?? $0 })
     layers.append(l)
     return l
   }
@@ -193,6 +206,13 @@ public final class LinearGEMMs {
   let reuseWeightGradX: Bool, reuseDataGradW: Bool, reuseWeightGradDY: Bool
   /// The rounded forward X and W when a backward GEMM reuses them (else the runtime's shared scratch).
   let xq: FloatBuffer, wq: FloatBuffer
+  /// Which rounding `xq` holds (nil: none yet).
+  var xqHolds: RoundedX? = nil
+  /// The first layer of a group that reads one input X, when this is a later one (`addLinear`'s
+  /// `sameInputAs`): an X operand that both round with the same deterministic rounder and no transform
+  /// is the same values, so this layer takes the leader's instead of rounding X again (`xOperand`).
+  /// Llama's k and v projections save the rounding of X twice per GEMM kind, up once.
+  let inputLeader: LinearGEMMs?
   /// Counts of the last training pass, indexed by `GEMMOperand.rawValue`.
   public internal(set) var counts = [RoundingCounts](repeating: RoundingCounts(), count: 6)
   /// Binade histograms of the last training pass, indexed by `GEMMOperand.rawValue`.
@@ -215,11 +235,12 @@ public final class LinearGEMMs {
   /// step's training forward, and room to save the gradient entries there (see `backward`).
   let clipX: SaturationList?, clipW: SaturationList?
 
-  init(info: LinearLayerInfo, precision: GEMMPrecision, N: Int, runtime: PrecisionRuntime) {
+  init(info: LinearLayerInfo, precision: GEMMPrecision, N: Int, runtime: PrecisionRuntime, inputLeader: LinearGEMMs?) {
     self.info = info
     self.precision = precision
     self.N = N
     self.runtime = runtime
+    self.inputLeader = inputLeader
     hadamards = GEMMKind.allCases.map { g in
       guard let n = precision.hadamard[g.rawValue] else { return nil }
       return try? RandomHadamard(
@@ -400,6 +421,56 @@ public final class LinearGEMMs {
     if let f = runtime.operandObserver { f(info, op, UnsafeBufferPointer(start: p, count: layout.count), layout) }
   }
 
+  /// What rounding `op` of this layer, of input `inp` with `n` rows in the current step and pass, leaves.
+  func holds(_ op: GEMMOperand, _ inp: UnsafePointer<Float>, n: Int) -> RoundedX {
+    RoundedX(layer: info.index, operand: op, input: UnsafeRawPointer(inp), rows: n, step: runtime.step, pass: runtime.pass)
+  }
+
+  /// X operand `op` (of the forward or the weight-gradient GEMM) of input `inp` with `n` rows: the
+  /// leader's rounding where this layer may take it (`leaderX`); for the weight-gradient GEMM of a layer
+  /// that reuses its forward rounding, that rounding, when `xq` holds it; else rounded here, into `xq`
+  /// (kept for the weight-gradient GEMM) or the shared `xRounded`, which then say what they hold.
+  func xOperand(_ op: GEMMOperand, _ inp: UnsafePointer<Float>, n: Int) -> UnsafePointer<Float> {
+    let layout = OperandLayout(rows: n, cols: info.inFeatures, reducesAlongRows: op == .weightGradX)
+    if runtime.shareRoundedInputs, let leader = inputLeader, let x = leaderX(op, inp, n: n) {
+      runtime.roundedInputsTaken += 1
+      if runtime.collectTelemetry { counts[op.rawValue] = leader.counts[op.rawValue] }
+      tensorScales[op.rawValue] = leader.tensorScales[op.rawValue]
+      record(op, inp, x, layout, stream: roundingStreamAndTransform(op, layout).0, hadamard: nil)
+      observe(op, x, layout)
+      return x
+    }
+    if op == .weightGradX && reuseWeightGradX && xqHolds == holds(.forwardX, inp, n: n) {
+      let x = UnsafePointer(xq.pointer)
+      counts[op.rawValue] = counts[GEMMOperand.forwardX.rawValue]
+      reused(.weightGradX, from: .forwardX, inp, x, layout)
+      return x
+    }
+    // (A reusing layer whose forward took its leader's rounding rounds its own here: the same values.)
+    let x = operand(op, inp, reuseWeightGradX ? xq.pointer : runtime.xRounded.pointer, layout)
+    if precision[op] != nil {
+      if reuseWeightGradX { xqHolds = holds(.forwardX, inp, n: n) } else { runtime.xRoundedHolds = holds(op, inp, n: n) }
+    }
+    return x
+  }
+
+  /// The leader's rounding of X operand `op` of `inp` (n rows), where this layer may take it: both round
+  /// it with the same deterministic rounder (its own streams would not matter) and neither GEMM has a
+  /// Hadamard transform (drawn per layer), and the leader's rounding of this input in this step and
+  /// pass is still where it left it: its `xq` when it reuses its forward rounding (the weight-gradient
+  /// rounding is then the same), else the shared `xRounded`. Otherwise nil.
+  func leaderX(_ op: GEMMOperand, _ inp: UnsafePointer<Float>, n: Int) -> UnsafePointer<Float>? {
+    guard let leader = inputLeader, let mine = precision[op], let theirs = leader.precision[op],
+      mine.description == theirs.description, !mine.isStochastic,
+      (mine as? ScaledRounding)?.tensorScaleApart == (theirs as? ScaledRounding)?.tensorScaleApart,
+      hadamards[op.gemm.rawValue] == nil, leader.hadamards[op.gemm.rawValue] == nil
+    else { return nil }
+    if leader.reuseWeightGradX {
+      return leader.xqHolds == leader.holds(.forwardX, inp, n: n) ? UnsafePointer(leader.xq.pointer) : nil
+    }
+    return runtime.xRoundedHolds == leader.holds(op, inp, n: n) ? UnsafePointer(runtime.xRounded.pointer) : nil
+  }
+
   /// out(n,OC) = inp(n,C) . weight(OC,C)^T + bias, n <= N rows.
   public func forward(
     out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
@@ -409,9 +480,7 @@ public final class LinearGEMMs {
     if runtime.pass == .train && runtime.collectTelemetry {
       for i in 0..<6 { histogramSource[i] = nil }
     }
-    let x = operand(
-      .forwardX, inp, reuseWeightGradX ? xq.pointer : runtime.xRounded.pointer,
-      OperandLayout(rows: n, cols: C, reducesAlongRows: false))
+    let x = xOperand(.forwardX, inp, n: n)
     let w = operand(
       .forwardW, weight, reuseDataGradW ? wq.pointer : runtime.wRounded.pointer,
       OperandLayout(rows: OC, cols: C, reducesAlongRows: false))
@@ -461,14 +530,7 @@ public final class LinearGEMMs {
     } else {
       dy = operand(.weightGradDY, dout, runtime.dyWeight.pointer, OperandLayout(rows: n, cols: OC, reducesAlongRows: true))
     }
-    let x: UnsafePointer<Float>
-    if reuseWeightGradX {
-      x = UnsafePointer(xq.pointer)
-      counts[GEMMOperand.weightGradX.rawValue] = counts[GEMMOperand.forwardX.rawValue]
-      reused(.weightGradX, from: .forwardX, inp, x, OperandLayout(rows: n, cols: C, reducesAlongRows: true))
-    } else {
-      x = operand(.weightGradX, inp, runtime.xRounded.pointer, OperandLayout(rows: n, cols: C, reducesAlongRows: true))
-    }
+    let x = xOperand(.weightGradX, inp, n: n)
     clipW?.save(dweight)
     Linear.backwardWeight(
       dweight: dweight, dout: dy, inp: x, N: n, C: C, OC: OC, threads: runtime.threads, bf16: workspace(.weightGrad),
@@ -498,4 +560,15 @@ final class SaturationList {
 
   func save(_ g: UnsafeMutablePointer<Float>) { for k in 0..<count { saved[k] = g[Int(indices[k])] } }
   func restore(_ g: UnsafeMutablePointer<Float>) { for k in 0..<count { g[Int(indices[k])] = saved[k] } }
+}
+
+/// A rounding of a layer's X operand left in a buffer: which layer and operand, of which input (its
+/// address and rows), at which step and pass.
+struct RoundedX: Equatable {
+  let layer: Int
+  let operand: GEMMOperand
+  let input: UnsafeRawPointer
+  let rows: Int
+  let step: Int
+  let pass: RoundingStreams.Pass
 }
