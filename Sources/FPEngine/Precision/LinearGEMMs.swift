@@ -69,7 +69,9 @@ public final class PrecisionRuntime {
     name: String, N: Int, C: Int, OC: Int, block: Int? = nil, blocks: Int = 0, isHead: Bool = false,
     sameInputAs leader: LinearGEMMs? = nil
   ) -> LinearGEMMs {
-    precondition(leader.map { $0.N == N && $0.info.inFeatures == C } ?? true, "a layer that shares its input has the rows and in-features of the layer it shares with")
+    precondition(
+      leader.map { $0.N == N && $0.info.inFeatures == C } ?? true,
+      "a layer that shares its input has the rows and in-features of the layer it shares with")
     let info = LinearLayerInfo(
       name: name, index: layers.count, inFeatures: C, outFeatures: OC, block: block, blockCount: blocks, isHead: isHead)
     let l = LinearGEMMs(
