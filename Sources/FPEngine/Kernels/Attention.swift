@@ -39,7 +39,7 @@ public enum Attention {
     nonisolated(unsafe) let out = out, att = att, qkv = qkv, scratch = scratch
     parallelPairs(B * NH, threads) { pairs, worker in
       let kt = scratch + worker * perThread  // K^T (hs, Tp), zero-padded columns
-      let s = kt + hs * tp  // scores (T, Tp)
+      let s = kt + hs * tp  // scores of four rows (4, Tp)
       for pair in pairs {
         let b = pair / NH, h = pair % NH
         let base = qkv + b * T * 3 * C
@@ -49,33 +49,34 @@ public enum Attention {
           for t2 in 0..<T { kt[i * tp + t2] = k[t2 * 3 * C + i] }
           for t2 in T..<tp { kt[i * tp + t2] = 0 }
         }
-        // S = Q K^T on and below the diagonal, four rows at a time (columns up to the block's last row,
-        // rounded up to 16; the extra columns are ignored).
-        var r0 = 0
-        while r0 < T {
-          let R = min(4, T - r0)
+        // Four rows at a time, each block taken through all three steps while its rows are in L1
+        // (step by step over the whole head, P's 64 KB went out to L2 and back). Each row's values are
+        // the same as step by step: the block's scores, softmax and P V are the same operations.
+        for r0 in stride(from: 0, to: T, by: 4) {
+          let R = min(4, T - r0), W = (r0 + R + 15) / 16 * 16
+          // S = Q K^T on and below the diagonal: W columns, up to the block's last row rounded up to
+          // 16 (the extra columns are ignored).
           MicroGEMM.rows4(
-            out: s + r0 * tp, ldo: tp, a: q + r0 * 3 * C, lda: 3 * C, aTransposed: false, b: kt, ldb: tp,
-            R: R, K: hs, W: (r0 + R + 15) / 16 * 16, accumulate: false)
-          r0 += 4
-        }
-        // P = softmax(S / sqrt(hs)) over t2 <= t, zeros above the diagonal.
-        for t in 0..<T {
-          let row = s + t * tp, prow = p + t * T, n = t + 1
-          let m = Reduce.max(row, n)
-          for t2 in 0..<n { prow[t2] = FastMath.exp((row[t2] - m) * scale) }
-          let inv = 1 / Reduce.sum(prow, n)
-          for t2 in 0..<n { prow[t2] *= inv }
-          for t2 in n..<T { prow[t2] = 0 }
-        }
-        // Y = P V, reading P only up to the block's last row (zeros beyond the diagonal).
-        r0 = 0
-        while r0 < T {
-          let R = min(4, T - r0)
+            out: s, ldo: tp, a: q + r0 * 3 * C, lda: 3 * C, aTransposed: false, b: kt, ldb: tp,
+            R: R, K: hs, W: W, accumulate: false)
+          // P = softmax(S / sqrt(hs)) over t2 <= t, zeros above the diagonal. The exponentials run
+          // over whole 16-wide vectors, up to n rounded up to 16 (<= W, so all scores), in place in S:
+          // on the last n % 16 alone they ran one at a time and took half of the softmax's time.
+          for t in r0..<r0 + R {
+            let row = s + (t - r0) * tp, prow = p + t * T, n = t + 1
+            let m = Reduce.max(row, n)
+            for c in stride(from: 0, to: n, by: 16) {
+              for j in 0..<16 { row[c + j] = FastMath.exp((row[c + j] - m) * scale) }
+            }
+            let inv = 1 / Reduce.sum(row, n)
+            for t2 in 0..<n { prow[t2] = row[t2] * inv }
+            for t2 in n..<T { prow[t2] = 0 }
+          }
+          // Y = P V for the block's rows, reading P only up to the block's last row (zeros beyond the
+          // diagonal).
           MicroGEMM.rows4(
             out: out + (b * T + r0) * C + h * hs, ldo: C, a: p + r0 * T, lda: T, aTransposed: false, b: v, ldb: 3 * C,
             R: R, K: r0 + R, W: hs, accumulate: false)
-          r0 += 4
         }
       }
     }
@@ -111,36 +112,38 @@ public enum Attention {
           for t2 in 0..<T { vt[i * tp + t2] = v[t2 * 3 * C + i] }
           for t2 in T..<tp { vt[i * tp + t2] = 0 }
         }
-        var r0 = 0
-        while r0 < T {
+        // dP, dS and dQ four rows at a time, each block's dS rows still in L1 for its dQ; then dV and
+        // dK, one product at a time over all row blocks (each reads a 16 KB strip of dY or Q and one of
+        // P or dS, which stay in L1 together; interleaved per row block, the products' strips did not).
+        // Every output is still one chain over its own sum, so the order of the loops changes no bit.
+        for r0 in stride(from: 0, to: T, by: 4) {
           let R = min(4, T - r0)
+          // dP = dY V^T on and below the diagonal (columns up to the block's last row, rounded up to 16).
           MicroGEMM.rows4(
             out: ds + r0 * tp, ldo: tp, a: dy + r0 * C, lda: C, aTransposed: false, b: vt, ldb: tp,
             R: R, K: hs, W: (r0 + R + 15) / 16 * 16, accumulate: false)
-          r0 += 4
-        }
-        for t in 0..<T {
-          let row = ds + t * tp, prow = p + t * T, n = t + 1
-          let sum = Reduce.dot(prow, row, n)
-          for t2 in 0..<n { row[t2] = prow[t2] * (row[t2] - sum) * scale }
-          for t2 in n..<tp { row[t2] = 0 }
-        }
-        r0 = 0
-        while r0 < T {
-          let R = min(4, T - r0)
-          // dV rows r0..<r0+R: sum over t >= r0 of P[t][t2] dY[t] (P is zero above the diagonal).
-          MicroGEMM.rows4(
-            out: dv + (r0) * 3 * C, ldo: 3 * C, a: p + r0 * T + r0, lda: T, aTransposed: true, b: dy + r0 * C, ldb: C,
-            R: R, K: T - r0, W: hs, accumulate: true)
+          for t in r0..<r0 + R {
+            let row = ds + t * tp, prow = p + t * T, n = t + 1
+            let sum = Reduce.dot(prow, row, n)
+            for t2 in 0..<n { row[t2] = prow[t2] * (row[t2] - sum) * scale }
+            for t2 in n..<tp { row[t2] = 0 }
+          }
           // dQ rows: sum over t2 <= t of dS[t][t2] K[t2].
           MicroGEMM.rows4(
             out: dq + r0 * 3 * C, ldo: 3 * C, a: ds + r0 * tp, lda: tp, aTransposed: false, b: k, ldb: 3 * C,
             R: R, K: r0 + R, W: hs, accumulate: true)
-          // dK rows: sum over t >= t2 of dS[t][t2] Q[t].
+        }
+        // dV rows r0..<r0+R: sum over t >= r0 of P[t][t2] dY[t] (P is zero above the diagonal).
+        for r0 in stride(from: 0, to: T, by: 4) {
+          MicroGEMM.rows4(
+            out: dv + r0 * 3 * C, ldo: 3 * C, a: p + r0 * T + r0, lda: T, aTransposed: true, b: dy + r0 * C, ldb: C,
+            R: min(4, T - r0), K: T - r0, W: hs, accumulate: true)
+        }
+        // dK rows: sum over t >= t2 of dS[t][t2] Q[t].
+        for r0 in stride(from: 0, to: T, by: 4) {
           MicroGEMM.rows4(
             out: dk + r0 * 3 * C, ldo: 3 * C, a: ds + r0 * tp + r0, lda: tp, aTransposed: true, b: q + r0 * 3 * C, ldb: 3 * C,
-            R: R, K: T - r0, W: hs, accumulate: true)
-          r0 += 4
+            R: min(4, T - r0), K: T - r0, W: hs, accumulate: true)
         }
       }
     }
