@@ -49,9 +49,9 @@ public enum Attention {
           for t2 in 0..<T { kt[i * tp + t2] = k[t2 * 3 * C + i] }
           for t2 in T..<tp { kt[i * tp + t2] = 0 }
         }
-        // Four rows at a time, each block taken through all three steps while its rows are in L1
-        // (step by step over the whole head, P's 64 KB went out to L2 and back). Each row's values are
-        // the same as step by step: the block's scores, softmax and P V are the same operations.
+        // Four rows at a time, each block taken through all three steps, so that P V reads the block's
+        // P rows right after the softmax wrote them (a head's P is 64 KB, twice L1). Each row's values
+        // are those of the three steps over the whole head: the same operations on the same terms.
         for r0 in stride(from: 0, to: T, by: 4) {
           let R = min(4, T - r0), W = (r0 + R + 15) / 16 * 16
           // S = Q K^T on and below the diagonal: W columns, up to the block's last row rounded up to
@@ -60,8 +60,8 @@ public enum Attention {
             out: s, ldo: tp, a: q + r0 * 3 * C, lda: 3 * C, aTransposed: false, b: kt, ldb: tp,
             R: R, K: hs, W: W, accumulate: false)
           // P = softmax(S / sqrt(hs)) over t2 <= t, zeros above the diagonal. The exponentials run
-          // over whole 16-wide vectors, up to n rounded up to 16 (<= W, so all scores), in place in S:
-          // on the last n % 16 alone they ran one at a time and took half of the softmax's time.
+          // over whole 16-wide vectors, up to n rounded up to 16 (<= W, so all of them scores; the
+          // values past n are never read), in place in S: the last n % 16 no longer run one at a time.
           for t in r0..<r0 + R {
             let row = s + (t - r0) * tp, prow = p + t * T, n = t + 1
             let m = Reduce.max(row, n)
@@ -112,10 +112,9 @@ public enum Attention {
           for t2 in 0..<T { vt[i * tp + t2] = v[t2 * 3 * C + i] }
           for t2 in T..<tp { vt[i * tp + t2] = 0 }
         }
-        // dP, dS and dQ four rows at a time, each block's dS rows still in L1 for its dQ; then dV and
-        // dK, one product at a time over all row blocks (each reads a 16 KB strip of dY or Q and one of
-        // P or dS, which stay in L1 together; interleaved per row block, the products' strips did not).
-        // Every output is still one chain over its own sum, so the order of the loops changes no bit.
+        // dP, dS and dQ four rows at a time (dQ reads the block's dS rows right after they are
+        // written); then dV over all row blocks, then dK. Every output is one chain over its own sum,
+        // in the same order whatever the order of the loops, so that order changes no bit.
         for r0 in stride(from: 0, to: T, by: 4) {
           let R = min(4, T - r0)
           // dP = dY V^T on and below the diagonal (columns up to the block's last row, rounded up to 16).
