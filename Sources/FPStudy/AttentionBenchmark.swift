@@ -39,7 +39,7 @@ public struct AttentionBenchmark: Sendable {
     var dqkv = [Float](repeating: 0, count: qkv.count)
     var scratch = [Float](repeating: 0, count: Attention.scratchCount(T: T, C: C, NH: NH, threads: threads))
     let threads = threads
-    // Median milliseconds of `body(reference)` over the repeats, after one untimed call.
+    // Median milliseconds of `body` over the repeats, after one untimed call.
     func time(_ body: () -> Void) -> Double {
       body()
       return Median.of((0..<repeats).map { _ in QuantizeBenchmark.seconds(body) * 1e3 })
