@@ -28,9 +28,11 @@ public struct AttentionBenchmark: Sendable {
   }
 
   public func run() throws -> AttentionBenchmarkResult {
-    guard batch > 0, context > 0, heads > 0, width > 0, width % heads == 0 else {
-      throw BenchmarkError("the width (\(width)) must be a positive multiple of the heads (\(heads))")
-    }
+    let settings = [
+      ("batch", batch), ("context", context), ("width", width), ("heads", heads), ("threads", threads), ("repeats", repeats),
+    ]
+    for (name, value) in settings where value <= 0 { throw BenchmarkError("--\(name) must be positive, not \(value)") }
+    guard width % heads == 0 else { throw BenchmarkError("--width \(width) must be a multiple of --heads \(heads)") }
     let (B, T, C, NH) = (batch, context, width, heads)
     let rng = CounterRNG(seed: 12345, stream: 2)
     let qkv = (0..<B * T * 3 * C).map { Float(rng.normal(pair: UInt64($0))) }

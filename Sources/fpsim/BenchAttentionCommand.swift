@@ -28,14 +28,6 @@ struct BenchAttention: ParsableCommand {
   @Flag(help: "Print JSON.")
   var json = false
 
-  func validate() throws {
-    for (name, value) in [("batch", batch), ("context", context), ("width", width), ("heads", heads), ("threads", threads), ("repeats", repeats)]
-    where value <= 0 {
-      throw ValidationError("--\(name) must be positive")
-    }
-    guard width % heads == 0 else { throw ValidationError("--width \(width) must be a multiple of --heads \(heads)") }
-  }
-
   func run() throws {
     let r = try AttentionBenchmark(batch: batch, context: context, width: width, heads: heads, threads: threads, repeats: repeats).run()
     if json {

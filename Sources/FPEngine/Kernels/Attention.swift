@@ -14,7 +14,8 @@ import FPFormats
 /// reference kernels beside them are plain loops over the same formulas, for any head size.
 public enum Attention {
   /// Floats of `scratch` the forward and backward need: per thread a transposed K or V (hs, Tp) and a
-  /// score block (T, Tp), Tp = T rounded up to a multiple of 16, and one row of T.
+  /// score block (T, Tp; the backward's dP and dS, of which the blocked forward uses four rows), Tp = T
+  /// rounded up to a multiple of 16, and one row of T.
   public static func scratchCount(T: Int, C: Int, NH: Int, threads: Int) -> Int {
     max(1, threads) * scratchPerThread(T: T, hs: C / NH)
   }
