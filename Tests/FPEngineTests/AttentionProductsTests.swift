@@ -30,6 +30,20 @@ import Testing
 
   static func bits(_ a: [Float]) -> [UInt32] { a.map(\.bitPattern) }
 
+  /// The rounded backward overwrites dqkv: into NaNs it gives the bits it gives into zeros.
+  @Test func roundedBackwardOverwritesDqkv() throws {
+    let (qkv, dout) = Self.inputs()
+    let (B, T, C, NH) = (Self.B, Self.T, Self.C, Self.NH)
+    let r = try Self.rounding("mxfp4:attention-products=on")
+    var out = [Float](repeating: 0, count: B * T * C), att = [Float](repeating: 0, count: B * NH * T * T)
+    Attention.forwardRounded(out: &out, att: &att, qkv: qkv, B: B, T: T, C: C, NH: NH, rounding: r, threads: 2)
+    var zeros = [Float](repeating: 0, count: qkv.count), nans = [Float](repeating: .nan, count: qkv.count)
+    Attention.backwardRounded(dqkv: &zeros, dout: dout, qkv: qkv, att: att, B: B, T: T, C: C, NH: NH, rounding: r, threads: 2)
+    Attention.backwardRounded(dqkv: &nans, dout: dout, qkv: qkv, att: att, B: B, T: T, C: C, NH: NH, rounding: r, threads: 2)
+    #expect(!nans.contains { $0.isNaN })
+    #expect(Self.bits(nans) == Self.bits(zeros))
+  }
+
   /// Float32 roles (and `fp32`, nothing rounded): the plain reference kernels, bit for bit, at any thread count.
   @Test(arguments: ["fp32:attention-products=on", "fp32:format=float32,attention-products=on"])
   func float32RolesAreTheReferenceKernel(spec: String) throws {

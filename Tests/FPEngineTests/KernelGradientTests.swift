@@ -269,6 +269,32 @@ func expectForward(
     #expect(one.0.map(\.bitPattern) == three.0.map(\.bitPattern))
     #expect(one.1.map(\.bitPattern) == three.1.map(\.bitPattern))
   }
+
+  /// The backward overwrites dqkv (the models no longer zero it): into a buffer of NaNs it gives the
+  /// bits it gives into zeros, blocked (hs 16) and reference (hs 4) kernels alike.
+  @Test(arguments: [(C: 32, NH: 2), (C: 12, NH: 3)])
+  func attentionBackwardOverwritesDqkv(shape: (C: Int, NH: Int)) {
+    var rng = TestRNG(12)
+    let B = 2, T = 11, (C, NH) = shape
+    let qkv = rng.floats(B * T * 3 * C), r = rng.floats(B * T * C)
+    var out = [Float](repeating: 0, count: B * T * C), att = [Float](repeating: 0, count: B * NH * T * T)
+    var scratch = [Float](repeating: 0, count: Attention.scratchCount(T: T, C: C, NH: NH, threads: 2))
+    Attention.forward(out: &out, att: &att, qkv: qkv, scratch: &scratch, B: B, T: T, C: C, NH: NH, threads: 2)
+    for reference in [false, true] {
+      func backward(into dqkv: inout [Float]) {
+        if reference {
+          Attention.backwardReference(dqkv: &dqkv, dout: r, qkv: qkv, att: att, scratch: &scratch, B: B, T: T, C: C, NH: NH, threads: 2)
+        } else {
+          Attention.backward(dqkv: &dqkv, dout: r, qkv: qkv, att: att, scratch: &scratch, B: B, T: T, C: C, NH: NH, threads: 2)
+        }
+      }
+      var zeros = [Float](repeating: 0, count: qkv.count), nans = [Float](repeating: .nan, count: qkv.count)
+      backward(into: &zeros)
+      backward(into: &nans)
+      #expect(!nans.contains { $0.isNaN }, "\(shape) reference \(reference)")
+      #expect(nans.map(\.bitPattern) == zeros.map(\.bitPattern), "\(shape) reference \(reference)")
+    }
+  }
 }
 
 @Suite struct GEMMAndMathTests {

@@ -83,10 +83,12 @@ public enum Attention {
     }
   }
 
-  /// Backward pass; the blocked kernel when hs is a multiple of 16, else `backwardReference`.
-  /// Same formulas as `backwardReference`, as block products:
+  /// Backward pass into dqkv (B,T,3C), overwritten: nothing needs zeroing first. The blocked kernel
+  /// when hs is a multiple of 16, else `backwardReference`. Same formulas as `backwardReference`, as
+  /// block products, each output row written once with its whole sum (the sums start from +0, so they
+  /// are never -0, and 0 + sum, the old accumulation into zeros, had the same bits):
   ///
-  ///     dP = dY V^T,  dS = P * (dP - rowsum(P * dP)) / sqrt(hs),  dV += P^T dY,  dQ += dS K,  dK += dS^T Q
+  ///     dP = dY V^T,  dS = P * (dP - rowsum(P * dP)) / sqrt(hs),  dV = P^T dY,  dQ = dS K,  dK = dS^T Q
   public static func backward(
     dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
     att: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>, B: Int, T: Int, C: Int, NH: Int,
@@ -131,19 +133,19 @@ public enum Attention {
           // dQ rows: sum over t2 <= t of dS[t][t2] K[t2].
           MicroGEMM.rows4(
             out: dq + r0 * 3 * C, ldo: 3 * C, a: ds + r0 * tp, lda: tp, aTransposed: false, b: k, ldb: 3 * C,
-            R: R, K: r0 + R, W: hs, accumulate: true)
+            R: R, K: r0 + R, W: hs, accumulate: false)
         }
         // dV rows r0..<r0+R: sum over t >= r0 of P[t][t2] dY[t] (P is zero above the diagonal).
         for r0 in stride(from: 0, to: T, by: 4) {
           MicroGEMM.rows4(
             out: dv + r0 * 3 * C, ldo: 3 * C, a: p + r0 * T + r0, lda: T, aTransposed: true, b: dy + r0 * C, ldb: C,
-            R: min(4, T - r0), K: T - r0, W: hs, accumulate: true)
+            R: min(4, T - r0), K: T - r0, W: hs, accumulate: false)
         }
         // dK rows: sum over t >= t2 of dS[t][t2] Q[t].
         for r0 in stride(from: 0, to: T, by: 4) {
           MicroGEMM.rows4(
             out: dk + r0 * 3 * C, ldo: 3 * C, a: ds + r0 * tp + r0, lda: tp, aTransposed: true, b: q + r0 * 3 * C, ldb: 3 * C,
-            R: min(4, T - r0), K: T - r0, W: hs, accumulate: true)
+            R: min(4, T - r0), K: T - r0, W: hs, accumulate: false)
         }
       }
     }
@@ -195,7 +197,8 @@ public enum Attention {
     }
   }
 
-  /// Accumulates into dqkv (B,T,3C) from dout (B,T,C), with P from the forward pass:
+  /// dqkv (B,T,3C), overwritten, from dout (B,T,C), with P from the forward pass (each pair zeroes
+  /// its slices of dqkv, then accumulates):
   ///
   ///     dv_t2 += sum_t P[t,t2] dy_t          dP[t,t2] = dy_t . v_t2
   ///     dS = P * (dP - sum_t2 P dP) / sqrt(hs)  (softmax backward, scale folded in)
@@ -215,6 +218,7 @@ public enum Attention {
       for pair in pairs {
         let b = pair / NH, h = pair % NH
         let base = qkv + b * T * 3 * C, dbase = dqkv + b * T * 3 * C
+        zeroPairSlices(dbase, T: T, C: C, h: h, hs: hs)
         for t2 in 0..<T {
           let v = base + t2 * 3 * C + 2 * C + h * hs
           for i in 0..<hs { vt[i * T + t2] = v[i] }
@@ -246,6 +250,15 @@ public enum Attention {
         }
       }
     }
+  }
+}
+
+/// Zeroes one (b, h) pair's dq, dk and dv slices (hs values each per position) of dqkv's batch row
+/// `dbase` (T,3C).
+@inline(__always)
+func zeroPairSlices(_ dbase: UnsafeMutablePointer<Float>, T: Int, C: Int, h: Int, hs: Int) {
+  for t in 0..<T {
+    for part in 0..<3 { (dbase + t * 3 * C + part * C + h * hs).update(repeating: 0, count: hs) }
   }
 }
 

@@ -42,39 +42,47 @@ public enum Softmax {
 /// reduced loss with respect to each per-position loss (1/N for the mean):
 ///
 ///     dlogits_n += dloss * (p_n - onehot(target_n))
+///
+/// Rows are independent: `threads` split them, and results do not depend on it.
 public enum CrossEntropy {
   /// A language model's loss head (GPT, Llama): copies `targets` (N token ids, each checked to be
   /// below V) into `kept`, which the backward pass reads, and returns the mean of `forward`'s losses.
   static func meanLoss(
     logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>, kept: UnsafeMutablePointer<Int32>,
-    losses: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>, N: Int, V: Int
+    losses: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>, N: Int, V: Int, threads: Int = 1
   ) -> Float {
     for i in 0..<N {
       precondition(targets[i] >= 0 && Int(targets[i]) < V, "target out of range")
       kept[i] = targets[i]
     }
-    forward(losses: losses, probs: probs, logits: logits, targets: kept, N: N, V: V)
+    forward(losses: losses, probs: probs, logits: logits, targets: kept, N: N, V: V, threads: threads)
     return mean(losses, N: N)
   }
 
   public static func forward(
     losses: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>, logits: UnsafePointer<Float>,
-    targets: UnsafePointer<Int32>, N: Int, V: Int
+    targets: UnsafePointer<Int32>, N: Int, V: Int, threads: Int = 1
   ) {
-    for n in 0..<N {
-      let lse = Softmax.row(probs + n * V, logits + n * V, V)
-      losses[n] = lse - logits[n * V + Int(targets[n])]
+    nonisolated(unsafe) let losses = losses, probs = probs, logits = logits, targets = targets
+    parallelRows(N, width: V, threads) { lo, hi in
+      for n in lo..<hi {
+        let lse = Softmax.row(probs + n * V, logits + n * V, V)
+        losses[n] = lse - logits[n * V + Int(targets[n])]
+      }
     }
   }
 
   public static func backward(
     dlogits: UnsafeMutablePointer<Float>, probs: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
-    dloss: Float, N: Int, V: Int
+    dloss: Float, N: Int, V: Int, threads: Int = 1
   ) {
-    for n in 0..<N {
-      let p = probs + n * V, dz = dlogits + n * V
-      for j in 0..<V { dz[j] += dloss * p[j] }
-      dz[Int(targets[n])] -= dloss
+    nonisolated(unsafe) let dlogits = dlogits, probs = probs, targets = targets
+    parallelRows(N, width: V, threads) { lo, hi in
+      for n in lo..<hi {
+        let p = probs + n * V, dz = dlogits + n * V
+        for j in 0..<V { dz[j] += dloss * p[j] }
+        dz[Int(targets[n])] -= dloss
+      }
     }
   }
 

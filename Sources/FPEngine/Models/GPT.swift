@@ -205,7 +205,7 @@ public final class GPT {
     hasTargets = target != nil
     guard let target else { return .nan }
     return CrossEntropy.meanLoss(
-      logits: logits.pointer, targets: target, kept: targets, losses: losses.pointer, probs: probs.pointer, N: N, V: V)
+      logits: logits.pointer, targets: target, kept: targets, losses: losses.pointer, probs: probs.pointer, N: N, V: V, threads: threads)
   }
 
   /// Gradients of the mean loss of the last `forward` (which must have had targets) with respect to
@@ -214,13 +214,13 @@ public final class GPT {
     precondition(hasTargets, "backward needs a forward pass with targets")
     let L = config.nLayer, C = config.nEmbd, V = config.vocabSize, NH = config.nHead, N = B * T
     let P = parameters
-    P.grads.zero()
-    dlogits.zero()
-    CrossEntropy.backward(dlogits: dlogits.pointer, probs: probs.pointer, targets: targets, dloss: precision.lossScale / Float(N), N: N, V: V)
+    P.grads.zero(threads: threads)
+    dlogits.zero(threads: threads)
+    CrossEntropy.backward(dlogits: dlogits.pointer, probs: probs.pointer, targets: targets, dloss: precision.lossScale / Float(N), N: N, V: V, threads: threads)
     lmHead.backward(
       dinp: dln.pointer, dweight: P.grad("transformer.wte.weight"), dbias: nil, dout: dlogits.pointer,
       inp: lnf.pointer, weight: P.value("transformer.wte.weight"), n: N, overwriteDinp: true)
-    dresidual.zero()
+    dresidual.zero(threads: threads)
     LayerNorm.backward(
       dinp: dresidual.pointer, dweight: P.grad("transformer.ln_f.weight"), dbias: P.grad("transformer.ln_f.bias"),
       dout: dln.pointer, inp: residual3.pointer + (L - 1) * N * C, weight: P.value("transformer.ln_f.weight"),
@@ -251,7 +251,6 @@ public final class GPT {
       attnProj[l].backward(
         dinp: datty.pointer, dweight: P.grad(h + "attn.c_proj.weight"), dbias: P.grad(h + "attn.c_proj.bias"),
         dout: dresidual.pointer, inp: atty, weight: P.value(h + "attn.c_proj.weight"), n: N, overwriteDinp: true)
-      dqkv.zero()
       Attention.backward(
         dqkv: dqkv.pointer, dout: datty.pointer, qkv: qkv, att: att, scratch: attScratch.pointer,
         B: B, T: T, C: C, NH: NH, rounding: precision.attentionRounding(block: l), threads: threads)

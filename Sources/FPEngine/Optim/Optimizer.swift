@@ -67,11 +67,15 @@ public final class Optimizer {
     case .adamw(let b1, let b2, let eps, let wd):
       let bc1 = 1 - pow(Double(b1), Double(updates)), bc2 = 1 - pow(Double(b2), Double(updates))
       let step = Float(Double(lr) / bc1), rbc2 = Float(1 / bc2.squareRoot())
-      for t in parameters.tensors {
-        let decay = t.isMatrix ? 1 - lr * wd : 1
-        nonisolated(unsafe) let p = p + t.offset, g = g + t.offset, m = m.pointer + t.offset, v = v.pointer + t.offset
-        parallelChunks(t.count, threads) { lo, hi in
-          Self.adamw(p + lo, g + lo, m + lo, v + lo, hi - lo, b1, b2, eps, decay, step, rbc2)
+      // One parallel region over the flat buffers, each chunk updating the parts of the tensors it
+      // covers (a region per tensor left the tensors under two chunks' worth, over a third of
+      // gpt-tiny's parameters, to one thread).
+      let tensors = parameters.tensors, decays = tensors.map { $0.isMatrix ? 1 - lr * wd : 1 }
+      nonisolated(unsafe) let p = p, g = g, m = m.pointer, v = v.pointer
+      parallelChunks(parameters.count, threads) { lo, hi in
+        for (t, decay) in zip(tensors, decays) {
+          let a = max(lo, t.offset), b = min(hi, t.offset + t.count)
+          if a < b { Self.adamw(p + a, g + a, m + a, v + a, b - a, b1, b2, eps, decay, step, rbc2) }
         }
       }
     case .sgd(let mu, let wd):

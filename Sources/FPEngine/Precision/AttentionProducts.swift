@@ -115,7 +115,7 @@ extension Attention {
   }
 
   /// `backwardReference` with the operands of the four backward products rounded by `rounding`; the
-  /// same loops in the same order (float32 roles: `backwardReference` bit for bit). Accumulates into dqkv.
+  /// same loops in the same order (float32 roles: `backwardReference` bit for bit). Overwrites dqkv.
   public static func backwardRounded(
     dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, qkv: UnsafePointer<Float>, att: UnsafePointer<Float>,
     B: Int, T: Int, C: Int, NH: Int, rounding: AttentionRounding, threads: Int = 1
@@ -132,6 +132,7 @@ extension Attention {
         let b = pair / NH, h = pair % NH
         let base = qkv + b * T * 3 * C, dbase = dqkv + b * T * 3 * C
         let p = att + pair * T * T
+        zeroPairSlices(dbase, T: T, C: C, h: h, hs: hs)
         for t in 0..<T {
           for i in 0..<hs {
             let dy = dout[(b * T + t) * C + h * hs + i]
@@ -197,7 +198,7 @@ extension Attention {
     }
   }
 
-  /// The models' attention backward, likewise (accumulates into dqkv).
+  /// The models' attention backward, likewise (overwrites dqkv).
   static func backward(
     dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, qkv: UnsafePointer<Float>, att: UnsafePointer<Float>,
     scratch: UnsafeMutablePointer<Float>, B: Int, T: Int, C: Int, NH: Int, rounding: AttentionRounding?, threads: Int
