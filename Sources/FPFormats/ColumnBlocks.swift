@@ -108,10 +108,10 @@ extension BlockQuantizer {
     return rows % max(block, 16) == 0
   }
 
-  /// The threads of `quantizeColumns`: whole tiles of `height` rows dealt round, at least 32 Ki values
+  /// The threads of `quantizeColumns`: whole tiles of `height` rows dealt round, at least 16 Ki values
   /// per thread.
   public static func columnSplit(rows: Int, cols: Int, height: Int, threads: Int) -> WorkSplit {
-    WorkSplit(count: rows / height, threads: threads, grain: 32_768, work: rows * cols)
+    WorkSplit(count: rows / height, threads: threads, grain: 16_384, work: rows * cols)
   }
 
   /// Rows r0 ..< r0 + height of `src` [*, cols] into `buffer` group-major ([cols / 16][height][16]),

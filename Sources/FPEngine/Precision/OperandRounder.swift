@@ -202,10 +202,10 @@ extension OperandLayout {
   /// The strips of `roundByStrips`: `stripWidth` original columns each.
   static func stripWidth(cols: Int) -> Int { min(cols, 32) }
 
-  /// The threads of `roundByStrips`: whole strips dealt round, at least 32 Ki values per thread, and no
+  /// The threads of `roundByStrips`: whole strips dealt round, at least 16 Ki values per thread, and no
   /// more threads than cols / width (each thread owns width * rows values of the scratch buffer).
   public func stripSplit(threads: Int) -> WorkSplit {
     let S = Self.stripWidth(cols: cols)
-    return WorkSplit(count: (cols + S - 1) / S, threads: threads, grain: 32_768, work: count, maxParts: cols / S)
+    return WorkSplit(count: (cols + S - 1) / S, threads: threads, grain: 16_384, work: count, maxParts: cols / S)
   }
 }

@@ -100,7 +100,7 @@ public struct ScaledRounding: OperandRounder, Hashable, Codable {
     case .vector(let b): blocksPerRow = (cols + b - 1) / b
     case .row: blocksPerRow = 1
     }
-    // Rows cut into at most `threads` chunks of >= 64 Ki values; chunk [r0, r1) passes its first
+    // Rows cut into at most `threads` chunks of >= 16 Ki values; chunk [r0, r1) passes its first
     // element and block index (random counters) and the whole tensor's amax (NVFP4 and tensor scaling),
     // so the result is that of one call over the whole matrix.
     let split = Self.rowSplit(rows: rows, cols: cols, threads: threads)
@@ -130,9 +130,9 @@ public struct ScaledRounding: OperandRounder, Hashable, Codable {
 }
 
 extension ScaledRounding {
-  /// The threads of `roundLastAxis`: contiguous chunks of whole rows, at least 64 Ki values each.
+  /// The threads of `roundLastAxis`: contiguous chunks of whole rows, at least 16 Ki values each.
   public static func rowSplit(rows: Int, cols: Int, threads: Int) -> WorkSplit {
-    WorkSplit(count: rows, threads: threads, grain: 65_536, work: rows * cols)
+    WorkSplit(count: rows, threads: threads, grain: 16_384, work: rows * cols)
   }
 }
 
