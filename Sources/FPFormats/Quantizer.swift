@@ -64,7 +64,8 @@ public struct Quantizer: Sendable {
     }
   }
 
-  /// The threads of `quantize`: contiguous chunks of at least 16 Ki values (the weights of gpt-tiny, 16-64 Ki values, are cut for two threads).
+  /// The threads of `quantize`: contiguous chunks of at least 16 Ki values (the weights of gpt-tiny,
+  /// 16-64 Ki values, are cut for two threads).
   public static func split(count: Int, threads: Int) -> WorkSplit {
     WorkSplit(count: count, threads: threads, grain: 16_384)
   }

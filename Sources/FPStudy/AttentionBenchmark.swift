@@ -55,7 +55,7 @@ public struct AttentionBenchmark: Sendable {
         }
       }
     }
-    // The backward accumulates into dqkv; its values do not matter here, only that they stay finite.
+    // The backward overwrites dqkv.
     func backward(_ reference: Bool) -> Double {
       time {
         if reference {

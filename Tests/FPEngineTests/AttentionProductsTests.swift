@@ -38,8 +38,10 @@ import Testing
     var out = [Float](repeating: 0, count: B * T * C), att = [Float](repeating: 0, count: B * NH * T * T)
     Attention.forwardRounded(out: &out, att: &att, qkv: qkv, B: B, T: T, C: C, NH: NH, rounding: r, threads: 2)
     var zeros = [Float](repeating: 0, count: qkv.count), nans = [Float](repeating: .nan, count: qkv.count)
-    Attention.backwardRounded(dqkv: &zeros, dout: dout, qkv: qkv, att: att, B: B, T: T, C: C, NH: NH, rounding: r, threads: 2)
-    Attention.backwardRounded(dqkv: &nans, dout: dout, qkv: qkv, att: att, B: B, T: T, C: C, NH: NH, rounding: r, threads: 2)
+    Attention.backwardRounded(
+      dqkv: &zeros, dout: dout, qkv: qkv, att: att, B: B, T: T, C: C, NH: NH, rounding: r, threads: 2)
+    Attention.backwardRounded(
+      dqkv: &nans, dout: dout, qkv: qkv, att: att, B: B, T: T, C: C, NH: NH, rounding: r, threads: 2)
     #expect(!nans.contains { $0.isNaN })
     #expect(Self.bits(nans) == Self.bits(zeros))
   }

@@ -283,9 +283,11 @@ func expectForward(
     for reference in [false, true] {
       func backward(into dqkv: inout [Float]) {
         if reference {
-          Attention.backwardReference(dqkv: &dqkv, dout: r, qkv: qkv, att: att, scratch: &scratch, B: B, T: T, C: C, NH: NH, threads: 2)
+          Attention.backwardReference(
+            dqkv: &dqkv, dout: r, qkv: qkv, att: att, scratch: &scratch, B: B, T: T, C: C, NH: NH, threads: 2)
         } else {
-          Attention.backward(dqkv: &dqkv, dout: r, qkv: qkv, att: att, scratch: &scratch, B: B, T: T, C: C, NH: NH, threads: 2)
+          Attention.backward(
+            dqkv: &dqkv, dout: r, qkv: qkv, att: att, scratch: &scratch, B: B, T: T, C: C, NH: NH, threads: 2)
         }
       }
       var zeros = [Float](repeating: 0, count: qkv.count), nans = [Float](repeating: .nan, count: qkv.count)

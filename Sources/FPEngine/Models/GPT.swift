@@ -205,7 +205,8 @@ public final class GPT {
     hasTargets = target != nil
     guard let target else { return .nan }
     return CrossEntropy.meanLoss(
-      logits: logits.pointer, targets: target, kept: targets, losses: losses.pointer, probs: probs.pointer, N: N, V: V, threads: threads)
+      logits: logits.pointer, targets: target, kept: targets, losses: losses.pointer, probs: probs.pointer, N: N, V: V,
+      threads: threads)
   }
 
   /// Gradients of the mean loss of the last `forward` (which must have had targets) with respect to
@@ -216,7 +217,9 @@ public final class GPT {
     let P = parameters
     P.grads.zero(threads: threads)
     dlogits.zero(threads: threads)
-    CrossEntropy.backward(dlogits: dlogits.pointer, probs: probs.pointer, targets: targets, dloss: precision.lossScale / Float(N), N: N, V: V, threads: threads)
+    CrossEntropy.backward(
+      dlogits: dlogits.pointer, probs: probs.pointer, targets: targets, dloss: precision.lossScale / Float(N), N: N, V: V,
+      threads: threads)
     lmHead.backward(
       dinp: dln.pointer, dweight: P.grad("transformer.wte.weight"), dbias: nil, dout: dlogits.pointer,
       inp: lnf.pointer, weight: P.value("transformer.wte.weight"), n: N, overwriteDinp: true)

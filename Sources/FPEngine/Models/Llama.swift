@@ -241,7 +241,8 @@ public final class Llama {
     hasTargets = target != nil
     guard let target else { return .nan }
     return CrossEntropy.meanLoss(
-      logits: logits.pointer, targets: target, kept: targets, losses: losses.pointer, probs: probs.pointer, N: N, V: V, threads: threads)
+      logits: logits.pointer, targets: target, kept: targets, losses: losses.pointer, probs: probs.pointer, N: N, V: V,
+      threads: threads)
   }
 
   /// Gradients of the mean loss of the last `forward` (which must have had targets) with respect to
@@ -252,7 +253,9 @@ public final class Llama {
     let P = parameters
     P.grads.zero(threads: threads)
     dlogits.zero(threads: threads)
-    CrossEntropy.backward(dlogits: dlogits.pointer, probs: probs.pointer, targets: targets, dloss: precision.lossScale / Float(N), N: N, V: V, threads: threads)
+    CrossEntropy.backward(
+      dlogits: dlogits.pointer, probs: probs.pointer, targets: targets, dloss: precision.lossScale / Float(N), N: N, V: V,
+      threads: threads)
     lmHead.backward(
       dinp: dln.pointer, dweight: P.grad("lm_head.weight"), dbias: nil, dout: dlogits.pointer,
       inp: lnf.pointer, weight: P.value("lm_head.weight"), n: N, overwriteDinp: true)
