@@ -60,10 +60,9 @@ public final class FloatBuffer {
   }
 
   public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
-  public func zero() { pointer.update(repeating: 0, count: count) }
-  /// `zero()` on `threads` threads (the training step's gradient buffers: a serial memset of several
-  /// MB left the other cores idle).
-  public func zero(threads: Int) {
+  /// Zeroes the buffer on `threads` threads (the training step's gradient buffers: a serial memset of
+  /// several MB left the other cores idle).
+  public func zero(threads: Int = 1) {
     nonisolated(unsafe) let p = pointer
     parallelChunks(count, threads) { lo, hi in (p + lo).update(repeating: 0, count: hi - lo) }
   }

@@ -59,7 +59,7 @@ public enum Attention {
           // 16 (the extra columns are ignored).
           MicroGEMM.rows4(
             out: s, ldo: tp, a: q + r0 * 3 * C, lda: 3 * C, aTransposed: false, b: kt, ldb: tp,
-            R: R, K: hs, W: W, accumulate: false)
+            R: R, K: hs, W: W)
           // P = softmax(S / sqrt(hs)) over t2 <= t, zeros above the diagonal. The exponentials run
           // over whole 16-wide vectors, up to n rounded up to 16 (<= W, so all of them scores; the
           // values past n are never read), in place in S: the last n % 16 no longer run one at a time.
@@ -77,7 +77,7 @@ public enum Attention {
           // diagonal).
           MicroGEMM.rows4(
             out: out + (b * T + r0) * C + h * hs, ldo: C, a: p + r0 * T, lda: T, aTransposed: false, b: v, ldb: 3 * C,
-            R: R, K: r0 + R, W: hs, accumulate: false)
+            R: R, K: r0 + R, W: hs)
         }
       }
     }
@@ -123,7 +123,7 @@ public enum Attention {
           // dP = dY V^T on and below the diagonal (columns up to the block's last row, rounded up to 16).
           MicroGEMM.rows4(
             out: ds + r0 * tp, ldo: tp, a: dy + r0 * C, lda: C, aTransposed: false, b: vt, ldb: tp,
-            R: R, K: hs, W: (r0 + R + 15) / 16 * 16, accumulate: false)
+            R: R, K: hs, W: (r0 + R + 15) / 16 * 16)
           for t in r0..<r0 + R {
             let row = ds + t * tp, prow = p + t * T, n = t + 1
             let sum = Reduce.dot(prow, row, n)
@@ -133,19 +133,19 @@ public enum Attention {
           // dQ rows: sum over t2 <= t of dS[t][t2] K[t2].
           MicroGEMM.rows4(
             out: dq + r0 * 3 * C, ldo: 3 * C, a: ds + r0 * tp, lda: tp, aTransposed: false, b: k, ldb: 3 * C,
-            R: R, K: r0 + R, W: hs, accumulate: false)
+            R: R, K: r0 + R, W: hs)
         }
         // dV rows r0..<r0+R: sum over t >= r0 of P[t][t2] dY[t] (P is zero above the diagonal).
         for r0 in stride(from: 0, to: T, by: 4) {
           MicroGEMM.rows4(
             out: dv + r0 * 3 * C, ldo: 3 * C, a: p + r0 * T + r0, lda: T, aTransposed: true, b: dy + r0 * C, ldb: C,
-            R: min(4, T - r0), K: T - r0, W: hs, accumulate: false)
+            R: min(4, T - r0), K: T - r0, W: hs)
         }
         // dK rows: sum over t >= t2 of dS[t][t2] Q[t].
         for r0 in stride(from: 0, to: T, by: 4) {
           MicroGEMM.rows4(
             out: dk + r0 * 3 * C, ldo: 3 * C, a: ds + r0 * tp + r0, lda: tp, aTransposed: true, b: q + r0 * 3 * C, ldb: 3 * C,
-            R: min(4, T - r0), K: T - r0, W: hs, accumulate: false)
+            R: min(4, T - r0), K: T - r0, W: hs)
         }
       }
     }

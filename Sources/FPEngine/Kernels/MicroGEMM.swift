@@ -4,7 +4,7 @@ import FPFormats
 /// T x hs per head), where a BLAS call per head costs more in overhead and wasted upper-triangle work
 /// than the arithmetic itself:
 ///
-///     out[r][c] (+)= sum_{j < K} A(r, j) * B[j][c]    for r < R <= 4, c < W, W a multiple of 16
+///     out[r][c] = sum_{j < K} A(r, j) * B[j][c]    for r < R <= 4, c < W, W a multiple of 16
 ///
 /// with A(r, j) = a[r * lda + j], or a[j * lda + r] when `aTransposed`, and B's rows at b + j * ldb.
 /// Four rows by 32 columns of accumulators (eight 16-wide vectors) stay in registers over the whole j
@@ -26,7 +26,7 @@ enum MicroGEMM {
   @inline(__always)
   static func rows4(
     out: UnsafeMutablePointer<Float>, ldo: Int, a: UnsafePointer<Float>, lda: Int, aTransposed: Bool,
-    b: UnsafePointer<Float>, ldb: Int, R: Int, K: Int, W: Int, accumulate: Bool, wide: Bool = BuiltFor.avx512
+    b: UnsafePointer<Float>, ldb: Int, R: Int, K: Int, W: Int, wide: Bool = BuiltFor.avx512
   ) {
     // Rows beyond R read row R-1 again (in bounds) and are not stored.
     let r1 = min(1, R - 1), r2 = min(2, R - 1), r3 = min(3, R - 1)
@@ -46,8 +46,8 @@ enum MicroGEMM {
         x2 = x2.addingProduct(u, a2); y2 = y2.addingProduct(v, a2)
         x3 = x3.addingProduct(u, a3); y3 = y3.addingProduct(v, a3)
       }
-      put(out + c, ldo, R, accumulate, x0, x1, x2, x3)
-      put(out + c + 16, ldo, R, accumulate, y0, y1, y2, y3)
+      put(out + c, ldo, R, x0, x1, x2, x3)
+      put(out + c + 16, ldo, R, y0, y1, y2, y3)
       c += 32
     }
     while c < W {
@@ -57,25 +57,16 @@ enum MicroGEMM {
         x0 = x0.addingProduct(u, V16(repeating: aj[0])); x1 = x1.addingProduct(u, V16(repeating: aj[o1]))
         x2 = x2.addingProduct(u, V16(repeating: aj[o2])); x3 = x3.addingProduct(u, V16(repeating: aj[o3]))
       }
-      put(out + c, ldo, R, accumulate, x0, x1, x2, x3)
+      put(out + c, ldo, R, x0, x1, x2, x3)
       c += 16
     }
   }
 
   @inline(__always)
-  static func put(
-    _ o: UnsafeMutablePointer<Float>, _ ldo: Int, _ R: Int, _ accumulate: Bool, _ x0: V16, _ x1: V16, _ x2: V16, _ x3: V16
-  ) {
-    if accumulate {
-      store(o, load(o) + x0)
-      if R > 1 { store(o + ldo, load(o + ldo) + x1) }
-      if R > 2 { store(o + 2 * ldo, load(o + 2 * ldo) + x2) }
-      if R > 3 { store(o + 3 * ldo, load(o + 3 * ldo) + x3) }
-    } else {
-      store(o, x0)
-      if R > 1 { store(o + ldo, x1) }
-      if R > 2 { store(o + 2 * ldo, x2) }
-      if R > 3 { store(o + 3 * ldo, x3) }
-    }
+  static func put(_ o: UnsafeMutablePointer<Float>, _ ldo: Int, _ R: Int, _ x0: V16, _ x1: V16, _ x2: V16, _ x3: V16) {
+    store(o, x0)
+    if R > 1 { store(o + ldo, x1) }
+    if R > 2 { store(o + 2 * ldo, x2) }
+    if R > 3 { store(o + 3 * ldo, x3) }
   }
 }
