@@ -41,7 +41,7 @@ let package = Package(
     .target(name: "FPFormats", dependencies: ["CCPUFeatures", "CMaskCount"], swiftSettings: native),
     .target(name: "FPStore", dependencies: ["CHDF5", "CZstd"], swiftSettings: native),
     .target(
-      name: "FPEngine", dependencies: ["FPFormats", "CBLAS", "CZlib", "CExponentCounts", "CBF16GEMM", "CCPUFeatures"],
+      name: "FPEngine", dependencies: ["FPFormats", "CBLAS", "CZlib", "CExponentCounts", "CBF16GEMM", "CSGEMM", "CCPUFeatures"],
       swiftSettings: native),
     .target(name: "FPStudy", dependencies: ["FPFormats", "FPEngine", "FPStore"], swiftSettings: native),
     // System libraries with shim headers (HDF5's type and property-list ids are macros that Swift cannot
@@ -63,6 +63,9 @@ let package = Package(
     .target(name: "CMaskCount"),
     // The bfloat16 GEMM of `--gemm bf16` (AVX512-BF16, chosen at run time; C without -target-cpu).
     .target(name: "CBF16GEMM"),
+    // fpsim's float32 GEMM kernel with OpenBLAS's AVX-512 sums, used in place of those calls (AVX-512,
+    // chosen at run time; C without -target-cpu).
+    .target(name: "CSGEMM"),
 
     // MARK: Command line (thin: parses, builds a library value, calls it)
     .executableTarget(
@@ -89,7 +92,7 @@ let package = Package(
       resources: [.copy("Resources/vectors")], swiftSettings: native),
     .testTarget(name: "fpsimTests", dependencies: ["fpsim", "FPFormats", "CCPUFeatures"], swiftSettings: native),
     .testTarget(name: "FPStoreTests", dependencies: ["FPStore", "StoreCrashWriter"], swiftSettings: native),
-    .testTarget(name: "FPEngineTests", dependencies: ["FPEngine"], swiftSettings: native),
+    .testTarget(name: "FPEngineTests", dependencies: ["FPEngine", "CSGEMM"], swiftSettings: native),
     .testTarget(name: "FPStudyTests", dependencies: ["FPStudy", "FPStore", "FPFormats"], swiftSettings: native),
   ]
 )

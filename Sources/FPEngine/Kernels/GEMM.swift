@@ -1,4 +1,5 @@
 import CBLAS
+import CSGEMM
 import FPFormats
 import Foundation
 
@@ -13,13 +14,18 @@ public enum GEMM {
   /// C = alpha op(A) op(B) + beta C on `threads` threads: the rows of C are cut into panels, each
   /// computed by a single-threaded BLAS call on the calling thread or a `WorkerPool` worker.
   ///
+  /// Where OpenBLAS runs its AVX-512 kernels (SkylakeX, Cooperlake), products of alpha 1 and beta 0 or
+  /// 1 go to fpsim's own kernel (`CSGEMM`) instead, which has their sums bit for bit: it reads A and B
+  /// in place, where OpenBLAS copies both into packed buffers (and zeroes C for beta 0) on every call,
+  /// about 14% of a two-thread gpt-tiny step (`ownKernel`, docs/benchmarks.md).
+  ///
   /// Why not OpenBLAS's own threads: they spin (`sched_yield`) between calls and take the cores from
   /// the pool that runs every other kernel of a training step. With one pool for everything, the BLAS
   /// runs single-threaded (`singleThreadedBLAS`).
   ///
   /// Determinism: every element of C is the same sum in the same order whatever the panel it falls
   /// in (the BLAS blocks K the same way for every panel; `threadedGEMMHasTheBitsOfOneCall` checks the
-  /// bits), so results do not depend on `threads`.
+  /// bits; the own kernel sums each element alone), so results do not depend on `threads`.
   @inline(__always)
   public static func sgemm(
     transA: Bool, transB: Bool, M: Int, N: Int, K: Int, alpha: Float = 1,
@@ -32,16 +38,60 @@ public enum GEMM {
     // for waking a worker.
     let step = rowStep
     let t = max(1, min(threads, M / step, (M * N * K) >> 20))
+    let blocking = ownKernelTakes(M: M, N: N, K: K, panels: t, step: step, alpha: alpha, beta: beta) ? ownKernel : nil
+    // The own kernel reads op(B) as K rows of N: a transposed B (a weight, N x K) goes to a scratch first.
+    var rowsOfB = B, ldbRows = ldb, scratch: UnsafeMutablePointer<Float>? = nil
+    defer { scratch?.deallocate() }
+    if blocking != nil && transB {
+      scratch = .allocate(capacity: K * N)
+      fpsim_sgemm_transpose(B, ldb, N, 0, K, scratch, N)
+      (rowsOfB, ldbRows) = (UnsafePointer(scratch!), N)
+    }
+    nonisolated(unsafe) let A = A, B = B, C = C, b = rowsOfB
+    let ldbOfRows = ldbRows
+    // Rows m0 ..< m1 of C.
+    let panel: @Sendable (Int, Int) -> Void = { m0, m1 in
+      if let blocking {
+        fpsim_sgemm_rows(
+          transA ? 1 : 0, m0, m1, N, K, A, lda, b, ldbOfRows, C, ldc, beta == 1 ? 1 : 0, blocking.q, blocking.u)
+      } else {
+        // Row m0 of op(A): A + m0 * lda when A is M x K, A + m0 (a column offset) when A is K x M.
+        blas(transA, transB, m1 - m0, N, K, alpha, A + (transA ? m0 : m0 * lda), lda, B, ldb, beta, C + m0 * ldc, ldc)
+      }
+    }
     if t == 1 {
-      blas(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
+      panel(0, M)
       return
     }
-    nonisolated(unsafe) let A = A, B = B, C = C
     WorkerPool.perform(t) { i in
-      let m0 = panelStart(i, of: t, rows: M, step: step), m = panelStart(i + 1, of: t, rows: M, step: step) - m0
-      // Row m0 of op(A): A + m0 * lda when A is M x K, A + m0 (a column offset) when A is K x M.
-      blas(transA, transB, m, N, K, alpha, A + (transA ? m0 : m0 * lda), lda, B, ldb, beta, C + m0 * ldc, ldc)
+      panel(panelStart(i, of: t, rows: M, step: step), panelStart(i + 1, of: t, rows: M, step: step))
     }
+  }
+
+  /// OpenBLAS's K blocking (GEMM_Q, GEMM_UNROLL_M) for the kernels whose sums `CSGEMM` reproduces bit
+  /// for bit (its header gives the arithmetic), when this CPU runs AVX-512; nil otherwise, and with
+  /// `FPSIM_SGEMM=openblas` in the environment (to compare the two in one binary).
+  static let ownKernel: (q: Int, u: Int)? = {
+    guard fpsim_sgemm_available() != 0, ProcessInfo.processInfo.environment["FPSIM_SGEMM"] != "openblas" else {
+      return nil
+    }
+    return ownKernelBlocking(kernel: openBLASCoreName())
+  }()
+
+  static func ownKernelBlocking(kernel: String?) -> (q: Int, u: Int)? {
+    switch kernel {
+    case "Cooperlake": (320, 16)
+    case "SkylakeX": (448, 16)
+    default: nil
+    }
+  }
+
+  /// Whether a product in `panels` row panels goes to `CSGEMM`'s kernel (where it has one): alpha 1,
+  /// beta 0 or 1, and at least 28 x 512 x 512 multiply-adds in every panel. Below that OpenBLAS 0.3.21
+  /// may take other paths (its "direct" and small-matrix kernels, which sum K in one chain), so those
+  /// products stay with it.
+  static func ownKernelTakes(M: Int, N: Int, K: Int, panels: Int, step: Int, alpha: Float, beta: Float) -> Bool {
+    alpha == 1 && (beta == 0 || beta == 1) && (M / panels - step) * N * K >= 28 * 512 * 512
   }
 
   /// Where panel i starts: row i * M / t rounded to the nearest multiple of `step` (M for i = t), so
