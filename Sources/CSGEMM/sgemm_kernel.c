@@ -13,11 +13,13 @@ int fpsim_sgemm_available(void) {
 
 // One tile: rows 0 ..< R of a (row r of op(A) at a + r * ars, k at + k * aks) by 16 * V columns of b,
 // the last 16 masked by `last`, over k < K. Accumulators start at +0; each is one fused multiply-add
-// chain in k order. The result is added to c (or to +0 when `fresh`). R and V are constants where the
-// function is instantiated, so the R * V accumulators stay in registers.
+// chain in k order. The result is added to c (or to +0 when `fresh`), then bias[column] to that sum
+// when `bias` is given. R and V are constants where the function is instantiated, so the R * V
+// accumulators stay in registers.
 TARGET static inline __attribute__((always_inline)) void tile(const int R, const int V, const float *a, ptrdiff_t ars,
                                                               ptrdiff_t aks, const float *b, ptrdiff_t ldb, ptrdiff_t K,
-                                                              float *c, ptrdiff_t ldc, __mmask16 last, int fresh) {
+                                                              float *c, ptrdiff_t ldc, __mmask16 last, int fresh,
+                                                              const float *bias) {
   __m512 acc[14][2];
   UNROLL for (int r = 0; r < R; r++)
     UNROLL for (int v = 0; v < V; v++) acc[r][v] = _mm512_setzero_ps();
@@ -35,19 +37,23 @@ TARGET static inline __attribute__((always_inline)) void tile(const int R, const
     UNROLL for (int v = 0; v < V; v++) {
       __mmask16 m = v == V - 1 ? last : (__mmask16)0xFFFF;
       __m512 old = fresh ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, o + 16 * v);
-      _mm512_mask_storeu_ps(o + 16 * v, m, _mm512_add_ps(old, acc[r][v]));
+      __m512 sum = _mm512_add_ps(old, acc[r][v]);
+      if (bias) sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(m, bias + 16 * v));
+      _mm512_mask_storeu_ps(o + 16 * v, m, sum);
     }
   }
 }
 
 #define TILES(R)                                                                                                  \
   TARGET static void tile##R##x2(const float *a, ptrdiff_t ars, ptrdiff_t aks, const float *b, ptrdiff_t ldb,    \
-                                 ptrdiff_t K, float *c, ptrdiff_t ldc, __mmask16 last, int fresh) {              \
-    tile(R, 2, a, ars, aks, b, ldb, K, c, ldc, last, fresh);                                                      \
+                                 ptrdiff_t K, float *c, ptrdiff_t ldc, __mmask16 last, int fresh,                \
+                                 const float *bias) {                                                            \
+    tile(R, 2, a, ars, aks, b, ldb, K, c, ldc, last, fresh, bias);                                                \
   }                                                                                                               \
   TARGET static void tile##R##x1(const float *a, ptrdiff_t ars, ptrdiff_t aks, const float *b, ptrdiff_t ldb,    \
-                                 ptrdiff_t K, float *c, ptrdiff_t ldc, __mmask16 last, int fresh) {              \
-    tile(R, 1, a, ars, aks, b, ldb, K, c, ldc, last, fresh);                                                      \
+                                 ptrdiff_t K, float *c, ptrdiff_t ldc, __mmask16 last, int fresh,                \
+                                 const float *bias) {                                                            \
+    tile(R, 1, a, ars, aks, b, ldb, K, c, ldc, last, fresh, bias);                                                \
   }
 TILES(1)
 TILES(2)
@@ -65,7 +71,7 @@ TILES(13)
 TILES(14)
 
 typedef void (*Tile)(const float *, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, float *, ptrdiff_t,
-                     __mmask16, int);
+                     __mmask16, int, const float *);
 static const Tile tiles[2][15] = {
     {0, tile1x1, tile2x1, tile3x1, tile4x1, tile5x1, tile6x1, tile7x1, tile8x1, tile9x1, tile10x1, tile11x1, tile12x1,
      tile13x1, tile14x1},
@@ -74,13 +80,13 @@ static const Tile tiles[2][15] = {
 
 TARGET void fpsim_sgemm_rows(int trans_a, ptrdiff_t m0, ptrdiff_t m1, ptrdiff_t N, ptrdiff_t K, const float *a,
                              ptrdiff_t lda, const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, int accumulate,
-                             ptrdiff_t q, ptrdiff_t u) {
+                             const float *bias, ptrdiff_t q, ptrdiff_t u) {
   const ptrdiff_t ars = trans_a ? 1 : lda, aks = trans_a ? lda : 1;
   for (ptrdiff_t k0 = 0; k0 < K;) {
     ptrdiff_t block = K - k0;
     if (block >= 2 * q) block = q;
     else if (block > q) block = (block / 2 + u - 1) / u * u;
-    const int fresh = k0 == 0 && !accumulate;
+    const int fresh = k0 == 0 && !accumulate, lastBlock = k0 + block == K;
     for (ptrdiff_t i = m0; i < m1; i += 14) {
       const int R = m1 - i < 14 ? (int)(m1 - i) : 14;
       for (ptrdiff_t j = 0; j < N; j += 32) {
@@ -88,7 +94,7 @@ TARGET void fpsim_sgemm_rows(int trans_a, ptrdiff_t m0, ptrdiff_t m1, ptrdiff_t 
         const int V = w > 16 ? 2 : 1;
         const __mmask16 last = (__mmask16)(w % 16 == 0 ? 0xFFFF : (1u << (w % 16)) - 1);
         tiles[V - 1][R](a + i * ars + k0 * aks, ars, aks, b + k0 * ldb + j, ldb, block, c + i * ldc + j, ldc, last,
-                        fresh);
+                        fresh, bias && lastBlock ? bias + j : 0);
       }
     }
     k0 += block;

@@ -12,10 +12,11 @@ import Testing
   static let blocking = GEMM.ownKernelBlocking(kernel: GEMM.openBLASCoreName())
 
   /// The header's arithmetic: K cut into OpenBLAS's blocks; per block one fused multiply-add chain from
-  /// +0 in k order, added to C (to +0 when not accumulating). op(A) is M x K (A^T when `transA`), B K x N.
+  /// +0 in k order, added to C (to +0 when not accumulating); then the bias, if any. op(A) is M x K (A^T
+  /// when `transA`), B K x N.
   static func chain(
     transA: Bool, M: Int, N: Int, K: Int, a: [Float], lda: Int, b: [Float], ldb: Int, c: inout [Float], ldc: Int,
-    accumulate: Bool, q: Int, u: Int
+    accumulate: Bool, bias: [Float]?, q: Int, u: Int
   ) {
     for i in 0..<M {
       for j in 0..<N {
@@ -31,6 +32,7 @@ import Testing
           sum = sum + acc
           k0 += block
         }
+        if let bias { sum = sum + bias[j] }
         c[i * ldc + j] = sum
       }
     }
@@ -48,37 +50,38 @@ import Testing
 
   /// Every tile shape (rows 1-14 and beyond, widths below, at and past 16 and 32, masked remainders),
   /// K within one block, in two near-halves, and in whole blocks plus halves, both layouts of A, both
-  /// betas, and leading dimensions wider than the matrices: the kernel gives the chain's bits.
+  /// betas, with and without a bias, and leading dimensions wider than the matrices: the kernel gives
+  /// the chain's bits.
   @Test(.enabled(if: available), arguments: [(q: 320, u: 16), (q: 448, u: 16), (q: 8, u: 4)])
   func kernelEqualsTheChainDefinition(blocking: (q: Int, u: Int)) {
     var seed: UInt64 = 1
     for (M, N, K) in [(1, 1, 1), (5, 15, 7), (12, 16, 33), (13, 17, 321), (25, 32, 500), (30, 33, 641), (7, 76, 1000)] {
       for transA in [false, true] {
-        for accumulate in [false, true] {
+        for (accumulate, withBias) in [(false, false), (true, false), (false, true), (true, true)] {
           seed += 1
           let lda = (transA ? M : K) + 3, ldb = N + 5, ldc = N + 2
           let a = Self.values((transA ? K : M) * lda, seed: seed), b = Self.values(K * ldb, seed: seed + 100)
-          let c0 = Self.values(M * ldc, seed: seed + 200)
+          let c0 = Self.values(M * ldc, seed: seed + 200), bias = withBias ? Self.values(N, seed: seed + 300) : nil
           var want = c0, got = c0
           Self.chain(
             transA: transA, M: M, N: N, K: K, a: a, lda: lda, b: b, ldb: ldb, c: &want, ldc: ldc,
-            accumulate: accumulate, q: blocking.q, u: blocking.u)
+            accumulate: accumulate, bias: bias, q: blocking.q, u: blocking.u)
           got.withUnsafeMutableBufferPointer { g in
             fpsim_sgemm_rows(
-              transA ? 1 : 0, 0, M, N, K, a, lda, b, ldb, g.baseAddress, ldc, accumulate ? 1 : 0, blocking.q,
+              transA ? 1 : 0, 0, M, N, K, a, lda, b, ldb, g.baseAddress, ldc, accumulate ? 1 : 0, bias, blocking.q,
               blocking.u)
           }
           #expect(
             Self.differing(got, want) == 0,
-            "M \(M) N \(N) K \(K) transA \(transA) accumulate \(accumulate) q \(blocking.q)")
+            "M \(M) N \(N) K \(K) transA \(transA) accumulate \(accumulate) bias \(withBias) q \(blocking.q)")
         }
       }
     }
   }
 
-  /// The products `GEMM.sgemm` gives the kernel (gpt-tiny's and llama-tiny's linear layers, forward,
-  /// data and weight gradient, and uneven shapes), on one to three threads, against one OpenBLAS call
-  /// with the same arguments: the same bits. Runs where the loaded OpenBLAS kernel is one `CSGEMM`
+  /// The products `GEMM.sgemm` gives the kernel (gpt-tiny's and llama-tiny's linear layers, forward
+  /// with its bias, data and weight gradient, and uneven shapes), on one to three threads, against one
+  /// OpenBLAS call with the same arguments (and the bias added after it): the same bits. Runs where the loaded OpenBLAS kernel is one `CSGEMM`
   /// reproduces (the fpsim binary's own kernel is checked through it in `OwnSGEMMCommandTests`).
   @Test(.enabled(if: available && blocking != nil))
   func sgemmKeepsTheBitsOfOpenBLAS() {
@@ -93,17 +96,19 @@ import Testing
         seed += 1
         let a = Self.values(M * K, seed: seed), b = Self.values(K * N, seed: seed + 1), c0 = Self.values(M * N, seed: seed + 2)
         let lda = transA ? M : K, ldb = transB ? K : N
+        let bias = transB ? Self.values(N, seed: seed + 3) : nil
         #expect(GEMM.ownKernelTakes(M: M, N: N, K: K, panels: 1, step: GEMM.rowStep, alpha: 1, beta: beta))
         var want = c0
         want.withUnsafeMutableBufferPointer { w in
           GEMM.blas(transA, transB, M, N, K, 1, a, lda, b, ldb, beta, w.baseAddress!, N)
         }
+        if let bias { for i in 0..<M { for j in 0..<N { want[i * N + j] += bias[j] } } }
         for threads in 1...3 {
           var got = c0
           got.withUnsafeMutableBufferPointer { g in
             GEMM.sgemm(
               transA: transA, transB: transB, M: M, N: N, K: K, A: a, lda: lda, B: b, ldb: ldb, beta: beta,
-              C: g.baseAddress!, ldc: N, threads: threads)
+              C: g.baseAddress!, ldc: N, bias: bias, threads: threads)
           }
           #expect(
             Self.differing(got, want) == 0,
@@ -122,7 +127,7 @@ import Testing
     var want = [Float](repeating: 0, count: M * N), got = want
     want.withUnsafeMutableBufferPointer { GEMM.blas(false, false, M, N, K, 1, a, K, b, N, 0, $0.baseAddress!, N) }
     let wrong = Self.blocking!.q == 320 ? 448 : 320
-    got.withUnsafeMutableBufferPointer { fpsim_sgemm_rows(0, 0, M, N, K, a, K, b, N, $0.baseAddress, N, 0, wrong, 16) }
+    got.withUnsafeMutableBufferPointer { fpsim_sgemm_rows(0, 0, M, N, K, a, K, b, N, $0.baseAddress, N, 0, nil, wrong, 16) }
     #expect(Self.differing(got, want) > 0)
   }
 

@@ -13,7 +13,8 @@
 //   ceil(rest / 2 / U) * U when rest > Q (two near-halves), else rest.
 //   Per block: acc = +0; for k in the block, in order: acc = fma(op(A)(i, k), B(k, j), acc).
 //   C(i, j) = C(i, j) + acc after each block, where C starts as +0 when beta is 0 (OpenBLAS zeroes C
-//   first: -0 sums come out +0) and as C when beta is 1. alpha is 1.
+//   first: -0 sums come out +0) and as C when beta is 1. alpha is 1. With a bias, C(i, j) + bias(j)
+//   after the last block (the same addition as a pass over C after the product).
 #ifndef FPSIM_SGEMM_KERNEL_H
 #define FPSIM_SGEMM_KERNEL_H
 
@@ -22,12 +23,12 @@
 /// 1 when this CPU and OS run AVX512-F code, else 0.
 int fpsim_sgemm_available(void);
 
-/// Rows m0 ..< m1 of C(M,N) = op(A)(M,K) B(K,N) (+ C when `accumulate`), row-major: op(A)(i, k) is
-/// a[i * lda + k], or a[k * lda + i] when `trans_a`; B(k, j) is b[k * ldb + j]; C(i, j) is c[i * ldc + j].
-/// q and u are the K blocking above (q >= u >= 1).
+/// Rows m0 ..< m1 of C(M,N) = op(A)(M,K) B(K,N) (+ C when `accumulate`) (+ bias(N) on every row when
+/// `bias` is not NULL), row-major: op(A)(i, k) is a[i * lda + k], or a[k * lda + i] when `trans_a`;
+/// B(k, j) is b[k * ldb + j]; C(i, j) is c[i * ldc + j]. q and u are the K blocking above (q >= u >= 1).
 void fpsim_sgemm_rows(int trans_a, ptrdiff_t m0, ptrdiff_t m1, ptrdiff_t N, ptrdiff_t K, const float *a,
                       ptrdiff_t lda, const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, int accumulate,
-                      ptrdiff_t q, ptrdiff_t u);
+                      const float *bias, ptrdiff_t q, ptrdiff_t u);
 
 /// dst(cols, rows) = src(rows, cols)^T for columns x0 ..< x1 of src: dst[x * ldd + r] = src[r * lds + x].
 void fpsim_sgemm_transpose(const float *src, ptrdiff_t lds, ptrdiff_t rows, ptrdiff_t x0, ptrdiff_t x1, float *dst,

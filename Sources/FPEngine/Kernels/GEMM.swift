@@ -26,11 +26,15 @@ public enum GEMM {
   /// Determinism: every element of C is the same sum in the same order whatever the panel it falls
   /// in (the BLAS blocks K the same way for every panel; `threadedGEMMHasTheBitsOfOneCall` checks the
   /// bits; the own kernel sums each element alone), so results do not depend on `threads`.
+  ///
+  /// `bias` (N values), when given, is added to every row of C after the product: C(i, j) + bias(j),
+  /// the same additions as a pass over C afterwards, made while each panel is still in cache (and by
+  /// the own kernel as it stores C).
   @inline(__always)
   public static func sgemm(
     transA: Bool, transB: Bool, M: Int, N: Int, K: Int, alpha: Float = 1,
     A: UnsafePointer<Float>, lda: Int, B: UnsafePointer<Float>, ldb: Int,
-    beta: Float, C: UnsafeMutablePointer<Float>, ldc: Int, threads: Int = 1
+    beta: Float, C: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil, threads: Int = 1
   ) {
     if M == 0 || N == 0 { return }
     _ = singleThreadedBLAS
@@ -43,21 +47,23 @@ public enum GEMM {
     var rowsOfB = B, ldbRows = ldb, scratch: UnsafeMutablePointer<Float>? = nil
     defer { scratch?.deallocate() }
     if blocking != nil && transB {
-      scratch = .allocate(capacity: K * N)
-      fpsim_sgemm_transpose(B, ldb, N, 0, K, scratch, N)
-      (rowsOfB, ldbRows) = (UnsafePointer(scratch!), N)
+      nonisolated(unsafe) let B = B, s = UnsafeMutablePointer<Float>.allocate(capacity: K * N)
+      WorkerPool.perform(t) { i in fpsim_sgemm_transpose(B, ldb, N, i * K / t, (i + 1) * K / t, s, N) }
+      (scratch, rowsOfB, ldbRows) = (s, UnsafePointer(s), N)
     }
-    nonisolated(unsafe) let A = A, B = B, C = C, b = rowsOfB
+    nonisolated(unsafe) let A = A, B = B, C = C, b = rowsOfB, bias = bias
     let ldbOfRows = ldbRows
     // Rows m0 ..< m1 of C.
     let panel: @Sendable (Int, Int) -> Void = { m0, m1 in
       if let blocking {
         fpsim_sgemm_rows(
-          transA ? 1 : 0, m0, m1, N, K, A, lda, b, ldbOfRows, C, ldc, beta == 1 ? 1 : 0, blocking.q, blocking.u)
-      } else {
-        // Row m0 of op(A): A + m0 * lda when A is M x K, A + m0 (a column offset) when A is K x M.
-        blas(transA, transB, m1 - m0, N, K, alpha, A + (transA ? m0 : m0 * lda), lda, B, ldb, beta, C + m0 * ldc, ldc)
+          transA ? 1 : 0, m0, m1, N, K, A, lda, b, ldbOfRows, C, ldc, beta == 1 ? 1 : 0, bias, blocking.q,
+          blocking.u)
+        return
       }
+      // Row m0 of op(A): A + m0 * lda when A is M x K, A + m0 (a column offset) when A is K x M.
+      blas(transA, transB, m1 - m0, N, K, alpha, A + (transA ? m0 : m0 * lda), lda, B, ldb, beta, C + m0 * ldc, ldc)
+      if let bias { addBias(bias, toRows: m0..<m1, of: C, ldc: ldc, N: N) }
     }
     if t == 1 {
       panel(0, M)
@@ -65,6 +71,17 @@ public enum GEMM {
     }
     WorkerPool.perform(t) { i in
       panel(panelStart(i, of: t, rows: M, step: step), panelStart(i + 1, of: t, rows: M, step: step))
+    }
+  }
+
+  /// C(i, j) += bias(j) for the given rows of C and j < N.
+  @inline(__always)
+  public static func addBias(
+    _ bias: UnsafePointer<Float>, toRows rows: Range<Int>, of C: UnsafeMutablePointer<Float>, ldc: Int, N: Int
+  ) {
+    for i in rows {
+      let row = C + i * ldc
+      for j in 0..<N { row[j] += bias[j] }
     }
   }
 

@@ -18,12 +18,13 @@ public enum Linear {
     [(N, OC, C), (N, C, OC), (OC, C, N)]
   }
 
-  /// One of the three products, on sgemm or (with a workspace) on the bfloat16 kernel.
+  /// One of the three products, on sgemm or (with a workspace) on the bfloat16 kernel; sgemm adds
+  /// `bias` to each row of C itself (`GEMM.sgemm`).
   @inline(__always)
   static func product(
     transA: Bool, transB: Bool, M: Int, N: Int, K: Int, A: UnsafePointer<Float>, lda: Int, B: UnsafePointer<Float>,
     ldb: Int, beta: Float, C: UnsafeMutablePointer<Float>, ldc: Int, threads: Int, bf16: UnsafeMutablePointer<UInt32>?,
-    alpha: Float
+    alpha: Float, bias: UnsafePointer<Float>? = nil
   ) {
     if let bf16 {
       BF16GEMM.multiply(
@@ -32,7 +33,7 @@ public enum Linear {
     } else {
       GEMM.sgemm(
         transA: transA, transB: transB, M: M, N: N, K: K, alpha: alpha, A: A, lda: lda, B: B, ldb: ldb, beta: beta,
-        C: C, ldc: ldc, threads: threads)
+        C: C, ldc: ldc, bias: bias, threads: threads)
     }
   }
 
@@ -43,15 +44,10 @@ public enum Linear {
   ) {
     product(
       transA: false, transB: true, M: N, N: OC, K: C, A: inp, lda: C, B: weight, ldb: C, beta: 0,
-      C: out, ldc: OC, threads: threads, bf16: bf16, alpha: alpha)
-    if let bias {
+      C: out, ldc: OC, threads: threads, bf16: bf16, alpha: alpha, bias: bias)
+    if let bias, bf16 != nil {
       nonisolated(unsafe) let out = out, bias = bias
-      parallelRows(N, width: OC, threads) { lo, hi in
-        for n in lo..<hi {
-          let row = out + n * OC
-          for o in 0..<OC { row[o] += bias[o] }
-        }
-      }
+      parallelRows(N, width: OC, threads) { lo, hi in GEMM.addBias(bias, toRows: lo..<hi, of: out, ldc: OC, N: OC) }
     }
   }
 
