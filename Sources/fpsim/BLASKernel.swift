@@ -57,13 +57,17 @@ enum BLASKernel {
   }
 
   /// The kernel in effect and how it was chosen, e.g. `SkylakeX (set by fpsim)`, `Haswell
-  /// (OPENBLAS_CORETYPE)`, `Prescott (detected)`, or `unknown (not OpenBLAS)`.
+  /// (OPENBLAS_CORETYPE)`, `Prescott (detected)`, or `unknown (not OpenBLAS)`; with `; fpsim's kernel,
+  /// same sums` inside the parentheses where fpsim's own kernel computes the products with that
+  /// kernel's sums (`GEMM.sgemm`). Readers take the name before ` (`.
   static func describe() -> String {
     guard let name = GEMM.openBLASCoreName() else { return "unknown (not OpenBLAS)" }
     let env = ProcessInfo.processInfo.environment
-    if env[reexecMarker] != nil && env[coreTypeVariable] != nil { return "\(name) (set by fpsim)" }
-    if env[coreTypeVariable] != nil { return "\(name) (\(coreTypeVariable))" }
-    return "\(name) (detected)"
+    let how =
+      if env[reexecMarker] != nil && env[coreTypeVariable] != nil { "set by fpsim" }
+      else if env[coreTypeVariable] != nil { coreTypeVariable }
+      else { "detected" }
+    return "\(name) (\(how)\(GEMM.usesOwnKernel ? "; fpsim's kernel, same sums" : ""))"
   }
 
   /// OpenBLAS's current thread count, or nil when the BLAS is not OpenBLAS.

@@ -95,6 +95,9 @@ public enum GEMM {
     return ownKernelBlocking(kernel: openBLASCoreName())
   }()
 
+  /// Whether products of alpha 1 run on `CSGEMM`'s kernel in this process.
+  public static var usesOwnKernel: Bool { ownKernel != nil }
+
   static func ownKernelBlocking(kernel: String?) -> (q: Int, u: Int)? {
     switch kernel {
     case "Cooperlake": (320, 16)
