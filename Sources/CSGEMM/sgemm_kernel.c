@@ -34,7 +34,8 @@ TARGET static inline __attribute__((always_inline)) void tile(const int R, const
       _mm_prefetch((const char *)(ak + 16 * aks + R - 1), _MM_HINT_T0);
     }
     __m512 bv[2];
-    UNROLL for (int v = 0; v < V; v++) bv[v] = v == V - 1 ? _mm512_maskz_loadu_ps(last, bk + 16 * v) : _mm512_loadu_ps(bk + 16 * v);
+    UNROLL for (int v = 0; v < V; v++)
+      bv[v] = v == V - 1 ? _mm512_maskz_loadu_ps(last, bk + 16 * v) : _mm512_loadu_ps(bk + 16 * v);
     UNROLL for (int r = 0; r < R; r++) {
       __m512 s = _mm512_set1_ps(ak[r * ars]);
       UNROLL for (int v = 0; v < V; v++) acc[r][v] = _mm512_fmadd_ps(bv[v], s, acc[r][v]);

@@ -9,7 +9,7 @@ import Testing
 @Suite struct OwnSGEMMTests {
   static let available = fpsim_sgemm_available() != 0
   /// The loaded OpenBLAS kernel's K blocking, when `CSGEMM` knows it (Cooperlake here).
-  static let blocking = GEMM.ownKernelBlocking(kernel: GEMM.openBLASCoreName())
+  static let blocking = GEMM.ownKernel
 
   /// The header's arithmetic: K cut into OpenBLAS's blocks; per block one fused multiply-add chain from
   /// +0 in k order, added to C (to +0 when not accumulating); then the bias, if any. op(A) is M x K (A^T
@@ -81,8 +81,9 @@ import Testing
 
   /// The products `GEMM.sgemm` gives the kernel (gpt-tiny's and llama-tiny's linear layers, forward
   /// with its bias, data and weight gradient, and uneven shapes), on one to three threads, against one
-  /// OpenBLAS call with the same arguments (and the bias added after it): the same bits. Runs where the loaded OpenBLAS kernel is one `CSGEMM`
-  /// reproduces (the fpsim binary's own kernel is checked through it in `OwnSGEMMCommandTests`).
+  /// OpenBLAS call with the same arguments (and the bias added after it): the same bits. Runs where
+  /// the test process's OpenBLAS is one `CSGEMM` reproduces (the fpsim binary's, which may differ, is
+  /// checked through the binary in `ThreadCountCommandTests`).
   @Test(.enabled(if: available && blocking != nil))
   func sgemmKeepsTheBitsOfOpenBLAS() {
     let layers = [(2048, 128, 384), (2048, 128, 128), (2048, 128, 512), (2048, 512, 128), (2048, 128, 76),
@@ -94,7 +95,8 @@ import Testing
         (OC, C, rows, true, false, 1),
       ] {
         seed += 1
-        let a = Self.values(M * K, seed: seed), b = Self.values(K * N, seed: seed + 1), c0 = Self.values(M * N, seed: seed + 2)
+        let a = Self.values(M * K, seed: seed), b = Self.values(K * N, seed: seed + 1)
+        let c0 = Self.values(M * N, seed: seed + 2)
         let lda = transA ? M : K, ldb = transB ? K : N
         let bias = transB ? Self.values(N, seed: seed + 3) : nil
         #expect(GEMM.ownKernelTakes(M: M, N: N, K: K, panels: 1, step: GEMM.rowStep, alpha: 1, beta: beta))
@@ -127,17 +129,23 @@ import Testing
     var want = [Float](repeating: 0, count: M * N), got = want
     want.withUnsafeMutableBufferPointer { GEMM.blas(false, false, M, N, K, 1, a, K, b, N, 0, $0.baseAddress!, N) }
     let wrong = Self.blocking!.q == 320 ? 448 : 320
-    got.withUnsafeMutableBufferPointer { fpsim_sgemm_rows(0, 0, M, N, K, a, K, b, N, $0.baseAddress, N, 0, nil, wrong, 16) }
+    got.withUnsafeMutableBufferPointer {
+      fpsim_sgemm_rows(0, 0, M, N, K, a, K, b, N, $0.baseAddress, N, 0, nil, wrong, 16)
+    }
     #expect(Self.differing(got, want) > 0)
   }
 
   /// The table: OpenBLAS 0.3.21's GEMM_Q and GEMM_UNROLL_M for its AVX-512 kernels, measured against
-  /// it; every other kernel stays with OpenBLAS.
-  @Test func blockingFollowsTheKernel() {
-    #expect(GEMM.ownKernelBlocking(kernel: "Cooperlake")! == (320, 16))
-    #expect(GEMM.ownKernelBlocking(kernel: "SkylakeX")! == (448, 16))
+  /// it; every other kernel and every other version stays with OpenBLAS.
+  @Test func blockingFollowsTheKernelAndVersion() {
+    let config = "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Cooperlake MAX_THREADS=64"
+    #expect(GEMM.ownKernelBlocking(kernel: "Cooperlake", config: config)! == (320, 16))
+    #expect(GEMM.ownKernelBlocking(kernel: "SkylakeX", config: config)! == (448, 16))
     for other in ["Zen", "Haswell", "Prescott", "SapphireRapids", "", nil] as [String?] {
-      #expect(GEMM.ownKernelBlocking(kernel: other) == nil)
+      #expect(GEMM.ownKernelBlocking(kernel: other, config: config) == nil)
+    }
+    for version in ["OpenBLAS 0.3.26 DYNAMIC_ARCH Cooperlake", "OpenBLAS 0.3.2 Cooperlake", "", nil] as [String?] {
+      #expect(GEMM.ownKernelBlocking(kernel: "Cooperlake", config: version) == nil)
     }
     if !Self.available { #expect(GEMM.ownKernel == nil) }
   }

@@ -92,17 +92,23 @@ public enum GEMM {
     guard fpsim_sgemm_available() != 0, ProcessInfo.processInfo.environment["FPSIM_SGEMM"] != "openblas" else {
       return nil
     }
-    return ownKernelBlocking(kernel: openBLASCoreName())
+    typealias Config = @convention(c) () -> UnsafeMutablePointer<CChar>?
+    let config = openBLASFunction("openblas_get_config", as: Config.self)?().map { String(cString: $0) }
+    return ownKernelBlocking(kernel: openBLASCoreName(), config: config)
   }()
 
   /// Whether products of alpha 1 run on `CSGEMM`'s kernel in this process.
   public static var usesOwnKernel: Bool { ownKernel != nil }
 
-  static func ownKernelBlocking(kernel: String?) -> (q: Int, u: Int)? {
+  /// The blocking of OpenBLAS 0.3.21's AVX-512 kernels (`config` is `openblas_get_config()`, which
+  /// starts with the version), measured against them; nil for every other kernel and version, whose
+  /// sums have not been checked.
+  static func ownKernelBlocking(kernel: String?, config: String?) -> (q: Int, u: Int)? {
+    guard config?.hasPrefix("OpenBLAS 0.3.21 ") == true else { return nil }
     switch kernel {
-    case "Cooperlake": (320, 16)
-    case "SkylakeX": (448, 16)
-    default: nil
+    case "Cooperlake": return (320, 16)
+    case "SkylakeX": return (448, 16)
+    default: return nil
     }
   }
 
