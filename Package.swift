@@ -41,7 +41,8 @@ let package = Package(
     .target(name: "FPFormats", dependencies: ["CCPUFeatures", "CMaskCount"], swiftSettings: native),
     .target(name: "FPStore", dependencies: ["CHDF5", "CZstd"], swiftSettings: native),
     .target(
-      name: "FPEngine", dependencies: ["FPFormats", "CBLAS", "CZlib", "CExponentCounts", "CBF16GEMM", "CSGEMM", "CCPUFeatures"],
+      name: "FPEngine",
+      dependencies: ["FPFormats", "CBLAS", "CZlib", "CExponentCounts", "CBF16GEMM", "CSGEMM", "CCPUFeatures"],
       swiftSettings: native),
     .target(name: "FPStudy", dependencies: ["FPFormats", "FPEngine", "FPStore"], swiftSettings: native),
     // System libraries with shim headers (HDF5's type and property-list ids are macros that Swift cannot
