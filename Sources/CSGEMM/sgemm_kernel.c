@@ -111,14 +111,3 @@ TARGET void fpsim_sgemm_rows(int trans_a, ptrdiff_t m0, ptrdiff_t m1, ptrdiff_t 
     k0 += block;
   }
 }
-
-void fpsim_sgemm_transpose(const float *src, ptrdiff_t lds, ptrdiff_t rows, ptrdiff_t x0, ptrdiff_t x1, float *dst,
-                           ptrdiff_t ldd) {
-  // Blocks of 16 x 16 so that both the reads and the writes stay within a few cache lines at a time.
-  for (ptrdiff_t r0 = 0; r0 < rows; r0 += 16)
-    for (ptrdiff_t xb = x0; xb < x1; xb += 16) {
-      const ptrdiff_t r1 = r0 + 16 < rows ? r0 + 16 : rows, xe = xb + 16 < x1 ? xb + 16 : x1;
-      for (ptrdiff_t x = xb; x < xe; x++)
-        for (ptrdiff_t r = r0; r < r1; r++) dst[x * ldd + r] = src[r * lds + x];
-    }
-}

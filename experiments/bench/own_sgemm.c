@@ -26,6 +26,14 @@ static double now(void) {
   return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
+// dst (cols x rows) = src (rows x cols, leading dimension lds)^T, in 16 x 16 blocks.
+static void transpose(const float *src, long lds, long rows, long cols, float *dst) {
+  for (long r0 = 0; r0 < rows; r0 += 16)
+    for (long c0 = 0; c0 < cols; c0 += 16)
+      for (long c = c0; c < c0 + 16 && c < cols; c++)
+        for (long r = r0; r < r0 + 16 && r < rows; r++) dst[c * rows + r] = src[r * lds + c];
+}
+
 static volatile char *junk;
 static void evict(void) {
   for (long i = 0; i < (64L << 20); i += 64) junk[i]++;
@@ -72,10 +80,11 @@ int main(void) {
           cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1, A,
                       lda, B, ldb, 0, C, N);
         } else {
-          // As GEMM.sgemm does: a transposed B (a weight) is transposed into K rows of N first.
+          // As GEMM.sgemm does: a transposed B (a weight) is transposed into K rows of N first (there
+          // with the engine's vectorized transpose; a plain loop here).
           const float *b = B;
           if (tb) {
-            fpsim_sgemm_transpose(B, ldb, N, 0, K, Bt, N);
+            transpose(B, ldb, N, K, Bt);
             b = Bt;
           }
           fpsim_sgemm_rows(ta, 0, M, N, K, A, lda, b, tb ? N : ldb, D, N, 0, NULL, q, 16);

@@ -30,8 +30,4 @@ void fpsim_sgemm_rows(int trans_a, ptrdiff_t m0, ptrdiff_t m1, ptrdiff_t N, ptrd
                       ptrdiff_t lda, const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, int accumulate,
                       const float *bias, ptrdiff_t q, ptrdiff_t u);
 
-/// dst(cols, rows) = src(rows, cols)^T for columns x0 ..< x1 of src: dst[x * ldd + r] = src[r * lds + x].
-void fpsim_sgemm_transpose(const float *src, ptrdiff_t lds, ptrdiff_t rows, ptrdiff_t x0, ptrdiff_t x1, float *dst,
-                           ptrdiff_t ldd);
-
 #endif

@@ -47,8 +47,12 @@ public enum GEMM {
     var rowsOfB = B, ldbRows = ldb, scratch: UnsafeMutablePointer<Float>? = nil
     defer { scratch?.deallocate() }
     if blocking != nil && transB {
+      // Columns k0 ..< k1 of B (N x K) become rows k0 ..< k1 of the scratch (K x N), on every thread.
       nonisolated(unsafe) let B = B, s = UnsafeMutablePointer<Float>.allocate(capacity: K * N)
-      WorkerPool.perform(t) { i in fpsim_sgemm_transpose(B, ldb, N, i * K / t, (i + 1) * K / t, s, N) }
+      WorkerPool.perform(t) { i in
+        let k0 = i * K / t, k1 = (i + 1) * K / t
+        Transpose.apply(B + k0, into: s + k0 * N, rows: N, cols: k1 - k0, ldIn: ldb, ldOut: N)
+      }
       (scratch, rowsOfB, ldbRows) = (s, UnsafePointer(s), N)
     }
     nonisolated(unsafe) let A = A, B = B, C = C, b = rowsOfB, bias = bias
@@ -76,7 +80,7 @@ public enum GEMM {
 
   /// C(i, j) += bias(j) for the given rows of C and j < N.
   @inline(__always)
-  public static func addBias(
+  static func addBias(
     _ bias: UnsafePointer<Float>, toRows rows: Range<Int>, of C: UnsafeMutablePointer<Float>, ldc: Int, N: Int
   ) {
     for i in rows {
