@@ -111,7 +111,7 @@ extension BlockQuantizer {
   /// The threads of `quantizeColumns`: whole tiles of `height` rows dealt round, at least 16 Ki values
   /// per thread.
   public static func columnSplit(rows: Int, cols: Int, height: Int, threads: Int) -> WorkSplit {
-    WorkSplit(count: rows / height, threads: threads, grain: 16_384, work: rows * cols)
+    WorkSplit(count: rows / height, threads: threads, grain: WorkSplit.roundingGrain, work: rows * cols)
   }
 
   /// Rows r0 ..< r0 + height of `src` [*, cols] into `buffer` group-major ([cols / 16][height][16]),

@@ -67,7 +67,7 @@ public struct Quantizer: Sendable {
   /// The threads of `quantize`: contiguous chunks of at least 16 Ki values (the weights of gpt-tiny,
   /// 16-64 Ki values, are cut for two threads).
   public static func split(count: Int, threads: Int) -> WorkSplit {
-    WorkSplit(count: count, threads: threads, grain: 16_384)
+    WorkSplit(count: count, threads: threads, grain: WorkSplit.roundingGrain)
   }
 
   /// Out of place into a separate `output` (not overlapping), counting in the same pass what

@@ -13,6 +13,10 @@ public struct WorkSplit: Sendable, Equatable {
   public let count: Int
   public let parts: Int
 
+  /// The least work per part of the operand rounding passes (rows, column tiles, strips, element
+  /// formats), in values: 16 Ki, so that gpt-tiny's weights (16-64 Ki values) round on two threads.
+  public static let roundingGrain = 16_384
+
   public init(count: Int, threads: Int, grain: Int, work: Int? = nil, maxParts: Int = .max) {
     self.count = count
     parts = max(1, min(threads, (work ?? count) / max(1, grain), count, maxParts))

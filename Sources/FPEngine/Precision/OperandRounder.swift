@@ -206,6 +206,7 @@ extension OperandLayout {
   /// more threads than cols / width (each thread owns width * rows values of the scratch buffer).
   public func stripSplit(threads: Int) -> WorkSplit {
     let S = Self.stripWidth(cols: cols)
-    return WorkSplit(count: (cols + S - 1) / S, threads: threads, grain: 16_384, work: count, maxParts: cols / S)
+    return WorkSplit(
+      count: (cols + S - 1) / S, threads: threads, grain: WorkSplit.roundingGrain, work: count, maxParts: cols / S)
   }
 }

@@ -132,7 +132,7 @@ public struct ScaledRounding: OperandRounder, Hashable, Codable {
 extension ScaledRounding {
   /// The threads of `roundLastAxis`: contiguous chunks of whole rows, at least 16 Ki values each.
   public static func rowSplit(rows: Int, cols: Int, threads: Int) -> WorkSplit {
-    WorkSplit(count: rows, threads: threads, grain: 16_384, work: rows * cols)
+    WorkSplit(count: rows, threads: threads, grain: WorkSplit.roundingGrain, work: rows * cols)
   }
 }
 
