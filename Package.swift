@@ -42,7 +42,7 @@ let package = Package(
     .target(name: "FPStore", dependencies: ["CHDF5", "CZstd"], swiftSettings: native),
     .target(
       name: "FPEngine",
-      dependencies: ["FPFormats", "CBLAS", "CZlib", "CExponentCounts", "CBF16GEMM", "CSGEMM", "CCPUFeatures"],
+      dependencies: ["FPFormats", "CBLAS", "CZlib", "CExponentCounts", "CBF16GEMM", "CSGEMM", "CCPUFeatures", "CVectorSqrt"],
       swiftSettings: native),
     .target(name: "FPStudy", dependencies: ["FPFormats", "FPEngine", "FPStore"], swiftSettings: native),
     // System libraries with shim headers (HDF5's type and property-list ids are macros that Swift cannot
@@ -62,6 +62,8 @@ let package = Package(
     // Lane counts of float comparisons for the block loops' telemetry (static inline: inlined into
     // FPFormats, with its target's features).
     .target(name: "CMaskCount"),
+    // A 16-lane square root without errno, for the AdamW update (static inline: inlined into FPEngine).
+    .target(name: "CVectorSqrt"),
     // The bfloat16 GEMM of `--gemm bf16` (AVX512-BF16, chosen at run time; C without -target-cpu).
     .target(name: "CBF16GEMM"),
     // fpsim's float32 GEMM kernel with OpenBLAS's AVX-512 sums, used in place of those calls (AVX-512,

@@ -1,4 +1,4 @@
-import FPEngine
+@testable import FPEngine
 import FPFormats
 import Foundation
 import Testing
@@ -92,6 +92,33 @@ import Testing
     #expect(abs(Double(P.values.pointer[0]) - p[0]) < 1e-6)
     #expect(abs(Double(P.values.pointer[1]) - p[1]) < 1e-6)
     #expect(p[0] != p[1] + 0.06)  // sanity: the two moved differently
+  }
+
+  /// The vectorized AdamW update equals its plain twin bit for bit, on lengths with and without a
+  /// remainder, gradients spanning many binades (with zeros and subnormals), at several steps.
+  @Test func adamwVectorUpdateEqualsItsPlainTwin() {
+    let rng = CounterRNG(seed: 7)
+    var counter: UInt64 = 0
+    func uniform() -> Double { counter += 1; return Double(rng.uniform(counter)) }
+    for n in [1, 15, 16, 17, 100, 1000] {
+      var p = (0..<n).map { _ in Float(uniform() * 2 - 1) }
+      var m = [Float](repeating: 0, count: n), v = m
+      var p2 = p, m2 = m, v2 = v
+      for t in 1...4 {
+        let g: [Float] = (0..<n).map { i in
+          if i % 13 == 0 { return 0 }
+          if i % 11 == 0 { return Float.leastNonzeroMagnitude * 3 }
+          let binade = Float(pow(10.0, Double(i % 9) - 6))
+          return Float(uniform() * 2 - 1) * binade
+        }
+        let step = Float(0.01 / (1 - pow(0.9, Double(t))))
+        let rbc2 = Float(1 / (1 - pow(0.95, Double(t))).squareRoot()), decay: Float = 0.999
+        Optimizer.adamw(&p, g, &m, &v, n, 0.9, 0.95, 1e-8, decay, step, rbc2)
+        Optimizer.adamwReference(&p2, g, &m2, &v2, n, 0.9, 0.95, 1e-8, decay, step, rbc2)
+      }
+      let differing = (0..<n).filter { p[$0].bitPattern != p2[$0].bitPattern || m[$0].bitPattern != m2[$0].bitPattern || v[$0].bitPattern != v2[$0].bitPattern }
+      #expect(differing.count == 0, "n = \(n)")
+    }
   }
 
   @Test func sgdAndSignSGDMomentumUpdates() {
