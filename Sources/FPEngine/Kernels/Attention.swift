@@ -47,10 +47,7 @@ public enum Attention {
         let base = qkv + b * T * 3 * C
         let q = base + h * hs, k = base + C + h * hs, v = base + 2 * C + h * hs
         let p = att + pair * T * T  // (b, h) block of att, (T, T)
-        for i in 0..<hs {
-          for t2 in 0..<T { kt[i * tp + t2] = k[t2 * 3 * C + i] }
-          for t2 in T..<tp { kt[i * tp + t2] = 0 }
-        }
+        transposeHead(k, ld: 3 * C, into: kt, T: T, hs: hs, tp: tp)
         pack(v, ld: 3 * C, into: vp, T: T, hs: hs)
         // Four rows at a time, each block taken through all three steps, so that P V reads the block's
         // P rows right after the softmax wrote them (a head's P is 64 KB, twice L1). Each row's values
@@ -114,10 +111,7 @@ public enum Attention {
         let dq = dbase + h * hs, dk = dbase + C + h * hs, dv = dbase + 2 * C + h * hs
         let dy = dout + b * T * C + h * hs
         let p = att + pair * T * T
-        for i in 0..<hs {
-          for t2 in 0..<T { vt[i * tp + t2] = v[t2 * 3 * C + i] }
-          for t2 in T..<tp { vt[i * tp + t2] = 0 }
-        }
+        transposeHead(v, ld: 3 * C, into: vt, T: T, hs: hs, tp: tp)
         pack(k, ld: 3 * C, into: packed, T: T, hs: hs)
         // dP, dS and dQ four rows at a time (dQ reads the block's dS rows right after they are
         // written); then dV over all row blocks, then dK. Every output is one chain over its own sum,
@@ -272,11 +266,19 @@ func zeroPairSlices(_ dbase: UnsafeMutablePointer<Float>, T: Int, C: Int, h: Int
 /// their B operand (V, K, Q, dY) a row per step: in place, gpt-tiny's rows 3C = 384 floats (1536 bytes)
 /// apart start in only 8 of a 48 KB L1's 64 sets, so a head's 128 rows of two lines each need 16 lines
 /// of 12-way sets and evicted each other; packed, the head's 16 KB stay in L1. The values and sums are
-/// unchanged. `fpsim bench attention --repeats 101`, one thread, 8 runs alternating with the unpacked
-/// build: backward 0.854x [0.721, 1.011] as long, forward 0.958x [0.770, 1.191] (a noisy machine).
+/// unchanged.
 @inline(__always)
 func pack(_ src: UnsafePointer<Float>, ld: Int, into dst: UnsafeMutablePointer<Float>, T: Int, hs: Int) {
   for t in 0..<T { (dst + t * hs).update(from: src + t * ld, count: hs) }
+}
+
+/// A head's T rows of hs values, `ld` apart in `src`, transposed into `dst` (hs, tp), its columns T ..<
+/// tp zero. (Gathered a column at a time, as before, each of the hs passes read all T rows again,
+/// rows that share a few L1 sets as `pack` says.)
+@inline(__always)
+func transposeHead(_ src: UnsafePointer<Float>, ld: Int, into dst: UnsafeMutablePointer<Float>, T: Int, hs: Int, tp: Int) {
+  Transpose.apply(src, into: dst, rows: T, cols: hs, ldIn: ld, ldOut: tp)
+  for i in 0..<hs { (dst + i * tp + T).update(repeating: 0, count: tp - T) }
 }
 
 /// Runs `body` over 0..<count split into `threads` contiguous ranges; `body` gets its range and a
