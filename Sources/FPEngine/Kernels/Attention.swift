@@ -267,9 +267,16 @@ func zeroPairSlices(_ dbase: UnsafeMutablePointer<Float>, T: Int, C: Int, h: Int
 /// apart start in only 8 of a 48 KB L1's 64 sets, so a head's 128 rows of two lines each need 16 lines
 /// of 12-way sets and evicted each other; packed, the head's 16 KB stay in L1. The values and sums are
 /// unchanged.
+/// hs is a multiple of 16 (the blocked kernels' condition): 16-value vectors, not a `memmove` call per
+/// row.
 @inline(__always)
 func pack(_ src: UnsafePointer<Float>, ld: Int, into dst: UnsafeMutablePointer<Float>, T: Int, hs: Int) {
-  for t in 0..<T { (dst + t * hs).update(from: src + t * ld, count: hs) }
+  for t in 0..<T {
+    let from = UnsafeRawPointer(src + t * ld), to = UnsafeMutableRawPointer(dst + t * hs)
+    for c in stride(from: 0, to: hs * 4, by: 64) {
+      to.storeBytes(of: from.loadUnaligned(fromByteOffset: c, as: SIMD16<Float>.self), toByteOffset: c, as: SIMD16<Float>.self)
+    }
+  }
 }
 
 /// A head's T rows of hs values, `ld` apart in `src`, transposed into `dst` (hs, tp), its columns T ..<

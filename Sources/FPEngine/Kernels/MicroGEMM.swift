@@ -37,7 +37,7 @@ enum MicroGEMM {
     while wide && c + 32 <= W {
       var x0 = V16(), y0 = V16(), x1 = V16(), y1 = V16(), x2 = V16(), y2 = V16(), x3 = V16(), y3 = V16()
       for j in 0..<K {
-        let bj = b + j * ldb + c, aj = a + j * js
+        let bj = b + j &* ldb + c, aj = a + j &* js
         let u = load(bj), v = load(bj + 16)
         let a0 = V16(repeating: aj[0]), a1 = V16(repeating: aj[o1])
         let a2 = V16(repeating: aj[o2]), a3 = V16(repeating: aj[o3])
@@ -53,7 +53,7 @@ enum MicroGEMM {
     while c < W {
       var x0 = V16(), x1 = V16(), x2 = V16(), x3 = V16()
       for j in 0..<K {
-        let u = load(b + j * ldb + c), aj = a + j * js
+        let u = load(b + j &* ldb + c), aj = a + j &* js
         x0 = x0.addingProduct(u, V16(repeating: aj[0])); x1 = x1.addingProduct(u, V16(repeating: aj[o1]))
         x2 = x2.addingProduct(u, V16(repeating: aj[o2])); x3 = x3.addingProduct(u, V16(repeating: aj[o3]))
       }
