@@ -266,9 +266,8 @@ func zeroPairSlices(_ dbase: UnsafeMutablePointer<Float>, T: Int, C: Int, h: Int
 /// their B operand (V, K, Q, dY) a row per step: in place, gpt-tiny's rows 3C = 384 floats (1536 bytes)
 /// apart start in only 8 of a 48 KB L1's 64 sets, so a head's 128 rows of two lines each need 16 lines
 /// of 12-way sets and evicted each other; packed, the head's 16 KB stay in L1. The values and sums are
-/// unchanged.
-/// hs is a multiple of 16 (the blocked kernels' condition): 16-value vectors, not a `memmove` call per
-/// row.
+/// unchanged. Rows are copied as 16-value vectors (hs is a multiple of 16 in the blocked kernels), not
+/// by a `memmove` call per row.
 @inline(__always)
 func pack(_ src: UnsafePointer<Float>, ld: Int, into dst: UnsafeMutablePointer<Float>, T: Int, hs: Int) {
   for t in 0..<T {
