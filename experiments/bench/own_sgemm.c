@@ -45,6 +45,10 @@ int main(void) {
   long q = !strcmp(core, "Cooperlake") ? 320 : !strcmp(core, "SkylakeX") ? 448 : 0;
   if (!q || !fpsim_sgemm_available()) {
     printf("OpenBLAS kernel %s: fpsim's kernel does not replace it here\n", core);
+    // The fpsim binary itself re-executes with OPENBLAS_CORETYPE=SkylakeX where OpenBLAS picks a kernel
+    // without AVX-512 on an AVX-512 CPU (the Xeons of these machines), and then uses its own kernel.
+    if (fpsim_sgemm_available() && !getenv("OPENBLAS_CORETYPE"))
+      printf("training on this CPU runs with OPENBLAS_CORETYPE=SkylakeX: rerun with that set\n");
     return 2;
   }
   junk = malloc(64L << 20);
