@@ -116,7 +116,10 @@ import Testing
         Optimizer.adamw(&p, g, &m, &v, n, 0.9, 0.95, 1e-8, decay, step, rbc2)
         Optimizer.adamwReference(&p2, g, &m2, &v2, n, 0.9, 0.95, 1e-8, decay, step, rbc2)
       }
-      let differing = (0..<n).filter { p[$0].bitPattern != p2[$0].bitPattern || m[$0].bitPattern != m2[$0].bitPattern || v[$0].bitPattern != v2[$0].bitPattern }
+      let differing = (0..<n).filter {
+        p[$0].bitPattern != p2[$0].bitPattern || m[$0].bitPattern != m2[$0].bitPattern
+          || v[$0].bitPattern != v2[$0].bitPattern
+      }
       #expect(differing.count == 0, "n = \(n)")
     }
   }

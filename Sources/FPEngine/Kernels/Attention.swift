@@ -273,7 +273,8 @@ func pack(_ src: UnsafePointer<Float>, ld: Int, into dst: UnsafeMutablePointer<F
   for t in 0..<T {
     let from = UnsafeRawPointer(src + t * ld), to = UnsafeMutableRawPointer(dst + t * hs)
     for c in stride(from: 0, to: hs * 4, by: 64) {
-      to.storeBytes(of: from.loadUnaligned(fromByteOffset: c, as: SIMD16<Float>.self), toByteOffset: c, as: SIMD16<Float>.self)
+      let v = from.loadUnaligned(fromByteOffset: c, as: SIMD16<Float>.self)
+      to.storeBytes(of: v, toByteOffset: c, as: SIMD16<Float>.self)
     }
   }
 }
@@ -282,7 +283,9 @@ func pack(_ src: UnsafePointer<Float>, ld: Int, into dst: UnsafeMutablePointer<F
 /// tp zero. (Gathered a column at a time, as before, each of the hs passes read all T rows again,
 /// rows that share a few L1 sets as `pack` says.)
 @inline(__always)
-func transposeHead(_ src: UnsafePointer<Float>, ld: Int, into dst: UnsafeMutablePointer<Float>, T: Int, hs: Int, tp: Int) {
+func transposeHead(
+  _ src: UnsafePointer<Float>, ld: Int, into dst: UnsafeMutablePointer<Float>, T: Int, hs: Int, tp: Int
+) {
   Transpose.apply(src, into: dst, rows: T, cols: hs, ldIn: ld, ldOut: tp)
   for i in 0..<hs { (dst + i * tp + T).update(repeating: 0, count: tp - T) }
 }
