@@ -126,3 +126,200 @@ TARGET void fpsim_bf16_gemm_rows(const uint32_t *a, ptrdiff_t a_pstride, ptrdiff
     }
   }
 }
+
+// MARK: The FMA path (bf16_gemm.h)
+
+#define FMA_TARGET __attribute__((target("avx512f")))
+#define FMA_K_BLOCK 448
+#define UNROLL _Pragma("clang loop unroll(full)")
+
+int fpsim_bf16_fma_preferred(void) {
+  __builtin_cpu_init();
+  return __builtin_cpu_is("intel");
+}
+
+static inline uint32_t cutBits(const float *p) { return bits(p) & 0xFFFF0000u; }
+
+static inline uint32_t exponentField(uint32_t u) { return u >> 23 & 0xFF; }
+
+FMA_TARGET static inline __m512i exponentFields(__m512i x) {
+  return _mm512_and_si512(_mm512_srli_epi32(x, 23), _mm512_set1_epi32(0xFF));
+}
+
+FMA_TARGET int32_t fpsim_bf16_fma_pack_rows(const float *src, ptrdiff_t ld, ptrdiff_t K, ptrdiff_t r0, ptrdiff_t r1,
+                                            float *dst, ptrdiff_t ldd) {
+  const __m512i high = _mm512_set1_epi32((int)0xFFFF0000u);
+  __m512i top = _mm512_setzero_si512();
+  uint32_t scalarTop = 0;
+  const ptrdiff_t even = K & ~(ptrdiff_t)1;
+  for (ptrdiff_t r = r0; r < r1; r++) {
+    const float *s = src + r * ld;
+    float *d = dst + r * ldd;
+    ptrdiff_t k = 0;
+    // 16 values from an even k are 8 whole pairs: swap neighbours within each 128-bit lane.
+    for (; k + 16 <= even; k += 16) {
+      __m512i x = _mm512_and_si512(_mm512_castps_si512(_mm512_permute_ps(_mm512_loadu_ps(s + k), 0xB1)), high);
+      top = _mm512_max_epu32(top, exponentFields(x));
+      _mm512_storeu_si512(d + k, x);
+    }
+    // The rest, up to the padded length 2 ceil(K/2): the odd K's pad (+0) at K - 1, its last value at K.
+    for (; k < even + 2 * (K & 1); k++) {
+      uint32_t u = (k ^ 1) < K ? cutBits(s + (k ^ 1)) : 0;
+      if (exponentField(u) > scalarTop) scalarTop = exponentField(u);
+      __builtin_memcpy(d + k, &u, 4);
+    }
+  }
+  uint32_t t = _mm512_reduce_max_epu32(top);
+  return (int32_t)(t > scalarTop ? t : scalarTop);
+}
+
+FMA_TARGET int32_t fpsim_bf16_fma_pack_k_rows(const float *src, ptrdiff_t ld, ptrdiff_t K, ptrdiff_t x0, ptrdiff_t x1,
+                                              float *dst, ptrdiff_t ldd) {
+  const __m512i high = _mm512_set1_epi32((int)0xFFFF0000u);
+  __m512i top = _mm512_setzero_si512();
+  for (ptrdiff_t k = 0; k < K; k += 2) {
+    // Row k of dst from row k + 1 of src and the other way round; an odd K's pad (+0) is row K - 1,
+    // its last row row K.
+    const int pair = k + 1 < K;
+    const float *s0 = src + k * ld, *s1 = s0 + ld;
+    float *d0 = dst + k * ldd, *d1 = d0 + ldd;
+    for (ptrdiff_t x = x0; x < x1; x += 16) {
+      const __mmask16 m = x1 - x >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (x1 - x)) - 1);
+      // Masked-off lanes load +0, whose exponent field 0 leaves the maximum as it is.
+      __m512i e = _mm512_and_si512(_mm512_castps_si512(_mm512_maskz_loadu_ps(m, s0 + x)), high);
+      __m512i o = pair ? _mm512_and_si512(_mm512_castps_si512(_mm512_maskz_loadu_ps(m, s1 + x)), high)
+                       : _mm512_setzero_si512();
+      top = _mm512_max_epu32(top, _mm512_max_epu32(exponentFields(e), exponentFields(o)));
+      _mm512_mask_storeu_epi32(d0 + x, m, o);
+      _mm512_mask_storeu_epi32(d1 + x, m, e);
+    }
+  }
+  return (int32_t)_mm512_reduce_max_epu32(top);
+}
+
+// MXCSR with DAZ (bit 6) and FTZ (bit 15). The asm statements have a memory clobber and take the
+// address of the tile's sums, so the compiler keeps every load of A, B and C and every use of the sums
+// on its side of them: the chains run flushed, alpha and C do not.
+#define DAZ_FTZ 0x8040u
+static inline void setMXCSR(unsigned v, const void *sums) {
+  __asm__ volatile("ldmxcsr %0" : : "m"(v), "r"(sums) : "memory");
+}
+
+// One tile: rows 0 ..< R of op(A) (row r at a + r * ars, k at + k * aks) by 16 * V columns of b, the
+// last 16 masked by `last`, over k < K: R * V FMA chains with DAZ and FTZ, from +0 or, when `resume`,
+// from the partial sums at p (row r at p + r * ldp) that an earlier block of k left there. Then, when
+// `finish`, with MXCSR as it was, alpha * sum (+ C) into c; else the partial sums back to p. A chain
+// paused in p and resumed is the same chain (float32 in, float32 out, nothing rounded in between).
+FMA_TARGET static inline __attribute__((always_inline)) void fmaTile(const int R, const int V, const float *a,
+                                                                     ptrdiff_t ars, ptrdiff_t aks, const float *b,
+                                                                     ptrdiff_t ldb, ptrdiff_t K, float *c,
+                                                                     ptrdiff_t ldc, __mmask16 last, __m512 alpha,
+                                                                     int accumulate, unsigned csr, float *p,
+                                                                     ptrdiff_t ldp, int resume, int finish) {
+  float sums[14][32] __attribute__((aligned(64)));
+  __m512 acc[14][2];
+  setMXCSR(csr | DAZ_FTZ, sums);
+  UNROLL for (int r = 0; r < R; r++)
+    UNROLL for (int v = 0; v < V; v++) {
+      const __mmask16 m = v == V - 1 ? last : (__mmask16)0xFFFF;
+      acc[r][v] = resume ? _mm512_maskz_loadu_ps(m, p + r * ldp + 16 * v) : _mm512_setzero_ps();
+    }
+  for (ptrdiff_t k = 0; k < K; k++) {
+    const float *bk = b + k * ldb, *ak = a + k * aks;
+    // op(A) stored by k (a weight gradient's dY^T): each k reads a new line of it, a row of M values
+    // away, and the hardware prefetcher is late; ask for op(A) and B 16 k ahead, as CSGEMM's kernel does.
+    if (ars == 1) {
+      _mm_prefetch((const char *)(ak + 16 * aks), _MM_HINT_T0);
+      _mm_prefetch((const char *)(ak + 16 * aks + R - 1), _MM_HINT_T0);
+      _mm_prefetch((const char *)(bk + 16 * ldb), _MM_HINT_T0);
+      if (V == 2) _mm_prefetch((const char *)(bk + 16 * ldb + 16), _MM_HINT_T0);
+    }
+    __m512 bv[2];
+    UNROLL for (int v = 0; v < V; v++)
+      bv[v] = v == V - 1 ? _mm512_maskz_loadu_ps(last, bk + 16 * v) : _mm512_loadu_ps(bk + 16 * v);
+    UNROLL for (int r = 0; r < R; r++) {
+      __m512 s = _mm512_set1_ps(ak[r * ars]);
+      UNROLL for (int v = 0; v < V; v++) acc[r][v] = _mm512_fmadd_ps(s, bv[v], acc[r][v]);
+    }
+  }
+  if (!finish) {
+    UNROLL for (int r = 0; r < R; r++)
+      UNROLL for (int v = 0; v < V; v++)
+        _mm512_mask_storeu_ps(p + r * ldp + 16 * v, v == V - 1 ? last : (__mmask16)0xFFFF, acc[r][v]);
+    setMXCSR(csr, sums);
+    return;
+  }
+  UNROLL for (int r = 0; r < R; r++)
+    UNROLL for (int v = 0; v < V; v++) _mm512_store_ps(sums[r] + 16 * v, acc[r][v]);
+  setMXCSR(csr, sums);
+  UNROLL for (int r = 0; r < R; r++) {
+    float *o = c + r * ldc;
+    UNROLL for (int v = 0; v < V; v++) {
+      const __mmask16 m = v == V - 1 ? last : (__mmask16)0xFFFF;
+      __m512 x = _mm512_mul_ps(alpha, _mm512_load_ps(sums[r] + 16 * v));
+      if (accumulate) x = _mm512_add_ps(_mm512_maskz_loadu_ps(m, o + 16 * v), x);
+      _mm512_mask_storeu_ps(o + 16 * v, m, x);
+    }
+  }
+}
+
+#define FMA_TILES(R)                                                                                              \
+  FMA_TARGET static void fmaTile##R##x2(const float *a, ptrdiff_t ars, ptrdiff_t aks, const float *b,            \
+                                        ptrdiff_t ldb, ptrdiff_t K, float *c, ptrdiff_t ldc, __mmask16 last,      \
+                                        __m512 alpha, int accumulate, unsigned csr, float *p, ptrdiff_t ldp,     \
+                                        int resume, int finish) {                                                \
+    fmaTile(R, 2, a, ars, aks, b, ldb, K, c, ldc, last, alpha, accumulate, csr, p, ldp, resume, finish);         \
+  }                                                                                                               \
+  FMA_TARGET static void fmaTile##R##x1(const float *a, ptrdiff_t ars, ptrdiff_t aks, const float *b,            \
+                                        ptrdiff_t ldb, ptrdiff_t K, float *c, ptrdiff_t ldc, __mmask16 last,      \
+                                        __m512 alpha, int accumulate, unsigned csr, float *p, ptrdiff_t ldp,     \
+                                        int resume, int finish) {                                                \
+    fmaTile(R, 1, a, ars, aks, b, ldb, K, c, ldc, last, alpha, accumulate, csr, p, ldp, resume, finish);         \
+  }
+FMA_TILES(1)
+FMA_TILES(2)
+FMA_TILES(3)
+FMA_TILES(4)
+FMA_TILES(5)
+FMA_TILES(6)
+FMA_TILES(7)
+FMA_TILES(8)
+FMA_TILES(9)
+FMA_TILES(10)
+FMA_TILES(11)
+FMA_TILES(12)
+FMA_TILES(13)
+FMA_TILES(14)
+
+typedef void (*FMATile)(const float *, ptrdiff_t, ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, float *, ptrdiff_t,
+                        __mmask16, __m512, int, unsigned, float *, ptrdiff_t, int, int);
+static const FMATile fmaTiles[2][15] = {
+    {0, fmaTile1x1, fmaTile2x1, fmaTile3x1, fmaTile4x1, fmaTile5x1, fmaTile6x1, fmaTile7x1, fmaTile8x1, fmaTile9x1,
+     fmaTile10x1, fmaTile11x1, fmaTile12x1, fmaTile13x1, fmaTile14x1},
+    {0, fmaTile1x2, fmaTile2x2, fmaTile3x2, fmaTile4x2, fmaTile5x2, fmaTile6x2, fmaTile7x2, fmaTile8x2, fmaTile9x2,
+     fmaTile10x2, fmaTile11x2, fmaTile12x2, fmaTile13x2, fmaTile14x2}};
+
+FMA_TARGET void fpsim_bf16_fma_rows(const float *a, ptrdiff_t ars, ptrdiff_t aks, const float *b, ptrdiff_t ldb,
+                                    ptrdiff_t K, ptrdiff_t m0, ptrdiff_t m1, ptrdiff_t N, float *C, ptrdiff_t ldc,
+                                    float alpha, int accumulate, float *partial) {
+  unsigned csr;
+  __asm__ volatile("stmxcsr %0" : "=m"(csr));
+  const __m512 scale = _mm512_set1_ps(alpha);
+  // Blocks of at most FMA_K_BLOCK values of k (an even number: whole pairs), so that a block of B stays
+  // in L2 (448 x 512 floats: 0.9 MiB) while the strips pass over it; within a block, strips of 14 rows
+  // outer, 32-column panels inner, so that a strip of op(A) stays in L1 or L2.
+  for (ptrdiff_t k0 = 0; k0 < K; k0 += FMA_K_BLOCK) {
+    const ptrdiff_t kb = K - k0 < FMA_K_BLOCK ? K - k0 : FMA_K_BLOCK;
+    const int resume = k0 > 0, finish = k0 + kb == K;
+    for (ptrdiff_t i = m0; i < m1; i += 14) {
+      const int R = m1 - i < 14 ? (int)(m1 - i) : 14;
+      for (ptrdiff_t j = 0; j < N; j += 32) {
+        const ptrdiff_t w = N - j < 32 ? N - j : 32;
+        const int V = w > 16 ? 2 : 1;
+        const __mmask16 last = (__mmask16)(w % 16 == 0 ? 0xFFFF : (1u << (w % 16)) - 1);
+        fmaTiles[V - 1][R](a + i * ars + k0 * aks, ars, aks, b + k0 * ldb + j, ldb, kb, C + i * ldc + j, ldc, last,
+                           scale, accumulate, csr, partial + i * N + j, N, resume, finish);
+      }
+    }
+  }
+}

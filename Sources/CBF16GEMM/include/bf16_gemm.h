@@ -9,9 +9,12 @@
 // Arithmetic, per output element (the hardware's, and the Swift reference `BF16GEMM.reference`'s):
 //   words: the K values of a row of op(A) (and a column of op(B)) as bfloat16 pairs (k = 2p, 2p + 1),
 //          each float32 cut to its high 16 bits (exact for bfloat16 values); an odd K gets a zero pair half.
-//   acc = +0; for p in 0 ..< ceil(K/2):  acc = acc + a[2p+1] b[2p+1];  acc = acc + a[2p] b[2p]
-//   each product exact (8 x 8 significant bits fit float32's 24), each sum rounded to nearest even,
-//   with subnormal inputs, products and sums flushed to zero (VDPBF16PS ignores MXCSR: DAZ and FTZ).
+//   acc = +0; for p in 0 ..< ceil(K/2):  acc = fma(a[2p+1], b[2p+1], acc);  acc = fma(a[2p], b[2p], acc)
+//   each a fused multiply-add: the exact product (never rounded or flushed on its own) added to acc and
+//   rounded once to nearest even; subnormal inputs read as zero and subnormal sums flushed to zero
+//   (VDPBF16PS ignores MXCSR: DAZ and FTZ). Intel's manual: "round to nearest even is used when doing
+//   each accumulation of the FMA"; checked on an Intel Xeon against an FMA chain with DAZ and FTZ,
+//   3.2 million outputs per exponent range, including subnormal, overflowing, Inf and NaN inputs.
 //   C = alpha acc (beta 0) or C + alpha acc (beta 1), alpha acc rounded to nearest even (not flushed;
 //   alpha = 1 leaves acc as it is). alpha carries the float32 tensor scales that NVFP4 and `tensor-scale`
 //   operands leave out of their values in this mode.
@@ -42,5 +45,38 @@ void fpsim_bf16_pack_rows(const float *src, ptrdiff_t ld, ptrdiff_t K, ptrdiff_t
 void fpsim_bf16_gemm_rows(const uint32_t *a, ptrdiff_t a_pstride, ptrdiff_t a_istride, const uint32_t *b,
                           ptrdiff_t ldb, ptrdiff_t P, ptrdiff_t m0, ptrdiff_t m1, ptrdiff_t N, float *C,
                           ptrdiff_t ldc, float alpha, int accumulate);
+
+// The FMA path: the same arithmetic with float32 fused multiply-adds, for CPUs where VDPBF16PS runs at
+// half the FMA rate or less (the Intel Xeons of these machines: 0.47x the FMA arithmetic). VDPBF16PS is
+// itself a chain of FMAs (each product exact and unrounded, each sum rounded once) with DAZ and FTZ, so
+// MXCSR's DAZ and FTZ on float32 FMAs give its bits: operands are copied as float32 values cut to
+// bfloat16, each pair's halves swapped (k order 1, 0, 3, 2, ...; an odd K gets the zero half first, as
+// VDPBF16PS adds it: +0 + a product of -0 is +0, where the chain without it would keep -0), and each
+// output is one FMA chain in that order from +0, over 2 ceil(K/2) values. alpha and C are applied with MXCSR as it was. The
+// one difference is which NaN an output carries when inputs hold NaNs, so the packing reports the
+// largest exponent field it wrote and the caller runs operands with Inf or NaN (field 255) on VDPBF16PS.
+
+/// Rows r0 ..< r1 of an R x K matrix with K contiguous (src[r * ld + k]) into dst[r * ldd + k] for
+/// k < 2 ceil(K/2), cut to bfloat16, pair halves swapped; returns the largest exponent field written.
+int32_t fpsim_bf16_fma_pack_rows(const float *src, ptrdiff_t ld, ptrdiff_t K, ptrdiff_t r0, ptrdiff_t r1, float *dst,
+                                 ptrdiff_t ldd);
+
+/// Columns x0 ..< x1 of a K x X matrix stored by rows of k (src[k * ld + x]) into dst[k * ldd + x] for
+/// k < 2 ceil(K/2), cut to bfloat16, rows 2p and 2p + 1 swapped; src may be dst (each row pair is read
+/// before it is written). Returns the largest exponent field written.
+int32_t fpsim_bf16_fma_pack_k_rows(const float *src, ptrdiff_t ld, ptrdiff_t K, ptrdiff_t x0, ptrdiff_t x1,
+                                   float *dst, ptrdiff_t ldd);
+
+/// Rows m0 ..< m1 of C (M x N) = alpha acc (+ C when `accumulate`) from packed float operands, K their
+/// padded length: row i of op(A) has k at a[i * ars + k * aks], B(k, j) is b[k * ldb + j]. `partial`
+/// (M x N floats, row i at partial + i * N; only rows m0 ..< m1 are used) holds the chains between
+/// blocks of k when K is more than 448.
+void fpsim_bf16_fma_rows(const float *a, ptrdiff_t ars, ptrdiff_t aks, const float *b, ptrdiff_t ldb, ptrdiff_t K,
+                         ptrdiff_t m0, ptrdiff_t m1, ptrdiff_t N, float *C, ptrdiff_t ldc, float alpha, int accumulate,
+                         float *partial);
+
+/// 1 on CPUs whose VDPBF16PS runs at half the FMA rate or less (Intel's), where the FMA path is the
+/// faster one; both give the same bits.
+int fpsim_bf16_fma_preferred(void);
 
 #endif

@@ -1,5 +1,6 @@
 import CBF16GEMM
 import FPFormats
+import Foundation
 
 /// The bfloat16 matrix product of the explicit `--gemm bf16` mode, with its plain reference beside it.
 ///
@@ -9,8 +10,10 @@ import FPFormats
 /// recipe has rounded to a format of at most 7 mantissa bits with a power-of-two scale), on CPUs with
 /// AVX512-BF16. It differs from `GEMM.sgemm` in two documented ways, never in its inputs:
 /// - the order of the float32 sums: per output, over pairs p = 0, 1, ... of the reduction,
-///   acc = (acc + a[2p+1] b[2p+1]) + a[2p] b[2p], each sum rounded to nearest even (the products are exact);
-/// - subnormal inputs, products and sums are flushed to zero (the instruction ignores MXCSR).
+///   acc = fma(a[2p+1], b[2p+1], acc), then acc = fma(a[2p], b[2p], acc): each exact product added and
+///   rounded once, to nearest even;
+/// - subnormal inputs and sums are flushed to zero (the instruction ignores MXCSR); a product is never
+///   flushed on its own (it is not rounded before the sum).
 /// alpha (1 unless the operands left a float32 tensor scale out of their values: NVFP4 and
 /// `tensor-scale` formats in this mode, `BlockQuantizer.tensorScaleApart`) multiplies each output's sum
 /// once, rounded to nearest even and not flushed; with alpha = 1 the sum is unchanged.
@@ -20,10 +23,26 @@ public enum BF16GEMM {
   /// True when this CPU runs the kernel (AVX512-F, -BW and -BF16).
   public static let isAvailable: Bool = fpsim_bf16_gemm_available() != 0
 
-  /// Words of workspace `multiply` needs: op(A) and op(B) as bfloat16 pairs, ceil(K/2) x (M + N rounded
-  /// up to 32).
+  /// The two kernels, which give the same bits (bf16_gemm.h): `dpbf16`, AVX512-BF16's VDPBF16PS on
+  /// bfloat16 pairs; `fma`, float32 fused multiply-adds in the same order with DAZ and FTZ, for operands
+  /// whose products stay normal (checked on every call; otherwise the call runs on `dpbf16`).
+  public enum Kernel: String, Sendable, CaseIterable {
+    case dpbf16, fma
+  }
+
+  /// The faster kernel on this CPU: `fma` on Intel's, whose VDPBF16PS runs at half the FMA rate
+  /// (docs/benchmarks.md), else `dpbf16`. `FPSIM_BF16_KERNEL=dpbf16|fma` overrides it (to compare them).
+  public static let preferredKernel: Kernel = {
+    if let name = ProcessInfo.processInfo.environment["FPSIM_BF16_KERNEL"], let k = Kernel(rawValue: name) { return k }
+    return fpsim_bf16_fma_preferred() != 0 ? .fma : .dpbf16
+  }()
+
+  /// Words of workspace `multiply` needs, for either kernel: op(A) and op(B) as bfloat16 pairs,
+  /// ceil(K/2) x (M + N rounded up to 32), or as float32 values, 2 ceil(K/2) x (M + N rounded up to 16),
+  /// and M x N partial sums.
   public static func workspaceCount(M: Int, N: Int, K: Int) -> Int {
-    (K + 1) / 2 * (M + (N + 31) / 32 * 32)
+    let P = (K + 1) / 2
+    return max(P * (M + (N + 31) / 32 * 32), 2 * P * (M + (N + 15) / 16 * 16) + M * N)
   }
 
   /// C = alpha op(A) op(B) + beta C on `threads` threads, through `workspace` (`workspaceCount` words;
@@ -31,11 +50,18 @@ public enum BF16GEMM {
   public static func multiply(
     transA: Bool, transB: Bool, M: Int, N: Int, K: Int, alpha: Float = 1,
     A: UnsafePointer<Float>, lda: Int, B: UnsafePointer<Float>, ldb: Int,
-    beta: Float, C: UnsafeMutablePointer<Float>, ldc: Int, workspace: UnsafeMutablePointer<UInt32>, threads: Int = 1
+    beta: Float, C: UnsafeMutablePointer<Float>, ldc: Int, workspace: UnsafeMutablePointer<UInt32>, threads: Int = 1,
+    kernel: Kernel = preferredKernel
   ) {
     precondition(isAvailable, "BF16GEMM needs a CPU with AVX512-BF16")
     precondition(beta == 0 || beta == 1, "BF16GEMM takes beta 0 or 1")
     if M == 0 || N == 0 { return }
+    if kernel == .fma && multiplyWithFMA(
+      transA: transA, transB: transB, M: M, N: N, K: K, alpha: alpha, A: A, lda: lda, B: B, ldb: ldb, beta: beta, C: C,
+      ldc: ldc, workspace: workspace, threads: threads)
+    {
+      return
+    }
     let P = (K + 1) / 2, ldw = (N + 31) / 32 * 32
     // op(A) K-contiguous (A is M x K): row-major words, row i at i * P. Else (A stored K x M): pair-major
     // words, pair p at p * M, from 512-bit loads along M.
@@ -63,6 +89,46 @@ public enum BF16GEMM {
     }
   }
 
+  /// The `fma` kernel: packs op(A) (M x K, or K x M when transposed) and op(B) (K x N) as float32
+  /// values cut to bfloat16 with each pair's halves swapped, then computes C and returns true; returns
+  /// false, with C as it was, when an operand holds Inf or NaN (whose NaN outputs could carry another
+  /// NaN than VDPBF16PS's).
+  static func multiplyWithFMA(
+    transA: Bool, transB: Bool, M: Int, N: Int, K: Int, alpha: Float,
+    A: UnsafePointer<Float>, lda: Int, B: UnsafePointer<Float>, ldb: Int,
+    beta: Float, C: UnsafeMutablePointer<Float>, ldc: Int, workspace: UnsafeMutablePointer<UInt32>, threads: Int
+  ) -> Bool {
+    // K padded to whole pairs (an odd K's zero half is a term of the chain).
+    let ldw = (N + 15) / 16 * 16, Kp = (K + 1) / 2 * 2
+    nonisolated(unsafe) let a = UnsafeMutableRawPointer(workspace).bindMemory(
+      to: Float.self, capacity: Kp * (M + ldw) + M * N)
+    nonisolated(unsafe) let b = a + M * Kp, partial = b + Kp * ldw
+    let t = max(1, min(threads, M / 8, (M * N * K) >> 20))
+    nonisolated(unsafe) let A = A, B = B, C = C
+    @Sendable func cut(_ n: Int, _ i: Int) -> Int { i == t ? n : min(n, (n * i / t) & ~15) }
+    // Per thread, the largest exponent field it packed.
+    let fields = WorkerPool.map(t) { i -> Int32 in
+      let m0 = cut(M, i), m1 = cut(M, i + 1), n0 = cut(N, i), n1 = cut(N, i + 1)
+      let fieldA =
+        transA ? fpsim_bf16_fma_pack_k_rows(A, lda, K, m0, m1, a, M) : fpsim_bf16_fma_pack_rows(A, lda, K, m0, m1, a, Kp)
+      if transB {
+        // B is N x K: its rows n0 ..< n1 become columns of b, whose row pairs are then swapped in place.
+        Transpose.apply(B + n0 * ldb, into: b + n0, rows: n1 - n0, cols: K, ldIn: ldb, ldOut: ldw)
+      }
+      let fieldB = fpsim_bf16_fma_pack_k_rows(transB ? UnsafePointer(b) : B, transB ? ldw : ldb, K, n0, n1, b, ldw)
+      return max(fieldA, fieldB)
+    }
+    guard fields.allSatisfy({ $0 < 255 }) else { return false }
+    let (ars, aks) = transA ? (1, M) : (Kp, 1)
+    let rows = (M / t + 7) & ~7
+    WorkerPool.perform(t) { i in
+      let m0 = min(M, i * rows), m1 = i == t - 1 ? M : min(M, m0 + rows)
+      guard m1 > m0 else { return }
+      fpsim_bf16_fma_rows(a, ars, aks, b, ldw, Kp, m0, m1, N, C, ldc, alpha, beta == 0 ? 0 : 1, partial)
+    }
+    return true
+  }
+
   /// The definition, one output at a time in plain Swift: the same sums, roundings and flushes as the
   /// kernel (see the type's comment).
   public static func reference(
@@ -79,8 +145,8 @@ public enum BF16GEMM {
         func b(_ k: Int) -> Float { k >= K ? 0 : bf16(transB ? B[j * ldb + k] : B[k * ldb + j]) }
         var acc: Float = 0
         for p in 0..<(K + 1) / 2 {
-          acc = flush(acc + flush(a(2 * p + 1) * b(2 * p + 1)))
-          acc = flush(acc + flush(a(2 * p) * b(2 * p)))
+          acc = flush(acc.addingProduct(a(2 * p + 1), b(2 * p + 1)))
+          acc = flush(acc.addingProduct(a(2 * p), b(2 * p)))
         }
         let c = C + i * ldc + j
         c.pointee = beta == 0 ? alpha * acc : c.pointee + alpha * acc
