@@ -6,6 +6,10 @@
 #   bash experiments/bf16-gemm/run.sh verify    reruns one committed FP4-study cell on sgemm (mxfp4, seed 0)
 #                                               and checks it bit for bit: the sgemm side of the comparison
 #                                               is what this build computes
+#   bash experiments/bf16-gemm/run.sh verify-mode  reruns this study's mxfp4 seed 0 in the mode and checks it
+#                                               bit for bit against results/fp4.h5, on any CPU with
+#                                               AVX512-BF16 (all 51 of its GEMMs run on fpsim's bfloat16
+#                                               kernel, none on OpenBLAS, whose kernel varies by CPU)
 #
 # Environment: FPSIM (default this checkout's .build/release/fpsim), JOBS (default the cores), WORK (full
 # grid files; default experiments/bf16-gemm/work, not committed). Every step resumes.
@@ -35,6 +39,16 @@ verify() {
     recipe=mxfp4,lr=0.003,seed=0 loss eval_loss grad_norm final_eval_loss status diverged_step
 }
 
+verify_mode() {
+  tmp="$(mktemp -d)"
+  trap 'rm -rf "$tmp"' EXIT
+  sed -e 's/^recipes = .*/recipes = ["mxfp4"]/' -e 's/^seeds = .*/seeds = [0]/' -e 's/^name = .*/name = "cell"/' \
+    "$here/fp4.toml" > "$tmp/cell.toml"
+  "$fpsim" grid "$tmp/cell.toml" --out "$tmp/cell.h5" --jobs 1 > /dev/null 2> "$tmp/grid.log" || { cat "$tmp/grid.log" >&2; exit 2; }
+  python3 "$repo/experiments/verify_cell.py" --bits "$here/results/fp4.h5" "$tmp/cell.h5" \
+    recipe=mxfp4,lr=0.003,seed=0 loss eval_loss grad_norm final_eval_loss status diverged_step
+}
+
 case "${1:-all}" in
   all)
     mkdir -p "$work" "$here/results"
@@ -46,5 +60,6 @@ case "${1:-all}" in
     ;;
   compare) compare ;;
   verify) verify ;;
-  *) echo "run.sh: error: unknown step '$1': use all, compare or verify" >&2; exit 2 ;;
+  verify-mode) verify_mode ;;
+  *) echo "run.sh: error: unknown step '$1': use all, compare, verify or verify-mode" >&2; exit 2 ;;
 esac
