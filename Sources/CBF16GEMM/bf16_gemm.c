@@ -138,63 +138,31 @@ int fpsim_bf16_fma_preferred(void) {
   return __builtin_cpu_is("intel");
 }
 
-static inline uint32_t cutBits(const float *p) { return bits(p) & 0xFFFF0000u; }
-
-static inline uint32_t exponentField(uint32_t u) { return u >> 23 & 0xFF; }
-
-FMA_TARGET static inline __m512i exponentFields(__m512i x) {
-  return _mm512_and_si512(_mm512_srli_epi32(x, 23), _mm512_set1_epi32(0xFF));
-}
-
-FMA_TARGET int32_t fpsim_bf16_fma_pack_rows(const float *src, ptrdiff_t ld, ptrdiff_t K, ptrdiff_t r0, ptrdiff_t r1,
-                                            float *dst, ptrdiff_t ldd) {
-  const __m512i high = _mm512_set1_epi32((int)0xFFFF0000u);
-  __m512i top = _mm512_setzero_si512();
-  uint32_t scalarTop = 0;
-  const ptrdiff_t even = K & ~(ptrdiff_t)1;
-  for (ptrdiff_t r = r0; r < r1; r++) {
+FMA_TARGET int fpsim_bf16_fma_scan(const float *src, ptrdiff_t ld, ptrdiff_t rows, ptrdiff_t cols) {
+  // Per lane: OR of the low 16 bits (nonzero: a value that is not bfloat16) and the largest exponent field.
+  __m512i low = _mm512_setzero_si512(), top = _mm512_setzero_si512();
+  const __m512i lowMask = _mm512_set1_epi32(0xFFFF), field = _mm512_set1_epi32(0x7F800000);
+  for (ptrdiff_t r = 0; r < rows; r++) {
     const float *s = src + r * ld;
-    float *d = dst + r * ldd;
-    ptrdiff_t k = 0;
-    // 16 values from an even k are 8 whole pairs: swap neighbours within each 128-bit lane.
-    for (; k + 16 <= even; k += 16) {
-      __m512i x = _mm512_and_si512(_mm512_castps_si512(_mm512_permute_ps(_mm512_loadu_ps(s + k), 0xB1)), high);
-      top = _mm512_max_epu32(top, exponentFields(x));
-      _mm512_storeu_si512(d + k, x);
-    }
-    // The rest, up to the padded length 2 ceil(K/2): the odd K's pad (+0) at K - 1, its last value at K.
-    for (; k < even + 2 * (K & 1); k++) {
-      uint32_t u = (k ^ 1) < K ? cutBits(s + (k ^ 1)) : 0;
-      if (exponentField(u) > scalarTop) scalarTop = exponentField(u);
-      __builtin_memcpy(d + k, &u, 4);
+    for (ptrdiff_t c = 0; c < cols; c += 16) {
+      const __mmask16 m = cols - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (cols - c)) - 1);
+      __m512i x = _mm512_castps_si512(_mm512_maskz_loadu_ps(m, s + c));
+      low = _mm512_or_si512(low, _mm512_and_si512(x, lowMask));
+      top = _mm512_max_epu32(top, _mm512_and_si512(x, field));
     }
   }
-  uint32_t t = _mm512_reduce_max_epu32(top);
-  return (int32_t)(t > scalarTop ? t : scalarTop);
+  return (_mm512_reduce_or_epi32(low) != 0 ? 1 : 0) | (_mm512_reduce_max_epu32(top) == 0x7F800000u ? 2 : 0);
 }
 
-FMA_TARGET int32_t fpsim_bf16_fma_pack_k_rows(const float *src, ptrdiff_t ld, ptrdiff_t K, ptrdiff_t x0, ptrdiff_t x1,
-                                              float *dst, ptrdiff_t ldd) {
+FMA_TARGET void fpsim_bf16_fma_cut(const float *src, ptrdiff_t ld, ptrdiff_t rows, ptrdiff_t cols, float *dst,
+                                   ptrdiff_t ldd) {
   const __m512i high = _mm512_set1_epi32((int)0xFFFF0000u);
-  __m512i top = _mm512_setzero_si512();
-  for (ptrdiff_t k = 0; k < K; k += 2) {
-    // Row k of dst from row k + 1 of src and the other way round; an odd K's pad (+0) is row K - 1,
-    // its last row row K.
-    const int pair = k + 1 < K;
-    const float *s0 = src + k * ld, *s1 = s0 + ld;
-    float *d0 = dst + k * ldd, *d1 = d0 + ldd;
-    for (ptrdiff_t x = x0; x < x1; x += 16) {
-      const __mmask16 m = x1 - x >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (x1 - x)) - 1);
-      // Masked-off lanes load +0, whose exponent field 0 leaves the maximum as it is.
-      __m512i e = _mm512_and_si512(_mm512_castps_si512(_mm512_maskz_loadu_ps(m, s0 + x)), high);
-      __m512i o = pair ? _mm512_and_si512(_mm512_castps_si512(_mm512_maskz_loadu_ps(m, s1 + x)), high)
-                       : _mm512_setzero_si512();
-      top = _mm512_max_epu32(top, _mm512_max_epu32(exponentFields(e), exponentFields(o)));
-      _mm512_mask_storeu_epi32(d0 + x, m, o);
-      _mm512_mask_storeu_epi32(d1 + x, m, e);
+  for (ptrdiff_t r = 0; r < rows; r++)
+    for (ptrdiff_t c = 0; c < cols; c += 16) {
+      const __mmask16 m = cols - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (cols - c)) - 1);
+      __m512i x = _mm512_castps_si512(_mm512_maskz_loadu_ps(m, src + r * ld + c));
+      _mm512_mask_storeu_epi32(dst + r * ldd + c, m, _mm512_and_si512(x, high));
     }
-  }
-  return (int32_t)_mm512_reduce_max_epu32(top);
 }
 
 // MXCSR with DAZ (bit 6) and FTZ (bit 15). The asm statements have a memory clobber and take the
@@ -206,10 +174,10 @@ static inline void setMXCSR(unsigned v, const void *sums) {
 }
 
 // One tile: rows 0 ..< R of op(A) (row r at a + r * ars, k at + k * aks) by 16 * V columns of b, the
-// last 16 masked by `last`, over k < K: R * V FMA chains with DAZ and FTZ, from +0 or, when `resume`,
-// from the partial sums at p (row r at p + r * ldp) that an earlier block of k left there. Then, when
-// `finish`, with MXCSR as it was, alpha * sum (+ C) into c; else the partial sums back to p. A chain
-// paused in p and resumed is the same chain (float32 in, float32 out, nothing rounded in between).
+// last 16 masked by `last`, over k < K in pairs: R * V FMA chains with DAZ and FTZ, from +0 or, when
+// `resume`, from the partial sums at p (row r at p + r * ldp) that an earlier block of k left there.
+// Then, when `finish`, with MXCSR as it was, alpha * sum (+ C) into c; else the partial sums back to p.
+// A chain paused in p and resumed is the same chain (float32 in, float32 out, nothing rounded between).
 FMA_TARGET static inline __attribute__((always_inline)) void fmaTile(const int R, const int V, const float *a,
                                                                      ptrdiff_t ars, ptrdiff_t aks, const float *b,
                                                                      ptrdiff_t ldb, ptrdiff_t K, float *c,
@@ -224,24 +192,42 @@ FMA_TARGET static inline __attribute__((always_inline)) void fmaTile(const int R
       const __mmask16 m = v == V - 1 ? last : (__mmask16)0xFFFF;
       acc[r][v] = resume ? _mm512_maskz_loadu_ps(m, p + r * ldp + 16 * v) : _mm512_setzero_ps();
     }
-  for (ptrdiff_t k = 0; k < K; k++) {
-    const float *bk = b + k * ldb, *ak = a + k * aks;
-    // op(A) stored by k (a weight gradient's dY^T): each k reads a new line of it, a row of M values
-    // away, and the hardware prefetcher is late; ask for op(A) and B 16 k ahead, as CSGEMM's kernel does.
-    if (ars == 1) {
-      _mm_prefetch((const char *)(ak + 16 * aks), _MM_HINT_T0);
-      _mm_prefetch((const char *)(ak + 16 * aks + R - 1), _MM_HINT_T0);
-      _mm_prefetch((const char *)(bk + 16 * ldb), _MM_HINT_T0);
-      if (V == 2) _mm_prefetch((const char *)(bk + 16 * ldb + 16), _MM_HINT_T0);
-    }
-    __m512 bv[2];
-    UNROLL for (int v = 0; v < V; v++)
-      bv[v] = v == V - 1 ? _mm512_maskz_loadu_ps(last, bk + 16 * v) : _mm512_loadu_ps(bk + 16 * v);
-    UNROLL for (int r = 0; r < R; r++) {
-      __m512 s = _mm512_set1_ps(ak[r * ars]);
-      UNROLL for (int v = 0; v < V; v++) acc[r][v] = _mm512_fmadd_ps(s, bv[v], acc[r][v]);
-    }
+  // One term k of every chain. op(A) stored by k (a weight gradient's dY^T): each k reads a new line of
+  // it, a row of M values away, and the hardware prefetcher is late; ask for op(A) and B 16 k ahead, as
+  // CSGEMM's kernel does.
+#define FMA_TERM(k)                                                                                         \
+  {                                                                                                         \
+    const float *bk = b + (k) * ldb, *ak = a + (k) * aks;                                                   \
+    if (ars == 1) {                                                                                         \
+      _mm_prefetch((const char *)(ak + 16 * aks), _MM_HINT_T0);                                            \
+      _mm_prefetch((const char *)(ak + 16 * aks + R - 1), _MM_HINT_T0);                                    \
+      _mm_prefetch((const char *)(bk + 16 * ldb), _MM_HINT_T0);                                            \
+      if (V == 2) _mm_prefetch((const char *)(bk + 16 * ldb + 16), _MM_HINT_T0);                           \
+    }                                                                                                       \
+    __m512 bv[2];                                                                                           \
+    UNROLL for (int v = 0; v < V; v++) bv[v] =                                                              \
+        v == V - 1 ? _mm512_maskz_loadu_ps(last, bk + 16 * v) : _mm512_loadu_ps(bk + 16 * v);               \
+    UNROLL for (int r = 0; r < R; r++) {                                                                    \
+      __m512 s = _mm512_set1_ps(ak[r * ars]);                                                               \
+      UNROLL for (int v = 0; v < V; v++) acc[r][v] = _mm512_fmadd_ps(s, bv[v], acc[r][v]);                  \
+    }                                                                                                       \
   }
+  // Pairs in order, the odd half first; an odd K's last pair is its zero half (+0: it turns a -0 chain
+  // into +0, as VDPBF16PS does) and then K - 1. The empty asm between a pair's two terms keeps the
+  // compiler from loading the second term's operands early: with 28 accumulators that spilled four of
+  // them (8% slower than sgemm's tile; with it, about its speed).
+  ptrdiff_t k = 0;
+  for (; k + 2 <= K; k += 2) {
+    FMA_TERM(k + 1)
+    __asm__ volatile("" : : : "memory");
+    FMA_TERM(k)
+  }
+  if (k < K) {
+    UNROLL for (int r = 0; r < R; r++)
+      UNROLL for (int v = 0; v < V; v++) acc[r][v] = _mm512_add_ps(acc[r][v], _mm512_setzero_ps());
+    FMA_TERM(k)
+  }
+#undef FMA_TERM
   if (!finish) {
     UNROLL for (int r = 0; r < R; r++)
       UNROLL for (int v = 0; v < V; v++)

@@ -82,7 +82,7 @@ __attribute__((target("amx-tile,amx-bf16"))) static double amxRate(void) {
   static float c[16 * 16];
   configure(16);
   _tile_loadd(4, a, 64), _tile_loadd(5, a, 64), _tile_loadd(6, b, 64), _tile_loadd(7, b, 64);
-  for (int t = 0; t < 4; t++) _tile_loadd(0, c, 64), _tile_loadd(1, c, 64), _tile_loadd(2, c, 64), _tile_loadd(3, c, 64);
+  _tile_loadd(0, c, 64), _tile_loadd(1, c, 64), _tile_loadd(2, c, 64), _tile_loadd(3, c, 64);
   const long n = ROUNDS / 100;
   double t0 = now();
   for (long k = 0; k < n; k++) {

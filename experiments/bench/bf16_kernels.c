@@ -2,9 +2,10 @@
 // on gpt-tiny's linear-layer products, one thread, warm operands: the time of each, packing apart, and
 // whether the two bf16 kernels give the same bits (they must). Built and run by bf16_kernels.sh.
 //
-// Operands are bfloat16 values over 16 binades. sgemm reads op(B) as K rows of N (a weight's transpose,
-// which training makes before the call, is made here outside the timing); the bf16 kernels pack both
-// operands as they do in training, and that packing is timed.
+// Operands are bfloat16 values over 16 binades. sgemm and the FMA kernel read op(B) as K rows of N (a
+// weight's transpose, which training makes before the call, is made here outside the timing); the FMA
+// kernel reads both operands in place after a scan that finds them bfloat16, and VDPBF16PS's kernel
+// packs them as bfloat16 pairs, as in training; the scan and the packing are timed ("prep").
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,17 +44,17 @@ int main(void) {
   };
   printf("fma kernel preferred on this CPU: %s; times in ms, best of 15, one thread\n",
          fpsim_bf16_fma_preferred() ? "yes" : "no");
-  printf("%-22s %7s | %7s %7s %7s | %7s %7s %7s | %s\n", "M x N x K (A^T, B^T)", "sgemm", "fma", "pack",
-         "total", "dpbf16", "pack", "total", "bits");
+  printf("%-22s %7s | %7s %7s %7s | %7s %7s %7s | %s\n", "M x N x K (A^T, B^T)", "sgemm", "fma", "prep",
+         "total", "dpbf16", "prep", "total", "bits");
   double sum[5] = {0};
   for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
     long M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
     int ta = (int)shapes[s][3], tb = (int)shapes[s][4];
-    long lda = ta ? M : K, ldb = tb ? K : N, Kp = (K + 1) / 2 * 2, P = Kp / 2;
-    long ldf = (N + 15) / 16 * 16, ldw = (N + 31) / 32 * 32;
+    long lda = ta ? M : K, ldb = tb ? K : N, P = (K + 1) / 2;
+    long ldw = (N + 31) / 32 * 32;
     float *A = malloc(4 * M * K), *B = malloc(4 * K * N), *Bt = malloc(4 * K * N), *C = malloc(4 * M * N),
           *D = malloc(4 * M * N), *E = malloc(4 * M * N);
-    float *fa = malloc(4 * Kp * M), *fb = malloc(4 * Kp * ldf), *partial = malloc(4 * M * N);
+    float *partial = malloc(4 * M * N);
     uint32_t *wa = malloc(4 * P * M), *wb = malloc(4 * P * ldw);
     for (long i = 0; i < M * K; i++) A[i] = value();
     for (long i = 0; i < K * N; i++) B[i] = value();
@@ -65,12 +66,10 @@ int main(void) {
       double t0 = now();
       fpsim_sgemm_rows(ta, 0, M, N, K, A, lda, Bt, N, C, N, 0, NULL, 448, 16);
       double t1 = now();
-      if (ta) fpsim_bf16_fma_pack_k_rows(A, lda, K, 0, M, fa, M);
-      else fpsim_bf16_fma_pack_rows(A, lda, K, 0, M, fa, Kp);
-      // A transposed weight is packed from its K x N copy here (training transposes it into the buffer).
-      fpsim_bf16_fma_pack_k_rows(tb ? Bt : B, tb ? N : ldb, K, 0, N, fb, ldf);
+      // The scans that let the kernel read the operands in place (bfloat16 values, no Inf or NaN).
+      if (fpsim_bf16_fma_scan(A, lda, ta ? K : M, ta ? M : K) | fpsim_bf16_fma_scan(Bt, N, K, N)) return 3;
       double t2 = now();
-      fpsim_bf16_fma_rows(fa, ta ? 1 : Kp, ta ? M : 1, fb, ldf, Kp, 0, M, N, D, N, 1, 0, partial);
+      fpsim_bf16_fma_rows(A, ta ? 1 : lda, ta ? lda : 1, Bt, N, K, 0, M, N, D, N, 1, 0, partial);
       double t3 = now();
       if (ta) fpsim_bf16_pack_pairs(A, lda, 0, K, 0, M, wa, M);
       else fpsim_bf16_pack_rows(A, lda, K, 0, M, wa, P);
@@ -90,7 +89,7 @@ int main(void) {
            1e3 * best[2], 1e3 * (best[1] + best[2]), 1e3 * best[3], 1e3 * best[4], 1e3 * (best[3] + best[4]),
            differing ? "DIFFER" : "same");
     for (int i = 0; i < 5; i++) sum[i] += best[i];
-    free(A), free(B), free(Bt), free(C), free(D), free(E), free(fa), free(fb), free(partial), free(wa), free(wb);
+    free(A), free(B), free(Bt), free(C), free(D), free(E), free(partial), free(wa), free(wb);
     if (differing) return 1;
   }
   printf("%-22s %7.3f | %7.3f %7.3f %7.3f | %7.3f %7.3f %7.3f\n", "all (one layer)", 1e3 * sum[0], 1e3 * sum[1],

@@ -47,36 +47,32 @@ void fpsim_bf16_gemm_rows(const uint32_t *a, ptrdiff_t a_pstride, ptrdiff_t a_is
                           ptrdiff_t ldc, float alpha, int accumulate);
 
 // The FMA path: the same arithmetic with float32 fused multiply-adds, for CPUs where VDPBF16PS runs at
-// half the FMA rate or less (the Intel Xeons of these machines: 0.47x the FMA arithmetic). VDPBF16PS is
+// half the FMA rate or less (the Intel Xeons of these machines: 0.48x the FMA arithmetic). VDPBF16PS is
 // itself a chain of FMAs (each product exact and unrounded, each sum rounded once) with DAZ and FTZ, so
-// MXCSR's DAZ and FTZ on float32 FMAs give its bits: operands are copied as float32 values cut to
-// bfloat16, each pair's halves swapped (k order 1, 0, 3, 2, ...; an odd K gets the zero half first, as
-// VDPBF16PS adds it: +0 + a product of -0 is +0, where the chain without it would keep -0), and each
-// output is one FMA chain in that order from +0, over 2 ceil(K/2) values. alpha and C are applied with MXCSR as it was. The
-// one difference is which NaN an output carries when inputs hold NaNs, so the packing reports the
-// largest exponent field it wrote and the caller runs operands with Inf or NaN (field 255) on VDPBF16PS.
+// MXCSR's DAZ and FTZ on float32 FMAs give its bits: one FMA chain per output from +0, over the pairs in
+// order, the odd half of each first (an odd K's zero half too: +0 + a product of -0 is +0, where the
+// chain without it would keep -0). alpha and C are applied with MXCSR as it was. The kernel reads the
+// operands where they are when a scan finds them bfloat16 already (as the mode's operands are), else a
+// copy cut to bfloat16. The one difference is which NaN an output carries when inputs hold NaNs (the
+// compiler may swap an FMA's multiplicands), so operands with Inf or NaN run on VDPBF16PS.
 
-/// Rows r0 ..< r1 of an R x K matrix with K contiguous (src[r * ld + k]) into dst[r * ldd + k] for
-/// k < 2 ceil(K/2), cut to bfloat16, pair halves swapped; returns the largest exponent field written.
-int32_t fpsim_bf16_fma_pack_rows(const float *src, ptrdiff_t ld, ptrdiff_t K, ptrdiff_t r0, ptrdiff_t r1, float *dst,
-                                 ptrdiff_t ldd);
+/// Over rows x cols values (row r at src + r * ld): bit 0 set when a value is not bfloat16 (nonzero low
+/// 16 bits), bit 1 when one is Inf or NaN.
+int fpsim_bf16_fma_scan(const float *src, ptrdiff_t ld, ptrdiff_t rows, ptrdiff_t cols);
 
-/// Columns x0 ..< x1 of a K x X matrix stored by rows of k (src[k * ld + x]) into dst[k * ldd + x] for
-/// k < 2 ceil(K/2), cut to bfloat16, rows 2p and 2p + 1 swapped; src may be dst (each row pair is read
-/// before it is written). Returns the largest exponent field written.
-int32_t fpsim_bf16_fma_pack_k_rows(const float *src, ptrdiff_t ld, ptrdiff_t K, ptrdiff_t x0, ptrdiff_t x1,
-                                   float *dst, ptrdiff_t ldd);
+/// dst (row r at dst + r * ldd) = src cut to bfloat16, rows x cols values; dst may be src.
+void fpsim_bf16_fma_cut(const float *src, ptrdiff_t ld, ptrdiff_t rows, ptrdiff_t cols, float *dst, ptrdiff_t ldd);
 
-/// Rows m0 ..< m1 of C (M x N) = alpha acc (+ C when `accumulate`) from packed float operands, K their
-/// padded length: row i of op(A) has k at a[i * ars + k * aks], B(k, j) is b[k * ldb + j]. `partial`
-/// (M x N floats, row i at partial + i * N; only rows m0 ..< m1 are used) holds the chains between
-/// blocks of k when K is more than 448.
+/// Rows m0 ..< m1 of C (M x N) = alpha acc (+ C when `accumulate`) with op(A)(i, k) at a[i * ars + k *
+/// aks] and B(k, j) at b[k * ldb + j], values bfloat16, none Inf or NaN. `partial` (M x N floats, row i
+/// at partial + i * N; only rows m0 ..< m1 are used) holds the chains between blocks of k when K is more
+/// than 448.
 void fpsim_bf16_fma_rows(const float *a, ptrdiff_t ars, ptrdiff_t aks, const float *b, ptrdiff_t ldb, ptrdiff_t K,
                          ptrdiff_t m0, ptrdiff_t m1, ptrdiff_t N, float *C, ptrdiff_t ldc, float alpha, int accumulate,
                          float *partial);
 
-/// 1 on CPUs whose VDPBF16PS runs at half the FMA rate or less (Intel's), where the FMA path is the
-/// faster one; both give the same bits.
+/// 1 on Intel CPUs, where the FMA path is taken to be the faster one (VDPBF16PS ran at half the FMA rate
+/// on the Xeons measured; other Intel generations were not); both give the same bits.
 int fpsim_bf16_fma_preferred(void);
 
 #endif

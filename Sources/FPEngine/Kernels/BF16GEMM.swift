@@ -24,25 +24,24 @@ public enum BF16GEMM {
   public static let isAvailable: Bool = fpsim_bf16_gemm_available() != 0
 
   /// The two kernels, which give the same bits (bf16_gemm.h): `dpbf16`, AVX512-BF16's VDPBF16PS on
-  /// bfloat16 pairs; `fma`, float32 fused multiply-adds in the same order with DAZ and FTZ, for operands
-  /// whose products stay normal (checked on every call; otherwise the call runs on `dpbf16`).
+  /// bfloat16 pairs; `fma`, float32 fused multiply-adds in the same order with DAZ and FTZ (operands with
+  /// Inf or NaN run on `dpbf16`).
   public enum Kernel: String, Sendable, CaseIterable {
     case dpbf16, fma
   }
 
-  /// The faster kernel on this CPU: `fma` on Intel's, whose VDPBF16PS runs at half the FMA rate
-  /// (docs/benchmarks.md), else `dpbf16`. `FPSIM_BF16_KERNEL=dpbf16|fma` overrides it (to compare them).
+  /// The kernel for this CPU: `fma` on Intel's (VDPBF16PS ran at half the FMA rate on the Xeons of
+  /// docs/benchmarks.md), else `dpbf16`. `FPSIM_BF16_KERNEL=dpbf16|fma` overrides it (to compare them).
   public static let preferredKernel: Kernel = {
     if let name = ProcessInfo.processInfo.environment["FPSIM_BF16_KERNEL"], let k = Kernel(rawValue: name) { return k }
     return fpsim_bf16_fma_preferred() != 0 ? .fma : .dpbf16
   }()
 
   /// Words of workspace `multiply` needs, for either kernel: op(A) and op(B) as bfloat16 pairs,
-  /// ceil(K/2) x (M + N rounded up to 32), or as float32 values, 2 ceil(K/2) x (M + N rounded up to 16),
-  /// and M x N partial sums.
+  /// ceil(K/2) x (M + N rounded up to 32), or as float32 values, K x (M + N rounded up to 16), and M x N
+  /// partial sums.
   public static func workspaceCount(M: Int, N: Int, K: Int) -> Int {
-    let P = (K + 1) / 2
-    return max(P * (M + (N + 31) / 32 * 32), 2 * P * (M + (N + 15) / 16 * 16) + M * N)
+    max((K + 1) / 2 * (M + (N + 31) / 32 * 32), K * (M + (N + 15) / 16 * 16) + M * N)
   }
 
   /// C = alpha op(A) op(B) + beta C on `threads` threads, through `workspace` (`workspaceCount` words;
@@ -89,42 +88,56 @@ public enum BF16GEMM {
     }
   }
 
-  /// The `fma` kernel: packs op(A) (M x K, or K x M when transposed) and op(B) (K x N) as float32
-  /// values cut to bfloat16 with each pair's halves swapped, then computes C and returns true; returns
-  /// false, with C as it was, when an operand holds Inf or NaN (whose NaN outputs could carry another
-  /// NaN than VDPBF16PS's).
+  /// The `fma` kernel: scans the operands (a transposed B, a weight, is transposed into the workspace
+  /// first), cuts to bfloat16 a copy of any that holds other values, computes C and returns true; returns
+  /// false, with C as it was, when an operand holds Inf or NaN (whose NaN outputs could carry another NaN
+  /// than VDPBF16PS's).
   static func multiplyWithFMA(
     transA: Bool, transB: Bool, M: Int, N: Int, K: Int, alpha: Float,
     A: UnsafePointer<Float>, lda: Int, B: UnsafePointer<Float>, ldb: Int,
     beta: Float, C: UnsafeMutablePointer<Float>, ldc: Int, workspace: UnsafeMutablePointer<UInt32>, threads: Int
   ) -> Bool {
-    // K padded to whole pairs (an odd K's zero half is a term of the chain).
-    let ldw = (N + 15) / 16 * 16, Kp = (K + 1) / 2 * 2
-    nonisolated(unsafe) let a = UnsafeMutableRawPointer(workspace).bindMemory(
-      to: Float.self, capacity: Kp * (M + ldw) + M * N)
-    nonisolated(unsafe) let b = a + M * Kp, partial = b + Kp * ldw
+    // Workspace: op(A) cut (M x K, or K x M when transposed), op(B) transposed or cut (K x ldw), partial sums.
+    let ldw = (N + 15) / 16 * 16
+    nonisolated(unsafe) let aCopy = UnsafeMutableRawPointer(workspace).bindMemory(
+      to: Float.self, capacity: K * (M + ldw) + M * N)
+    nonisolated(unsafe) let bCopy = aCopy + M * K, partial = bCopy + K * ldw
     let t = max(1, min(threads, M / 8, (M * N * K) >> 20))
     nonisolated(unsafe) let A = A, B = B, C = C
     @Sendable func cut(_ n: Int, _ i: Int) -> Int { i == t ? n : min(n, (n * i / t) & ~15) }
-    // Per thread, the largest exponent field it packed.
-    let fields = WorkerPool.map(t) { i -> Int32 in
+    // Per thread, rows (or columns) m0 ..< m1 of op(A) and columns n0 ..< n1 of op(B): the scans' flags.
+    let flags = WorkerPool.map(t) { i -> (a: Int32, b: Int32) in
       let m0 = cut(M, i), m1 = cut(M, i + 1), n0 = cut(N, i), n1 = cut(N, i + 1)
-      let fieldA =
-        transA ? fpsim_bf16_fma_pack_k_rows(A, lda, K, m0, m1, a, M) : fpsim_bf16_fma_pack_rows(A, lda, K, m0, m1, a, Kp)
+      let a = transA ? fpsim_bf16_fma_scan(A + m0, lda, K, m1 - m0) : fpsim_bf16_fma_scan(A + m0 * lda, lda, m1 - m0, K)
       if transB {
-        // B is N x K: its rows n0 ..< n1 become columns of b, whose row pairs are then swapped in place.
-        Transpose.apply(B + n0 * ldb, into: b + n0, rows: n1 - n0, cols: K, ldIn: ldb, ldOut: ldw)
+        Transpose.apply(B + n0 * ldb, into: bCopy + n0, rows: n1 - n0, cols: K, ldIn: ldb, ldOut: ldw)
+        return (a, fpsim_bf16_fma_scan(bCopy + n0, ldw, K, n1 - n0))
       }
-      let fieldB = fpsim_bf16_fma_pack_k_rows(transB ? UnsafePointer(b) : B, transB ? ldw : ldb, K, n0, n1, b, ldw)
-      return max(fieldA, fieldB)
+      return (a, fpsim_bf16_fma_scan(B + n0, ldb, K, n1 - n0))
     }
-    guard fields.allSatisfy({ $0 < 255 }) else { return false }
-    let (ars, aks) = transA ? (1, M) : (Kp, 1)
+    let flagsA = flags.reduce(0) { $0 | $1.a }, flagsB = flags.reduce(0) { $0 | $1.b }
+    guard (flagsA | flagsB) & 2 == 0 else { return false }
+    // Operands with values that are not bfloat16 (not the mode's, whose operands are) run from a cut copy.
+    let cutA = flagsA & 1 != 0, cutB = flagsB & 1 != 0
+    if cutA || cutB {
+      WorkerPool.perform(t) { i in
+        let m0 = cut(M, i), m1 = cut(M, i + 1), n0 = cut(N, i), n1 = cut(N, i + 1)
+        if cutA && transA { fpsim_bf16_fma_cut(A + m0, lda, K, m1 - m0, aCopy + m0, M) }
+        if cutA && !transA { fpsim_bf16_fma_cut(A + m0 * lda, lda, m1 - m0, K, aCopy + m0 * K, K) }
+        if cutB {
+          let from = transB ? UnsafePointer(bCopy + n0) : B + n0
+          fpsim_bf16_fma_cut(from, transB ? ldw : ldb, K, n1 - n0, bCopy + n0, ldw)
+        }
+      }
+    }
+    nonisolated(unsafe) let a = cutA ? UnsafePointer(aCopy) : A, b = cutB || transB ? UnsafePointer(bCopy) : B
+    let ldA = cutA ? (transA ? M : K) : lda, ldB = cutB || transB ? ldw : ldb
+    let (ars, aks) = transA ? (1, ldA) : (ldA, 1)
     let rows = (M / t + 7) & ~7
     WorkerPool.perform(t) { i in
       let m0 = min(M, i * rows), m1 = i == t - 1 ? M : min(M, m0 + rows)
       guard m1 > m0 else { return }
-      fpsim_bf16_fma_rows(a, ars, aks, b, ldw, Kp, m0, m1, N, C, ldc, alpha, beta == 0 ? 0 : 1, partial)
+      fpsim_bf16_fma_rows(a, ars, aks, b, ldB, K, m0, m1, N, C, ldc, alpha, beta == 0 ? 0 : 1, partial)
     }
     return true
   }
