@@ -29,24 +29,29 @@ grid() {
   [ -f "$here/results/$1.h5" ] || "$fpsim" grid export "$work/$1.h5" --out "$here/results/$1.h5"
 }
 
-verify() {
-  tmp="$(mktemp -d)"
-  trap 'rm -rf "$tmp"' EXIT
-  sed -e 's/^recipes = .*/recipes = ["mxfp4"]/' -e 's/^seeds = .*/seeds = [0]/' -e '/^gemm = /d' -e 's/^name = .*/name = "cell"/' \
-    "$here/fp4.toml" > "$tmp/cell.toml"
-  "$fpsim" grid "$tmp/cell.toml" --out "$tmp/cell.h5" --jobs 1 > /dev/null 2> "$tmp/grid.log" || { cat "$tmp/grid.log" >&2; exit 2; }
-  python3 "$repo/experiments/verify_cell.py" "$repo/experiments/fp4-design-space/results/placement.h5" "$tmp/cell.h5" \
-    recipe=mxfp4,lr=0.003,seed=0 loss eval_loss grad_norm final_eval_loss status diverged_step
-}
-
-verify_mode() {
+# Reruns mxfp4 seed 0 of fp4.toml, the spec edited further by the sed expressions in $1 (an array name),
+# and checks it against the committed file $2 with verify_cell.py's options $3.
+rerun_cell() {
+  local -n edits=$1
   tmp="$(mktemp -d)"
   trap 'rm -rf "$tmp"' EXIT
   sed -e 's/^recipes = .*/recipes = ["mxfp4"]/' -e 's/^seeds = .*/seeds = [0]/' -e 's/^name = .*/name = "cell"/' \
-    "$here/fp4.toml" > "$tmp/cell.toml"
+    "${edits[@]}" "$here/fp4.toml" > "$tmp/cell.toml"
   "$fpsim" grid "$tmp/cell.toml" --out "$tmp/cell.h5" --jobs 1 > /dev/null 2> "$tmp/grid.log" || { cat "$tmp/grid.log" >&2; exit 2; }
-  python3 "$repo/experiments/verify_cell.py" --bits "$here/results/fp4.h5" "$tmp/cell.h5" \
+  python3 "$repo/experiments/verify_cell.py" $3 "$2" "$tmp/cell.h5" \
     recipe=mxfp4,lr=0.003,seed=0 loss eval_loss grad_norm final_eval_loss status diverged_step
+}
+
+# On sgemm (the spec without its gemm line), against the FP4 study's committed cell.
+verify() {
+  local sgemm=(-e '/^gemm = /d')
+  rerun_cell sgemm "$repo/experiments/fp4-design-space/results/placement.h5" ""
+}
+
+# In the mode, against this study's committed cell, bit for bit whatever OpenBLAS's kernel.
+verify_mode() {
+  local none=()
+  rerun_cell none "$here/results/fp4.h5" --bits
 }
 
 case "${1:-all}" in
