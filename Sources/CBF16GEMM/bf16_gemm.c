@@ -138,6 +138,9 @@ int fpsim_bf16_fma_preferred(void) {
   return __builtin_cpu_is("intel");
 }
 
+// The first min(n, 16) lanes of a 512-bit vector of floats.
+static inline __mmask16 firstLanes(ptrdiff_t n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
+
 FMA_TARGET int fpsim_bf16_fma_scan(const float *src, ptrdiff_t ld, ptrdiff_t rows, ptrdiff_t cols) {
   // Per lane: OR of the low 16 bits (nonzero: a value that is not bfloat16) and the largest exponent field.
   __m512i low = _mm512_setzero_si512(), top = _mm512_setzero_si512();
@@ -145,7 +148,7 @@ FMA_TARGET int fpsim_bf16_fma_scan(const float *src, ptrdiff_t ld, ptrdiff_t row
   for (ptrdiff_t r = 0; r < rows; r++) {
     const float *s = src + r * ld;
     for (ptrdiff_t c = 0; c < cols; c += 16) {
-      const __mmask16 m = cols - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (cols - c)) - 1);
+      const __mmask16 m = firstLanes(cols - c);
       __m512i x = _mm512_castps_si512(_mm512_maskz_loadu_ps(m, s + c));
       low = _mm512_or_si512(low, _mm512_and_si512(x, lowMask));
       top = _mm512_max_epu32(top, _mm512_and_si512(x, field));
@@ -159,7 +162,7 @@ FMA_TARGET void fpsim_bf16_fma_cut(const float *src, ptrdiff_t ld, ptrdiff_t row
   const __m512i high = _mm512_set1_epi32((int)0xFFFF0000u);
   for (ptrdiff_t r = 0; r < rows; r++)
     for (ptrdiff_t c = 0; c < cols; c += 16) {
-      const __mmask16 m = cols - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (cols - c)) - 1);
+      const __mmask16 m = firstLanes(cols - c);
       __m512i x = _mm512_castps_si512(_mm512_maskz_loadu_ps(m, src + r * ld + c));
       _mm512_mask_storeu_epi32(dst + r * ldd + c, m, _mm512_and_si512(x, high));
     }
@@ -302,7 +305,7 @@ FMA_TARGET void fpsim_bf16_fma_rows(const float *a, ptrdiff_t ars, ptrdiff_t aks
       for (ptrdiff_t j = 0; j < N; j += 32) {
         const ptrdiff_t w = N - j < 32 ? N - j : 32;
         const int V = w > 16 ? 2 : 1;
-        const __mmask16 last = (__mmask16)(w % 16 == 0 ? 0xFFFF : (1u << (w % 16)) - 1);
+        const __mmask16 last = firstLanes(w > 16 ? w - 16 : w);
         fmaTiles[V - 1][R](a + i * ars + k0 * aks, ars, aks, b + k0 * ldb + j, ldb, kb, C + i * ldc + j, ldc, last,
                            scale, accumulate, csr, partial + i * N + j, N, resume, finish);
       }

@@ -66,25 +66,45 @@ public enum BF16GEMM {
     // words, pair p at p * M, from 512-bit loads along M.
     nonisolated(unsafe) let aw = workspace, bw = workspace + P * M
     let (aPair, aRow) = transA ? (M, 1) : (1, P)
-    let t = max(1, min(threads, M / 8, (M * N * K) >> 20))
+    let split = Split(M: M, N: N, K: K, threads: threads)
     nonisolated(unsafe) let A = A, B = B, C = C
-    // Packing ranges cut at multiples of 16 words, so that no two threads write one cache line.
-    @Sendable func cut(_ n: Int, _ i: Int) -> Int { i == t ? n : min(n, (n * i / t) & ~15) }
-    WorkerPool.perform(t) { i in
-      let m0 = cut(M, i), m1 = cut(M, i + 1), n0 = cut(N, i), n1 = cut(N, i + 1)
+    WorkerPool.perform(split.threads) { i in
+      let m = split.operand(M, i), n = split.operand(N, i)
       if transA {
-        fpsim_bf16_pack_pairs(A, lda, 0, K, m0, m1, aw, M)
+        fpsim_bf16_pack_pairs(A, lda, 0, K, m.lowerBound, m.upperBound, aw, M)
       } else {
-        fpsim_bf16_pack_rows(A, lda, K, m0, m1, aw, P)
+        fpsim_bf16_pack_rows(A, lda, K, m.lowerBound, m.upperBound, aw, P)
       }
-      fpsim_bf16_pack_pairs(B, ldb, transB ? 1 : 0, K, n0, n1, bw, ldw)
+      fpsim_bf16_pack_pairs(B, ldb, transB ? 1 : 0, K, n.lowerBound, n.upperBound, bw, ldw)
     }
-    // Row ranges of whole 8-row tiles.
-    let rows = (M / t + 7) & ~7
-    WorkerPool.perform(t) { i in
-      let m0 = min(M, i * rows), m1 = i == t - 1 ? M : min(M, m0 + rows)
-      guard m1 > m0 else { return }
-      fpsim_bf16_gemm_rows(aw, aPair, aRow, bw, ldw, P, m0, m1, N, C, ldc, alpha, beta == 0 ? 0 : 1)
+    WorkerPool.perform(split.threads) { i in
+      let m = split.rows(i)
+      guard !m.isEmpty else { return }
+      fpsim_bf16_gemm_rows(aw, aPair, aRow, bw, ldw, P, m.lowerBound, m.upperBound, N, C, ldc, alpha, beta == 0 ? 0 : 1)
+    }
+  }
+
+  /// How `multiply` shares a product among threads: at most one per 8 rows of C and per 2^20
+  /// multiply-adds; the operands' packing or scan in ranges cut at multiples of 16 values (no two threads
+  /// write one cache line); the rows of C in ranges of whole 8-row tiles.
+  struct Split {
+    let threads: Int, M: Int
+
+    init(M: Int, N: Int, K: Int, threads: Int) {
+      self.threads = max(1, min(threads, M / 8, (M * N * K) >> 20))
+      self.M = M
+    }
+
+    /// Thread i's part of n operand rows or columns.
+    func operand(_ n: Int, _ i: Int) -> Range<Int> {
+      func cut(_ i: Int) -> Int { i == threads ? n : min(n, (n * i / threads) & ~15) }
+      return cut(i)..<cut(i + 1)
+    }
+
+    /// Thread i's rows of C (empty for a thread beyond the last tile).
+    func rows(_ i: Int) -> Range<Int> {
+      let step = (M / threads + 7) & ~7, m0 = min(M, i * step)
+      return m0..<(i == threads - 1 ? M : min(M, m0 + step))
     }
   }
 
@@ -102,42 +122,46 @@ public enum BF16GEMM {
     nonisolated(unsafe) let aCopy = UnsafeMutableRawPointer(workspace).bindMemory(
       to: Float.self, capacity: K * (M + ldw) + M * N)
     nonisolated(unsafe) let bCopy = aCopy + M * K, partial = bCopy + K * ldw
-    let t = max(1, min(threads, M / 8, (M * N * K) >> 20))
+    let split = Split(M: M, N: N, K: K, threads: threads)
     nonisolated(unsafe) let A = A, B = B, C = C
-    @Sendable func cut(_ n: Int, _ i: Int) -> Int { i == t ? n : min(n, (n * i / t) & ~15) }
-    // Per thread, rows (or columns) m0 ..< m1 of op(A) and columns n0 ..< n1 of op(B): the scans' flags.
-    let flags = WorkerPool.map(t) { i -> (a: Int32, b: Int32) in
-      let m0 = cut(M, i), m1 = cut(M, i + 1), n0 = cut(N, i), n1 = cut(N, i + 1)
-      let a = transA ? fpsim_bf16_fma_scan(A + m0, lda, K, m1 - m0) : fpsim_bf16_fma_scan(A + m0 * lda, lda, m1 - m0, K)
+    // Per thread, the scans' flags over its part of op(A)'s rows (columns when transposed) and op(B)'s columns.
+    let flags = WorkerPool.map(split.threads) { i -> (a: Int32, b: Int32) in
+      let m = split.operand(M, i), n = split.operand(N, i)
+      let a = transA
+        ? fpsim_bf16_fma_scan(A + m.lowerBound, lda, K, m.count)
+        : fpsim_bf16_fma_scan(A + m.lowerBound * lda, lda, m.count, K)
       if transB {
-        Transpose.apply(B + n0 * ldb, into: bCopy + n0, rows: n1 - n0, cols: K, ldIn: ldb, ldOut: ldw)
-        return (a, fpsim_bf16_fma_scan(bCopy + n0, ldw, K, n1 - n0))
+        Transpose.apply(
+          B + n.lowerBound * ldb, into: bCopy + n.lowerBound, rows: n.count, cols: K, ldIn: ldb, ldOut: ldw)
+        return (a, fpsim_bf16_fma_scan(bCopy + n.lowerBound, ldw, K, n.count))
       }
-      return (a, fpsim_bf16_fma_scan(B + n0, ldb, K, n1 - n0))
+      return (a, fpsim_bf16_fma_scan(B + n.lowerBound, ldb, K, n.count))
     }
     let flagsA = flags.reduce(0) { $0 | $1.a }, flagsB = flags.reduce(0) { $0 | $1.b }
     guard (flagsA | flagsB) & 2 == 0 else { return false }
     // Operands with values that are not bfloat16 (not the mode's, whose operands are) run from a cut copy.
     let cutA = flagsA & 1 != 0, cutB = flagsB & 1 != 0
     if cutA || cutB {
-      WorkerPool.perform(t) { i in
-        let m0 = cut(M, i), m1 = cut(M, i + 1), n0 = cut(N, i), n1 = cut(N, i + 1)
-        if cutA && transA { fpsim_bf16_fma_cut(A + m0, lda, K, m1 - m0, aCopy + m0, M) }
-        if cutA && !transA { fpsim_bf16_fma_cut(A + m0 * lda, lda, m1 - m0, K, aCopy + m0 * K, K) }
+      WorkerPool.perform(split.threads) { i in
+        let m = split.operand(M, i), n = split.operand(N, i)
+        if cutA && transA { fpsim_bf16_fma_cut(A + m.lowerBound, lda, K, m.count, aCopy + m.lowerBound, M) }
+        if cutA && !transA {
+          fpsim_bf16_fma_cut(A + m.lowerBound * lda, lda, m.count, K, aCopy + m.lowerBound * K, K)
+        }
         if cutB {
-          let from = transB ? UnsafePointer(bCopy + n0) : B + n0
-          fpsim_bf16_fma_cut(from, transB ? ldw : ldb, K, n1 - n0, bCopy + n0, ldw)
+          let from = transB ? UnsafePointer(bCopy + n.lowerBound) : B + n.lowerBound
+          fpsim_bf16_fma_cut(from, transB ? ldw : ldb, K, n.count, bCopy + n.lowerBound, ldw)
         }
       }
     }
     nonisolated(unsafe) let a = cutA ? UnsafePointer(aCopy) : A, b = cutB || transB ? UnsafePointer(bCopy) : B
     let ldA = cutA ? (transA ? M : K) : lda, ldB = cutB || transB ? ldw : ldb
     let (ars, aks) = transA ? (1, ldA) : (ldA, 1)
-    let rows = (M / t + 7) & ~7
-    WorkerPool.perform(t) { i in
-      let m0 = min(M, i * rows), m1 = i == t - 1 ? M : min(M, m0 + rows)
-      guard m1 > m0 else { return }
-      fpsim_bf16_fma_rows(a, ars, aks, b, ldB, K, m0, m1, N, C, ldc, alpha, beta == 0 ? 0 : 1, partial)
+    WorkerPool.perform(split.threads) { i in
+      let m = split.rows(i)
+      guard !m.isEmpty else { return }
+      fpsim_bf16_fma_rows(
+        a, ars, aks, b, ldB, K, m.lowerBound, m.upperBound, N, C, ldc, alpha, beta == 0 ? 0 : 1, partial)
     }
     return true
   }
