@@ -5,12 +5,12 @@
 /// quantizing A = X^T (or A R, R a random Hadamard transform along A's rows) along its rows and
 /// transposing back, with A's element counters (element (r, c) of X draws counter c * rows + r).
 /// Transposing out and back costs more than the quantization (the column strips are strided reads
-/// that the prefetchers do not follow). Here X is read in tiles of T whole rows, row by row, 16 columns
-/// to a vector: each column holds whole blocks of A's rows, so one 16-lane vector per row carries 16
-/// blocks at once and the block amaxes are vertical maxima (no horizontal reductions). Without a
-/// transform the tiles are read where they lie; with one they are kept as groups of 16 columns (T x 16
-/// each), transformed by fused multiply-adds with the operations of the row transform (`loadTiles`).
-/// The results are bit for bit those of the transposing path (ColumnBlockTests checks this).
+/// that the prefetchers do not follow). Here X is read in tiles of T whole rows, row by row: each
+/// column holds whole blocks of A's rows, so the block amaxes are vertical maxima over rows (no
+/// horizontal reductions). The transform down the columns combines whole rows (out row j of each 16
+/// is a sum of the 16 in rows), so it too runs on rows, 16 columns to a vector (`transformRows`), and
+/// writes its result into dst, which is then rounded in place. The results are bit for bit those of
+/// the transposing path (ColumnBlockTests checks this).
 extension BlockQuantizer {
   /// Quantizes `src` [rows, cols] with blocks down its columns into `dst` (same layout, not
   /// overlapping), with an optional 16-point Hadamard transform down the columns first. Returns false,
@@ -26,66 +26,51 @@ extension BlockQuantizer {
     }
     let height = max(block, 16)
     let needsTensorAmax = format.rule == .nvfp4 || format.tensorScale
-    let groups = cols / 16
     let split = Self.columnSplit(rows: rows, cols: cols, height: height, threads: threads)
     nonisolated(unsafe) let src = src, dst = dst
     let matrix = hadamard?.matrix
-    // Tensor amax of A (R): over X itself, or over the transformed tiles when there is a transform.
-    // Those are parked in dst (same positions), and the quantization pass then reads them from there
-    // untransformed.
+    // Tensor amax of A (R): over X itself, or over the transform, which this pass then writes into
+    // dst (same positions) for the quantization pass to round there. Without a tensor amax the
+    // quantization pass transforms each tile itself, just before rounding it (still in cache).
     var tensorAmax: Float = 0
-    var input = UnsafePointer(src), transform = matrix
     if needsTensorAmax {
-      tensorAmax = parallelMax(split, scratch: matrix == nil ? 0 : height * cols) { tile, buffer in
-        let r0 = tile * height
-        guard matrix != nil else { return BlockAmax.finiteAmax(src + r0 * cols, height * cols) }
-        Self.loadTiles(src, cols: cols, r0: r0, height: height, into: buffer, hadamard: matrix)
-        Self.storeTiles(buffer, into: dst, cols: cols, r0: r0, height: height)
-        return BlockAmax.finiteAmax(buffer, height * cols)
-      }
-      if matrix != nil { (input, transform) = (UnsafePointer(dst), nil) }
-    }
-    let a = tensorAmax, global = globalFactor(tensorAmax)
-    nonisolated(unsafe) let source = input
-    let sourceTransform = transform
-    // Without a transform to apply the pass reads its input where it lies, row by row: each block's
-    // column maxima, then its rounding (copied into group-major tiles first, as before, it spent a load
-    // and a store per value). That input is X, or the transform parked in dst, which is then rounded
-    // in place (`ColumnRun.inPlace`; copied back into tiles, as before, the copy took about a third of
-    // this function's time). With a transform, it reads the tiles that `loadTiles` transformed.
-    let direct = sourceTransform == nil
-    let parts = split.map { w in
-      var s = QuantizationStats()
-      // The tile, group-major ([group][row][16]) when transformed, then one factor pair per column.
-      let tileValues = direct ? 0 : height * cols
-      withAlignedTemporary(of: Float.self, capacity: tileValues + 2 * cols) { buffer in
-        let down = buffer + tileValues, up = down + cols
+      tensorAmax = split.map { w in
+        var m: Float = 0
         for tile in split.interleaved(w) {
           let r0 = tile * height
-          if !direct {
-            Self.loadTiles(source, cols: cols, r0: r0, height: height, into: buffer, hadamard: sourceTransform)
+          let a =
+            matrix.map { Self.transformRows(src, into: dst, cols: cols, r0: r0, height: height, hadamard: $0) }
+            ?? BlockAmax.finiteAmax(src + r0 * cols, height * cols)
+          m = max(m, a)
+        }
+        return m
+      }.max()!
+    }
+    let a = tensorAmax, global = globalFactor(tensorAmax)
+    let transformEachTile = matrix != nil && !needsTensorAmax
+    // The rounding reads X where it lies, or the transform in dst, rounded in place
+    // (`ColumnRun.inPlace`): each block's column maxima, then its rounding.
+    nonisolated(unsafe) let source = matrix == nil ? src : UnsafePointer(dst)
+    let parts = split.map { w in
+      var s = QuantizationStats()
+      withAlignedTemporary(of: Float.self, capacity: 2 * cols) { down in
+        let up = down + cols
+        for tile in split.interleaved(w) {
+          let r0 = tile * height
+          if transformEachTile {
+            _ = Self.transformRows(src, into: dst, cols: cols, r0: r0, height: height, hadamard: matrix!)
           }
-          for b0 in stride(from: 0, to: height, by: block) {
-            // Column c's block: rows r0 + b0 ..< r0 + b0 + block; value (r, c) of it at
-            // values[(c / 16) * groupStride + r * rowStride + c % 16].
-            let (values, groupStride, rowStride) =
-              direct ? (source + (r0 + b0) * cols, 16, cols) : (UnsafePointer(buffer) + b0 * 16, height * 16, 16)
-            if direct {
-              Self.columnMaxRows(values, cols: cols, rows: block, into: down)
-            } else {
-              for g in 0..<groups {
-                let lanes = Self.columnMaxLanes(values + g * groupStride, rows: block)
-                UnsafeMutableRawPointer(down + g * 16).storeBytes(of: lanes, as: SIMD16<UInt32>.self)
-              }
-            }
+          for b0 in stride(from: r0, to: r0 + height, by: block) {
+            // Column c's block: rows b0 ..< b0 + block, value (r, c) of it at values[r * cols + c].
+            let values = source + b0 * cols
+            Self.columnMaxRows(values, cols: cols, rows: block, into: down)
             s.amax = max(s.amax, BlockAmax.finiteAmax(down, cols))
             blockFactors(
               amaxToDown: down, up: up, count: cols, firstBlock: 0, tensorAmax: a, global: global,
               stored: nil, stats: &s)
             let (sat, flush) = element.quantizeColumnTile(
-              values, groupStride: groupStride, rowStride: rowStride, rows: block, cols: cols,
-              into: dst + (r0 + b0) * cols, down: down, up: up, saturationLimit: saturationLimit,
-              firstIndex: r0 + b0, laneStride: rows)
+              values, rows: block, cols: cols, into: dst + b0 * cols, down: down, up: up,
+              saturationLimit: saturationLimit, firstIndex: b0, laneStride: rows)
             s.saturated += sat
             s.flushedToZero += flush
           }
@@ -114,51 +99,52 @@ extension BlockQuantizer {
     WorkSplit(count: rows / height, threads: threads, grain: WorkSplit.roundingGrain, work: rows * cols)
   }
 
-  /// Rows r0 ..< r0 + height of `src` [*, cols] into `buffer` group-major ([cols / 16][height][16]),
-  /// read row by row: the hardware prefetchers follow rows, and 16-column strips read group by group
-  /// missed the cache on most of their loads. With `hadamard` (R row-major, 16 x 16), each group's
-  /// pieces of 16 rows are then transformed down their columns in place: out row j = sum_k R[k][j] *
-  /// in row k, in four partial sums over k mod 4 with fused multiply-adds, the operation order of the
-  /// row transform `RandomHadamard.forward`.
+  /// Rows r0 ..< r0 + height of `src` [*, cols] transformed down their columns into the same rows of
+  /// `dst`, 16 rows at a time, 16 columns to a vector; returns the finite amax of what it wrote. R is
+  /// row-major 16 x 16: out row j = sum_k R[k][j] * in row k, in four partial sums over k mod 4 with
+  /// fused multiply-adds, the operation order of the row transform `RandomHadamard.forward`. (Copied
+  /// into group-major tiles first and transformed there, as before, the copies and their stores back
+  /// took more time than the multiply-adds.)
   @inline(__always)
-  static func loadTiles(
-    _ src: UnsafePointer<Float>, cols: Int, r0: Int, height: Int, into buffer: UnsafeMutablePointer<Float>,
-    hadamard matrix: [Float]?
-  ) {
+  static func transformRows(
+    _ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, cols: Int, r0: Int, height: Int,
+    hadamard matrix: [Float]
+  ) -> Float {
     typealias V = SIMD16<Float>
-    let raw = UnsafeMutableRawPointer(buffer), groups = cols / 16
-    for r in 0..<height {
-      let row = UnsafeRawPointer(src + (r0 + r) * cols)
-      for g in 0..<groups {
-        let v = row.loadUnaligned(fromByteOffset: g * 64, as: V.self)
-        raw.storeBytes(of: v, toByteOffset: (g * height + r) * 64, as: V.self)
-      }
-    }
-    guard let matrix else { return }
+    var amax = SIMD16<UInt32>(repeating: 0)
     matrix.withUnsafeBufferPointer { m in
       let R = m.baseAddress!
       withUnsafeTemporaryAllocation(of: V.self, capacity: 16) { xs in
         let x = xs.baseAddress!
-        for piece in stride(from: 0, to: groups * height, by: 16) {
-          for k in 0..<16 { xs[k] = raw.load(fromByteOffset: (piece + k) * 64, as: V.self) }
-          // R[m + 4i][j] = d (-1)^popcount((m + 4i) & j) / 4 depends on j only through j / 4 and the
-          // parity of popcount(m & j % 4): within each four rows 4q ..< 4q + 4 of the output, partial
-          // sum 0 is one and the others two (one per sign), the very same operations. Seven partial
-          // sums instead of sixteen per four rows: 112 multiply-adds per piece instead of 256, same bits.
-          for q in stride(from: 0, to: 16, by: 4) {
-            let s0 = partialSum(R, x, 0, q)
-            let (s1, t1) = (partialSum(R, x, 1, q), partialSum(R, x, 1, q + 1))
-            let (s2, t2) = (partialSum(R, x, 2, q), partialSum(R, x, 2, q + 2))
-            let (s3, t3) = (partialSum(R, x, 3, q), partialSum(R, x, 3, q + 1))
-            let rows = ((s0 + s1) + (s2 + s3), (s0 + t1) + (s2 + t3), (s0 + s1) + (t2 + t3), (s0 + t1) + (t2 + s3))
-            raw.storeBytes(of: rows.0, toByteOffset: (piece + q) * 64, as: V.self)
-            raw.storeBytes(of: rows.1, toByteOffset: (piece + q + 1) * 64, as: V.self)
-            raw.storeBytes(of: rows.2, toByteOffset: (piece + q + 2) * 64, as: V.self)
-            raw.storeBytes(of: rows.3, toByteOffset: (piece + q + 3) * 64, as: V.self)
+        for p in stride(from: r0, to: r0 + height, by: 16) {
+          let from = UnsafeRawPointer(src + p * cols), to = UnsafeMutableRawPointer(dst + p * cols)
+          let rowBytes = cols * 4
+          @inline(__always) func put(_ j: Int, _ v: V, _ g: Int) {
+            to.storeBytes(of: v, toByteOffset: j * rowBytes + g, as: V.self)
+            amax = BlockAmax.lanesMax(amax, BlockAmax.finiteMagnitudes(unsafeBitCast(v, to: SIMD16<UInt32>.self)))
+          }
+          for g in stride(from: 0, to: rowBytes, by: 64) {
+            for k in 0..<16 { xs[k] = from.loadUnaligned(fromByteOffset: k * rowBytes + g, as: V.self) }
+            // R[m + 4i][j] = d (-1)^popcount((m + 4i) & j) / 4 depends on j only through j / 4 and the
+            // parity of popcount(m & j % 4): within each four rows 4q ..< 4q + 4 of the output, partial
+            // sum 0 is one and the others two (one per sign), the very same operations. Seven partial
+            // sums instead of sixteen per four rows: 112 multiply-adds per 16 x 16 values instead of
+            // 256, same bits.
+            for q in stride(from: 0, to: 16, by: 4) {
+              let s0 = partialSum(R, x, 0, q)
+              let (s1, t1) = (partialSum(R, x, 1, q), partialSum(R, x, 1, q + 1))
+              let (s2, t2) = (partialSum(R, x, 2, q), partialSum(R, x, 2, q + 2))
+              let (s3, t3) = (partialSum(R, x, 3, q), partialSum(R, x, 3, q + 1))
+              put(q, (s0 + s1) + (s2 + s3), g)
+              put(q + 1, (s0 + t1) + (s2 + t3), g)
+              put(q + 2, (s0 + s1) + (t2 + t3), g)
+              put(q + 3, (s0 + t1) + (t2 + s3), g)
+            }
           }
         }
       }
     }
+    return Float(bitPattern: amax.max())
   }
 
   /// Partial sum m of the transform's out row j: sum over i of R[m + 4i][j] * in row m + 4i, by fused
@@ -168,22 +154,6 @@ extension BlockQuantizer {
     var a = SIMD16<Float>(repeating: 0)
     for i in 0..<4 { a = a.addingProduct(SIMD16(repeating: R[(m + 4 * i) * 16 + j]), x[m + 4 * i]) }
     return a
-  }
-
-  /// The inverse of `loadTiles` without a transform: the group-major tiles back to rows r0 ..< r0 +
-  /// height of `dst`, row by row.
-  @inline(__always)
-  static func storeTiles(
-    _ buffer: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, cols: Int, r0: Int, height: Int
-  ) {
-    let raw = UnsafeRawPointer(buffer)
-    for r in 0..<height {
-      let row = UnsafeMutableRawPointer(dst + (r0 + r) * cols)
-      for g in 0..<cols / 16 {
-        let v = raw.load(fromByteOffset: (g * height + r) * 64, as: SIMD16<Float>.self)
-        row.storeBytes(of: v, toByteOffset: g * 64, as: SIMD16<Float>.self)
-      }
-    }
   }
 
   /// Per column, the finite max |x| bits down `rows` rows of `src` [rows, cols] into max[0 ..< cols],
@@ -197,25 +167,5 @@ extension BlockQuantizer {
       let row = bits + r * cols
       for c in 0..<cols { m[c] = Swift.max(m[c], BlockAmax.finiteMagnitude(row[c])) }
     }
-  }
-
-  /// Per lane, the finite max |x| bits down `rows` rows of a 16-wide tile.
-  @inline(__always)
-  static func columnMaxLanes(_ tile: UnsafePointer<Float>, rows: Int) -> SIMD16<UInt32> {
-    BlockAmax.blockLanes(UnsafeRawPointer(tile), size: rows * 64)
-  }
-
-  /// max over tiles of `body(tile, scratch)` (`capacity` floats of scratch per thread), tiles dealt
-  /// round as `split` says.
-  private func parallelMax(
-    _ split: WorkSplit, scratch capacity: Int, _ body: @Sendable (Int, UnsafeMutablePointer<Float>) -> Float
-  ) -> Float {
-    split.map { w in
-      var m: Float = 0
-      withAlignedTemporary(of: Float.self, capacity: capacity) { scratch in
-        for tile in split.interleaved(w) { m = max(m, body(tile, scratch)) }
-      }
-      return m
-    }.max()!
   }
 }

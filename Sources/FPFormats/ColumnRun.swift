@@ -1,10 +1,9 @@
 /// `BlockRun` for blocks down columns: 16 lanes of one column group, each lane its own block. Value
-/// (r, c) is tile[(c / 16) * groupStride + r * rowStride + c % 16]: a group-major tile (groupStride =
-/// rows * 16, rowStride = 16) or the row-major matrix itself (16, cols); when the tile is `out`, it is
+/// (r, c) is tile[r * cols + c] (rows of the row-major matrix itself); when the tile is `out`, it is
 /// rounded in place.
 struct ColumnRun: KernelVisitor {
   let k: KernelConstants, rng: CounterRNG
-  let tile: UnsafePointer<Float>, groupStride: Int, rowStride: Int, rows: Int, cols: Int
+  let tile: UnsafePointer<Float>, rows: Int, cols: Int
   let out: UnsafeMutablePointer<Float>
   let down: UnsafePointer<Float>, up: UnsafePointer<Float>
   let limit: UInt32, first: UInt64, laneStride: UInt32
@@ -13,20 +12,13 @@ struct ColumnRun: KernelVisitor {
   mutating func visit<R: Kernel>(_ rule: R) {
     precondition(
       UInt64(cols) * UInt64(laneStride) <= (1 << 32) - (first & 0xFFFF_FFFF), "block tensors are limited to 2^32 values")
-    if tile == UnsafePointer<Float>(out) {
-      precondition(groupStride == 16 && rowStride == cols, "in place, the tile is the output's rows")
-      inPlace(rule)
-    } else if groupStride == 16 && rowStride == cols {
-      rowMajor(rule)
-    } else {
-      separate(rule)
-    }
+    if tile == UnsafePointer<Float>(out) { inPlace(rule) } else { rowMajor(rule) }
   }
 
   /// The tile is a row-major matrix (not the output): each row is one loop over its columns, each
   /// column with its own factors, counted in the same loop, which LLVM vectorizes with the counts in
-  /// registers and one overlap check per row. (Taken 16 columns at a time, as `separate` does, the
-  /// loop's control and its overlap check per 16 values took about as long as the rounding, and the
+  /// registers and one overlap check per row. (Taken 16 columns at a time, as an earlier version did,
+  /// the loop's control and its overlap check per 16 values took about as long as the rounding, and the
   /// counts a second pass. The same loop in place, with `InPlace` as `BlockRun` reads, stayed scalar
   /// and took 15 times as long as `inPlace`.)
   mutating func rowMajor<R: Kernel>(_ rule: R) {
@@ -75,43 +67,6 @@ struct ColumnRun: KernelVisitor {
         events.add(
           input: x, down: UnsafeRawPointer(d).loadUnaligned(as: SIMD16<Float>.self),
           output: UnsafeRawPointer(o + c0).loadUnaligned(as: SIMD16<UInt32>.self))
-      }
-    }
-    saturated = events.saturatedCount
-    flushed = events.flushedCount
-  }
-
-  mutating func separate<R: Kernel>(_ rule: R) {
-    // Locals, not properties (see `BlockRun.run`).
-    let k = KernelConstants.freshCopy(k), rng = rng, limit = limit, stride = laneStride
-    let rows = rows, cols = cols, groupStride = groupStride, rowStride = rowStride, down = down, up = up
-    let src = UnsafeRawPointer(tile).assumingMemoryBound(to: UInt32.self)
-    let dst = UnsafeMutableRawPointer(out).assumingMemoryBound(to: UInt32.self)
-    let high = rng.highKey(first), low0 = UInt32(truncatingIfNeeded: first)
-    // Row by row, each row's groups in turn, so the stores run along the output's rows (group by
-    // group, each 64-byte store went to another row, and most of them missed the cache). The counts
-    // in a second pass, from the inputs and outputs as vectors (`EventLanes`): counted inside the
-    // rounding loop into lanes in memory they took over half of this kernel's time, and read back
-    // right after each store they stalled on it.
-    var events = EventLanes(limit: limit)
-    for r in 0..<rows {
-      let o = dst + r * cols
-      for c0 in Swift.stride(from: 0, to: cols, by: 16) {
-        let x = src + (c0 / 16) * groupStride + r * rowStride, d = down + c0, u = up + c0
-        let low = low0 &+ UInt32(truncatingIfNeeded: c0) &* stride &+ UInt32(truncatingIfNeeded: r)
-        for j in 0..<16 {
-          let c = low &+ UInt32(truncatingIfNeeded: j) &* stride
-          let random = R.usesRandom ? rng.bits32(low: c, high: high) : 0
-          o[c0 + j] = BlockRun.one(x[j], d[j], u[j], rule, k, random, limit).0
-        }
-      }
-    }
-    for r in 0..<rows {
-      for c0 in Swift.stride(from: 0, to: cols, by: 16) {
-        events.add(
-          input: UnsafeRawPointer(src + (c0 / 16) * groupStride + r * rowStride).loadUnaligned(as: SIMD16<UInt32>.self),
-          down: UnsafeRawPointer(down + c0).loadUnaligned(as: SIMD16<Float>.self),
-          output: UnsafeRawPointer(dst + r * cols + c0).loadUnaligned(as: SIMD16<UInt32>.self))
       }
     }
     saturated = events.saturatedCount

@@ -163,19 +163,17 @@ public struct Quantizer: Sendable {
     return (Int(run.saturated), Int(run.flushed))
   }
 
-  /// Blocks down columns (`BlockQuantizer.quantizeColumns`) for `rows` rows of a tile, stored group by
-  /// group or row by row: value (r, c) is tile[(c / 16) * groupStride + r * rowStride + c % 16], its
-  /// result goes to out[r * cols + c] as Q(value * down[c]) * up[c], drawing random counter
-  /// firstIndex + c * laneStride + r; a tile that is `out` itself (row by row) is rounded in place.
-  /// Returns the saturated and flushed counts as `quantizeBlocks`.
+  /// Blocks down columns (`BlockQuantizer.quantizeColumns`) for `rows` rows of a row-major tile
+  /// [rows, cols]: value (r, c) is tile[r * cols + c], its result goes to out[r * cols + c] as
+  /// Q(value * down[c]) * up[c], drawing random counter firstIndex + c * laneStride + r; a tile that is
+  /// `out` itself is rounded in place. Returns the saturated and flushed counts as `quantizeBlocks`.
   func quantizeColumnTile(
-    _ tile: UnsafePointer<Float>, groupStride: Int, rowStride: Int, rows: Int, cols: Int,
-    into out: UnsafeMutablePointer<Float>, down: UnsafePointer<Float>, up: UnsafePointer<Float>, saturationLimit: Float,
-    firstIndex: Int, laneStride: Int
+    _ tile: UnsafePointer<Float>, rows: Int, cols: Int, into out: UnsafeMutablePointer<Float>,
+    down: UnsafePointer<Float>, up: UnsafePointer<Float>, saturationLimit: Float, firstIndex: Int, laneStride: Int
   ) -> (saturated: Int, flushed: Int) {
     var run = ColumnRun(
-      k: constants, rng: rng, tile: tile, groupStride: groupStride, rowStride: rowStride, rows: rows, cols: cols, out: out,
-      down: down, up: up, limit: saturationLimit.bitPattern, first: UInt64(firstIndex), laneStride: UInt32(laneStride))
+      k: constants, rng: rng, tile: tile, rows: rows, cols: cols, out: out, down: down, up: up,
+      limit: saturationLimit.bitPattern, first: UInt64(firstIndex), laneStride: UInt32(laneStride))
     withKernel(constants, &run)
     return (Int(run.saturated), Int(run.flushed))
   }
