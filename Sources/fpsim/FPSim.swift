@@ -1,4 +1,5 @@
 import ArgumentParser
+import FPEngine
 import Foundation
 
 /// The command line: thin subcommands over the library layers (README "Commands").
@@ -15,6 +16,9 @@ struct FPSim: ParsableCommand {
 
   static func main() {
     CPUCheck.require()  // refuses, one line and exit 2, on a CPU without the features it was built for
+    if let problem = KernelOverrides.problem(in: ProcessInfo.processInfo.environment) {
+      failAndExit(ValidationError(problem))
+    }
     BLASKernel.ensureTuned()  // re-executes once with an OpenBLAS kernel for this CPU (BLASKernel.swift)
     do {
       var command = try parseAsRoot()

@@ -20,6 +20,20 @@ import Testing
       containing: "'\(token)' looks like a bit pattern: add --from bits")
   }
 
+  /// The kernel-picking variables (benchmark knobs whose two kernels give the same bits) refuse a value
+  /// that names no kernel, before any work, instead of silently timing the default kernel.
+  @Test(arguments: [("FPSIM_BF16_KERNEL", "fmaa", "dpbf16 or fma"), ("FPSIM_SGEMM", "OpenBLAS", "openblas")])
+  func aKernelVariableThatNamesNoKernelIsRefused(variable: String, value: String, values: String) throws {
+    var environment = ProcessInfo.processInfo.environment
+    environment[variable] = value
+    Self.expectOneLineError(
+      try CLI.run(["quantize", "--format", "e4m3fn"], stdin: "1.5", environment: environment),
+      containing: "\(variable)=\(value) names no kernel: set it to \(values), or unset it")
+    environment[variable] = values.components(separatedBy: " or ").last!
+    let r = try CLI.run(["quantize", "--format", "e4m3fn"], stdin: "1.5", environment: environment)
+    #expect(r.status == 0 && r.stdout == "1.5\n", "\(r.stderr)")
+  }
+
   @Test func hexWithFromBitsReadsTheBitPattern() throws {
     let r = try CLI.run(["quantize", "--format", "e4m3fn", "--from", "bits"], stdin: "0x3f800000")
     #expect(r.status == 0 && r.stdout == "1.0\n", "\(r.stderr)")
