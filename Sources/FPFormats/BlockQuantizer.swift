@@ -95,10 +95,12 @@ public struct BlockQuantizer: Sendable {
   /// passes each piece's first element and block index (random counters continue across pieces) and
   /// `tensorAmax`, the whole tensor's max |x|, which NVFP4 and tensor scaling need. With `source`, the
   /// input is read from there (rows x cols values, not overlapping x) instead of x's contents, and x
-  /// is only written: one pass over memory fewer than copying the tensor first.
+  /// is only written: one pass over memory fewer than copying the tensor first. `blockAmax`, when the
+  /// caller has them: each block's finite max |x|, in block order (`BlockAmax.blockAmaxes` gives them
+  /// with the tensor amax in one pass); the rounding then does not take them again.
   public func quantizeLastAxis(
     _ x: UnsafeMutableBufferPointer<Float>, rows: Int, cols: Int, firstIndex: Int = 0, firstBlock: Int = 0,
-    tensorAmax: Float? = nil, elements: UnsafeMutablePointer<Float>? = nil,
+    tensorAmax: Float? = nil, blockAmax: UnsafePointer<Float>? = nil, elements: UnsafeMutablePointer<Float>? = nil,
     scales: UnsafeMutablePointer<Float>? = nil, source: UnsafePointer<Float>? = nil, stats: inout QuantizationStats
   ) throws {
     guard rows * cols > 0, let base = x.baseAddress else { return }
@@ -115,7 +117,7 @@ public struct BlockQuantizer: Sendable {
     let (r, c) = format.block == .tensor ? (1, rows * cols) : (rows, cols)
     quantizeRows(
       base, rows: r, cols: c, block: block, tensorAmax: a, first: firstIndex, firstBlock: firstBlock,
-      elements: elements, scales: scales, source: source, stats: &stats)
+      blockAmax: blockAmax, elements: elements, scales: scales, source: source, stats: &stats)
   }
 
   /// The second-level float32 scale stored with a tensor of max |x| `tensorAmax`: g of the amax rule,
@@ -241,7 +243,7 @@ public struct BlockQuantizer: Sendable {
   /// scale back.
   private func quantizeRows(
     _ p: UnsafeMutablePointer<Float>, rows: Int, cols: Int, block: Int, tensorAmax: Float, first: Int,
-    firstBlock: Int? = nil, elements: UnsafeMutablePointer<Float>? = nil,
+    firstBlock: Int? = nil, blockAmax: UnsafePointer<Float>? = nil, elements: UnsafeMutablePointer<Float>? = nil,
     scales: UnsafeMutablePointer<Float>? = nil, source: UnsafePointer<Float>? = nil, stats: inout QuantizationStats
   ) {
     let blocksPerRow = (cols + block - 1) / block
@@ -250,8 +252,8 @@ public struct BlockQuantizer: Sendable {
       // block counters: one pass instead of a call per (often short) row.
       return quantizeRows(
         p, rows: 1, cols: rows * cols, block: block, tensorAmax: tensorAmax, first: first,
-        firstBlock: firstBlock ?? first / max(cols, 1) * blocksPerRow, elements: elements, scales: scales,
-        source: source, stats: &stats)
+        firstBlock: firstBlock ?? first / max(cols, 1) * blocksPerRow, blockAmax: blockAmax, elements: elements,
+        scales: scales, source: source, stats: &stats)
     }
     let segment = block * max(1, 8192 / block)
     let blocksPerSegment = segment / block
@@ -268,9 +270,14 @@ public struct BlockQuantizer: Sendable {
         // Values come from `source` when given (the pass writes `seg` without copying it first).
         let from = source.map { $0 + r * cols + s0 } ?? UnsafePointer(seg)
         let nb = (len + block - 1) / block
-        // The block amaxes, into `down` for now: 16 blocks at a time when blocks are whole vectors.
+        let localBlock = r * blocksPerRow + s0 / block
+        // The block amaxes, into `down` for now (given, or 16 blocks at a time when blocks are whole
+        // vectors).
         var b0 = 0
-        if block % 16 == 0 && block <= 256 {
+        if let blockAmax {
+          down.update(from: blockAmax + localBlock, count: nb)
+          b0 = nb
+        } else if BlockAmax.takes(block: block) {
           while b0 + 16 <= nb && (b0 + 16) * block <= len {
             BlockAmax.sixteenBlocks(from + b0 * block, block: block, into: down + b0)
             b0 += 16
@@ -282,7 +289,6 @@ public struct BlockQuantizer: Sendable {
         }
         // Non-negative floats order as their bits: an integer max, which vectorizes.
         stats.amax = max(stats.amax, BlockAmax.finiteAmax(down, nb))
-        let localBlock = r * blocksPerRow + s0 / block
         blockFactors(
           amaxToDown: down, up: up, count: nb, firstBlock: (firstBlock ?? first / max(cols, 1) * blocksPerRow) + localBlock,
           tensorAmax: tensorAmax, global: g, stored: scales.map { $0 + localBlock }, stats: &stats)
@@ -471,6 +477,26 @@ public enum BlockAmax {
         pairMax(u, UnsafeMutableRawPointer(out).assumingMemoryBound(to: UInt32.self), 16)
       }
     }
+  }
+
+  /// Whether `blockAmaxes` takes blocks of `block` values.
+  public static func takes(block: Int) -> Bool { block % 16 == 0 && block <= 256 }
+
+  /// The finite amax of each of the count / block blocks at x (count a multiple of `block`, which
+  /// `takes`) into out, 16 blocks at a time; returns their max, x's finite amax. (The tensor amax that
+  /// NVFP4 and tensor scaling need before any block, and the blocks' own, from one read of x.)
+  public static func blockAmaxes(
+    _ x: UnsafePointer<Float>, count: Int, block: Int, into out: UnsafeMutablePointer<Float>
+  ) -> Float {
+    precondition(takes(block: block) && count % block == 0)
+    let nb = count / block
+    var b = 0
+    while b + 16 <= nb {
+      sixteenBlocks(x + b * block, block: block, into: out + b)
+      b += 16
+    }
+    for j in b..<nb { out[j] = finiteAmax(x + j * block, block) }
+    return finiteAmax(out, nb)
   }
 
   /// One block of `size` bytes (a multiple of 64) at `x` folded to 16 lane maxima.

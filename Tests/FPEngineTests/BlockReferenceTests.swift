@@ -22,6 +22,9 @@ import Testing
     case codes
     /// `ScaledRounding.roundLastAxis`: rows cut over threads.
     case engineRows
+    /// The same on rows of whole blocks (of a multiple of 16 values), where NVFP4 and tensor scaling
+    /// keep the block amaxes from the tensor amax's pass (`BlockAmax.blockAmaxes`).
+    case engineRowsWholeBlocks
     /// `OperandRounder.round` with a 16-point Hadamard transform along rows, then `roundLastAxis`.
     case engineRowsHadamard
     /// `BlockQuantizer.quantizeColumns` without and with its fused Hadamard transform.
@@ -46,6 +49,7 @@ import Testing
       let big = threads > 1
       switch path {
       case .rows, .source, .codes, .engineRows: return big ? (470, 420) : (24, 100)
+      case .engineRowsWholeBlocks: return big ? (470, 448) : (24, 96)
       case .axis0: return (100, 48)
       case .engineRowsHadamard: return big ? (470, 432) : (24, 112)
       case .columns, .columnsHadamard: return big ? (512, 400) : (64, 48)
@@ -80,7 +84,7 @@ import Testing
     for rounding in roundings {
       for spec in vectorSpecs {
         for path in [Path.rows, .axis0, .source, .codes] { all.append(Case(spec: spec, tile: false, rounding: rounding, path: path, threads: 1)) }
-        for path in [Path.engineRows, .engineRowsHadamard, .columns, .columnsHadamard, .engineColumns, .engineColumnsHadamard] {
+        for path in [Path.engineRows, .engineRowsWholeBlocks, .engineRowsHadamard, .columns, .columnsHadamard, .engineColumns, .engineColumnsHadamard] {
           let format = try! ScaledFormat(parsing: spec)
           let q = BlockQuantizer(format: format)
           if path == .columns || path == .columnsHadamard,
@@ -95,7 +99,9 @@ import Testing
         }
       }
       for spec in lineSpecs {
-        for path in [Path.rows, .source, .codes, .engineRows] { all.append(Case(spec: spec, tile: false, rounding: rounding, path: path, threads: 1)) }
+        for path in [Path.rows, .source, .codes, .engineRows, .engineRowsWholeBlocks] {
+          all.append(Case(spec: spec, tile: false, rounding: rounding, path: path, threads: 1))
+        }
       }
       for spec in tileSpecs {
         for path in [Path.wholeTiles, .edgeTiles] { all.append(Case(spec: spec, tile: true, rounding: rounding, path: path, threads: 1)) }
@@ -156,7 +162,7 @@ import Testing
     let h = c.path == .columnsHadamard || c.path == .engineColumnsHadamard ? hadamard : nil
     let q = BlockQuantizer(format: format)
     switch c.path {
-    case .engineRows, .engineRowsHadamard:
+    case .engineRows, .engineRowsWholeBlocks, .engineRowsHadamard:
       return ScaledRounding.rowSplit(rows: rows, cols: cols, threads: c.threads).parts
     case .columns, .columnsHadamard, .engineColumns, .engineColumnsHadamard:
       guard case .vector(let n) = format.block else { return 1 }
@@ -204,7 +210,7 @@ import Testing
         }
       }
       return Outcome(values: out, counts: RoundingCounts(stats), elements: elements, scales: scales)
-    case .engineRows:
+    case .engineRows, .engineRowsWholeBlocks:
       let counts = x.withUnsafeBufferPointer { src in
         out.withUnsafeMutableBufferPointer {
           rounder.roundLastAxis(

@@ -89,7 +89,7 @@ public struct ScaledRounding: OperandRounder, Hashable, Codable {
     let q = quantizer(seed: seed, stream: stream)
     let whole = UnsafeMutableBufferPointer(start: dst, count: n)
     var stats = QuantizationStats()
-    let blocksPerRow: Int
+    let block: Int
     switch format.block {
     case .tile, .tensor:
       // One call over the whole matrix (tiles and a tensor scale do not split by rows).
@@ -97,35 +97,45 @@ public struct ScaledRounding: OperandRounder, Hashable, Codable {
       dst.update(from: src, count: n)
       try! q.quantize(whole, rows: rows, cols: cols, axis: 1, stats: &stats)
       return RoundingCounts(stats)
-    case .vector(let b): blocksPerRow = (cols + b - 1) / b
-    case .row: blocksPerRow = 1
+    case .vector(let b): block = b
+    case .row: block = cols
     }
+    let blocksPerRow = (cols + block - 1) / block
     // Rows cut into at most `threads` chunks of >= 16 Ki values; chunk [r0, r1) passes its first
     // element and block index (random counters) and the whole tensor's amax (NVFP4 and tensor scaling),
     // so the result is that of one call over the whole matrix.
     let split = Self.rowSplit(rows: rows, cols: cols, threads: threads)
-    let a: Float? = tensorAmax ?? (needsTensorAmax ? RoundingCounts.finiteAmax(src, n, threads: split.parts) : nil)
-    if split.parts == 1 {
-      try! q.quantizeLastAxis(
-        whole, rows: rows, cols: cols, firstIndex: firstIndex, firstBlock: firstBlock, tensorAmax: a, source: src,
-        stats: &stats)
-      return RoundingCounts(stats)
-    }
-    nonisolated(unsafe) let src = src, dst = dst
-    let parts = split.map { i in
-      var s = QuantizationStats()
-      let r0 = split.range(i).lowerBound, r1 = split.range(i).upperBound
-      if r0 < r1 {
-        try! q.quantizeLastAxis(
-          UnsafeMutableBufferPointer(start: dst + r0 * cols, count: (r1 - r0) * cols), rows: r1 - r0, cols: cols,
-          firstIndex: firstIndex + r0 * cols, firstBlock: firstBlock + r0 * blocksPerRow, tensorAmax: a,
-          source: src + r0 * cols, stats: &s)
+    // That amax is a pass over the tensor before any block. Where the rows are whole blocks of a
+    // multiple of 16 values, it keeps each block's amax too (n / block floats), and the rounding does
+    // not take them again.
+    let keepBlockAmax = tensorAmax == nil && needsTensorAmax && BlockAmax.takes(block: block) && cols % block == 0
+    return withUnsafeTemporaryAllocation(of: Float.self, capacity: keepBlockAmax ? rows * blocksPerRow : 0) { amaxes in
+      nonisolated(unsafe) let src = src, dst = dst, blockAmax = keepBlockAmax ? amaxes.baseAddress : nil
+      let a: Float? =
+        if keepBlockAmax {
+          split.map { i in
+            let r = split.range(i)
+            return r.isEmpty ? 0 : BlockAmax.blockAmaxes(
+              src + r.lowerBound * cols, count: r.count * cols, block: block, into: blockAmax! + r.lowerBound * blocksPerRow)
+          }.max()!
+        } else {
+          tensorAmax ?? (needsTensorAmax ? RoundingCounts.finiteAmax(src, n, threads: split.parts) : nil)
+        }
+      let parts = split.map { i in
+        var s = QuantizationStats()
+        let r0 = split.range(i).lowerBound, r1 = split.range(i).upperBound
+        if r0 < r1 {
+          try! q.quantizeLastAxis(
+            UnsafeMutableBufferPointer(start: dst + r0 * cols, count: (r1 - r0) * cols), rows: r1 - r0, cols: cols,
+            firstIndex: firstIndex + r0 * cols, firstBlock: firstBlock + r0 * blocksPerRow, tensorAmax: a,
+            blockAmax: blockAmax.map { $0 + r0 * blocksPerRow }, source: src + r0 * cols, stats: &s)
+        }
+        return s
       }
-      return s
+      var total = QuantizationStats()
+      for p in parts { total.add(p) }
+      return RoundingCounts(total)
     }
-    var total = QuantizationStats()
-    for p in parts { total.add(p) }
-    return RoundingCounts(total)
   }
 }
 
