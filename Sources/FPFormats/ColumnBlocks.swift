@@ -30,58 +30,71 @@ extension BlockQuantizer {
     nonisolated(unsafe) let src = src, dst = dst
     let matrix = hadamard?.matrix
     // Tensor amax of A (R): over X itself, or over the transform, which this pass then writes into
-    // dst (same positions) for the quantization pass to round there. Without a tensor amax the
+    // dst (same positions) for the quantization pass to round there. This pass keeps each block's
+    // column maxima too (rows / block x cols floats), from the tile while it is in cache, so that the
+    // quantization pass does not read the tile once more for them. Without a tensor amax the
     // quantization pass transforms each tile itself, just before rounding it (still in cache).
-    var tensorAmax: Float = 0
-    if needsTensorAmax {
-      tensorAmax = split.map { w in
-        var m: Float = 0
-        for tile in split.interleaved(w) {
-          let r0 = tile * height
-          let a =
-            matrix.map { Self.transformRows(src, into: dst, cols: cols, r0: r0, height: height, hadamard: $0) }
-            ?? BlockAmax.finiteAmax(src + r0 * cols, height * cols)
-          m = max(m, a)
-        }
-        return m
-      }.max()!
-    }
-    let a = tensorAmax, global = globalFactor(tensorAmax)
-    let transformEachTile = matrix != nil && !needsTensorAmax
-    // The rounding reads X where it lies, or the transform in dst, rounded in place
-    // (`ColumnRun.inPlace`): each block's column maxima, then its rounding.
-    nonisolated(unsafe) let source = matrix == nil ? src : UnsafePointer(dst)
-    let parts = split.map { w in
-      var s = QuantizationStats()
-      withAlignedTemporary(of: Float.self, capacity: 2 * cols) { down in
-        let up = down + cols
-        for tile in split.interleaved(w) {
-          let r0 = tile * height
-          if transformEachTile {
-            _ = Self.transformRows(src, into: dst, cols: cols, r0: r0, height: height, hadamard: matrix!)
+    let blocksDown = rows / block
+    return withUnsafeTemporaryAllocation(of: Float.self, capacity: needsTensorAmax ? blocksDown * cols : 0) { kept in
+      nonisolated(unsafe) let blockAmax = needsTensorAmax ? kept.baseAddress : nil
+      var tensorAmax: Float = 0
+      if needsTensorAmax {
+        tensorAmax = split.map { w in
+          var m: Float = 0
+          for tile in split.interleaved(w) {
+            let r0 = tile * height
+            if let matrix { _ = Self.transformRows(src, into: dst, cols: cols, r0: r0, height: height, hadamard: matrix) }
+            let from = matrix == nil ? src : UnsafePointer(dst)
+            for b0 in stride(from: r0, to: r0 + height, by: block) {
+              let maxima = blockAmax! + b0 / block * cols
+              Self.columnMaxRows(from + b0 * cols, cols: cols, rows: block, into: maxima)
+              m = max(m, BlockAmax.finiteAmax(maxima, cols))
+            }
           }
-          for b0 in stride(from: r0, to: r0 + height, by: block) {
-            // Column c's block: rows b0 ..< b0 + block, value (r, c) of it at values[r * cols + c].
-            let values = source + b0 * cols
-            Self.columnMaxRows(values, cols: cols, rows: block, into: down)
-            s.amax = max(s.amax, BlockAmax.finiteAmax(down, cols))
-            blockFactors(
-              amaxToDown: down, up: up, count: cols, firstBlock: 0, tensorAmax: a, global: global,
-              stored: nil, stats: &s)
-            let (sat, flush) = element.quantizeColumnTile(
-              values, rows: block, cols: cols, into: dst + b0 * cols, down: down, up: up,
-              saturationLimit: saturationLimit, firstIndex: b0, laneStride: rows)
-            s.saturated += sat
-            s.flushedToZero += flush
-          }
-        }
+          return m
+        }.max()!
       }
-      return s
+      let a = tensorAmax, global = globalFactor(tensorAmax)
+      let transformEachTile = matrix != nil && !needsTensorAmax
+      // The rounding reads X where it lies, or the transform in dst, rounded in place
+      // (`ColumnRun.inPlace`): each block's column maxima (kept, or taken here), then its rounding.
+      nonisolated(unsafe) let source = matrix == nil ? src : UnsafePointer(dst)
+      let parts = split.map { w in
+        var s = QuantizationStats()
+        withAlignedTemporary(of: Float.self, capacity: 2 * cols) { down in
+          let up = down + cols
+          for tile in split.interleaved(w) {
+            let r0 = tile * height
+            if transformEachTile {
+              _ = Self.transformRows(src, into: dst, cols: cols, r0: r0, height: height, hadamard: matrix!)
+            }
+            for b0 in stride(from: r0, to: r0 + height, by: block) {
+              // Column c's block: rows b0 ..< b0 + block, value (r, c) of it at values[r * cols + c].
+              let values = source + b0 * cols
+              if needsTensorAmax {
+                down.update(from: blockAmax! + b0 / block * cols, count: cols)
+              } else {
+                Self.columnMaxRows(values, cols: cols, rows: block, into: down)
+              }
+              s.amax = max(s.amax, BlockAmax.finiteAmax(down, cols))
+              blockFactors(
+                amaxToDown: down, up: up, count: cols, firstBlock: 0, tensorAmax: a, global: global,
+                stored: nil, stats: &s)
+              let (sat, flush) = element.quantizeColumnTile(
+                values, rows: block, cols: cols, into: dst + b0 * cols, down: down, up: up,
+                saturationLimit: saturationLimit, firstIndex: b0, laneStride: rows)
+              s.saturated += sat
+              s.flushedToZero += flush
+            }
+          }
+        }
+        return s
+      }
+      for p in parts { stats.add(p) }
+      stats.blocks += blocksDown * cols
+      stats.count += rows * cols
+      return true
     }
-    for p in parts { stats.add(p) }
-    stats.blocks += rows / block * cols
-    stats.count += rows * cols
-    return true
   }
 
   /// Whether `quantizeColumns` takes these shapes (see there).
