@@ -43,7 +43,7 @@ extension BlockQuantizer {
           var m: Float = 0
           for tile in split.interleaved(w) {
             let r0 = tile * height
-            if let matrix { _ = Self.transformRows(src, into: dst, cols: cols, r0: r0, height: height, hadamard: matrix) }
+            if let matrix { Self.transformRows(src, into: dst, cols: cols, r0: r0, height: height, hadamard: matrix) }
             let from = matrix == nil ? src : UnsafePointer(dst)
             for b0 in stride(from: r0, to: r0 + height, by: block) {
               let maxima = blockAmax! + b0 / block * cols
@@ -66,7 +66,7 @@ extension BlockQuantizer {
           for tile in split.interleaved(w) {
             let r0 = tile * height
             if transformEachTile {
-              _ = Self.transformRows(src, into: dst, cols: cols, r0: r0, height: height, hadamard: matrix!)
+              Self.transformRows(src, into: dst, cols: cols, r0: r0, height: height, hadamard: matrix!)
             }
             for b0 in stride(from: r0, to: r0 + height, by: block) {
               // Column c's block: rows b0 ..< b0 + block, value (r, c) of it at values[r * cols + c].
@@ -113,7 +113,7 @@ extension BlockQuantizer {
   }
 
   /// Rows r0 ..< r0 + height of `src` [*, cols] transformed down their columns into the same rows of
-  /// `dst`, 16 rows at a time, 16 columns to a vector; returns the finite amax of what it wrote. R is
+  /// `dst`, 16 rows at a time, 16 columns to a vector. R is
   /// row-major 16 x 16: out row j = sum_k R[k][j] * in row k, in four partial sums over k mod 4 with
   /// fused multiply-adds, the operation order of the row transform `RandomHadamard.forward`. (Copied
   /// into group-major tiles first and transformed there, as before, the copies and their stores back
@@ -122,9 +122,8 @@ extension BlockQuantizer {
   static func transformRows(
     _ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, cols: Int, r0: Int, height: Int,
     hadamard matrix: [Float]
-  ) -> Float {
+  ) {
     typealias V = SIMD16<Float>
-    var amax = SIMD16<UInt32>(repeating: 0)
     matrix.withUnsafeBufferPointer { m in
       let R = m.baseAddress!
       withUnsafeTemporaryAllocation(of: V.self, capacity: 16) { xs in
@@ -132,10 +131,7 @@ extension BlockQuantizer {
         for p in stride(from: r0, to: r0 + height, by: 16) {
           let from = UnsafeRawPointer(src + p * cols), to = UnsafeMutableRawPointer(dst + p * cols)
           let rowBytes = cols * 4
-          @inline(__always) func put(_ j: Int, _ v: V, _ g: Int) {
-            to.storeBytes(of: v, toByteOffset: j * rowBytes + g, as: V.self)
-            amax = BlockAmax.lanesMax(amax, BlockAmax.finiteMagnitudes(unsafeBitCast(v, to: SIMD16<UInt32>.self)))
-          }
+          func put(_ j: Int, _ v: V, _ g: Int) { to.storeBytes(of: v, toByteOffset: j * rowBytes + g, as: V.self) }
           for g in stride(from: 0, to: rowBytes, by: 64) {
             for k in 0..<16 { xs[k] = from.loadUnaligned(fromByteOffset: k * rowBytes + g, as: V.self) }
             // R[m + 4i][j] = d (-1)^popcount((m + 4i) & j) / 4 depends on j only through j / 4 and the
@@ -157,7 +153,6 @@ extension BlockQuantizer {
         }
       }
     }
-    return Float(bitPattern: amax.max())
   }
 
   /// Partial sum m of the transform's out row j: sum over i of R[m + 4i][j] * in row m + 4i, by fused
