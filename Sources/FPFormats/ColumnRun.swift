@@ -1,4 +1,4 @@
-/// `BlockRun` for blocks down columns: 16 lanes of one column group, each lane its own block. Value
+/// `BlockRun` for blocks down columns: each column of a tile of `rows` rows is its own block. Value
 /// (r, c) is tile[r * cols + c] (rows of the row-major matrix itself); when the tile is `out`, it is
 /// rounded in place.
 struct ColumnRun: KernelVisitor {
