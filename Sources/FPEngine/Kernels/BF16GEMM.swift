@@ -33,7 +33,7 @@ public enum BF16GEMM {
   /// The kernel for this CPU: `fma` on Intel's (VDPBF16PS ran at half the FMA rate on the Xeons of
   /// docs/benchmarks.md), else `dpbf16`. `FPSIM_BF16_KERNEL=dpbf16|fma` overrides it (to compare them).
   public static let preferredKernel: Kernel = {
-    if let name = ProcessInfo.processInfo.environment["FPSIM_BF16_KERNEL"], let k = Kernel(rawValue: name) { return k }
+    if let k = KernelOverrides.bf16KernelChoice { return k }
     return fpsim_bf16_fma_preferred() != 0 ? .fma : .dpbf16
   }()
 

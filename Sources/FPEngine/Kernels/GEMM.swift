@@ -93,7 +93,7 @@ public enum GEMM {
   /// for bit (its header gives the arithmetic), when this CPU runs AVX-512; nil otherwise, and with
   /// `FPSIM_SGEMM=openblas` in the environment (to compare the two in one binary).
   static let ownKernel: (q: Int, u: Int)? = {
-    guard fpsim_sgemm_available() != 0, ProcessInfo.processInfo.environment["FPSIM_SGEMM"] != "openblas" else {
+    guard fpsim_sgemm_available() != 0, !KernelOverrides.sgemmIsOpenBLAS else {
       return nil
     }
     typealias Config = @convention(c) () -> UnsafeMutablePointer<CChar>?
