@@ -93,6 +93,39 @@ func spacing(_ f: FloatFormat, at x: Float) -> Double {
     }
   }
 
+  /// `quantizeCounting` (the training telemetry's pass) gives `quantize`'s bits, and counts what its
+  /// inputs and outputs show, recounted here one value at a time: |x| > limit (Inf included, NaN not),
+  /// x non-zero or NaN with output +-0, and the finite amax. The specials come first too, so that they
+  /// fall in the 16-value chunks as well as in the tail (the count is not a multiple of 16).
+  @Test(arguments: PropertyInputs.formats)
+  func countingPassCountsWhatItsOutputShows(name: String) throws {
+    let f = try FloatFormat(parsing: name)
+    let made = PropertyInputs.make(f, seed: 4)
+    let xs = Array(made.suffix(22)) + made
+    #expect(xs.count % 16 != 0)
+    let limit = f.maxFinite
+    for mode: RoundingMode in [.rne, .rtz, .stochastic] {
+      for overflow in Overflow.allCases {
+        let q = Quantizer(format: f, rounding: mode, overflow: overflow, seed: 5)
+        var out = [Float](repeating: 0, count: xs.count)
+        let c = xs.withUnsafeBufferPointer { src in
+          out.withUnsafeMutableBufferPointer { q.quantizeCounting(src, into: $0, firstIndex: 3, limit: limit) }
+        }
+        let plain = q.quantize(xs, firstIndex: 3)
+        let differing = zip(out, plain).filter { $0.bitPattern != $1.bitPattern }.count
+        #expect(differing == 0, "\(name) \(mode) \(overflow): \(differing) outputs differ from quantize's")
+        var saturated = 0, flushed = 0, amax: Float = 0
+        for (x, o) in zip(xs, out) {
+          if !x.isNaN && x.magnitude > limit { saturated += 1 }
+          if x != 0 && o == 0 { flushed += 1 }
+          if x.isFinite { amax = max(amax, x.magnitude) }
+        }
+        #expect(c.saturated == saturated && c.flushed == flushed, "\(name) \(mode) \(overflow): \(c) against \(saturated), \(flushed)")
+        #expect(c.amax.bitPattern == amax.bitPattern)
+      }
+    }
+  }
+
   @Test(arguments: PropertyInputs.formats)
   func roundingModesKeepTheirDefiningProperties(name: String) throws {
     let f = try FloatFormat(parsing: name)
