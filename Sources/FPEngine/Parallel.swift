@@ -14,6 +14,19 @@ func parallelChunks(_ count: Int, _ threads: Int, _ body: @Sendable (Int, Int) -
   parallelRanges(count, threads, grain: 32_768, body)
 }
 
+/// lo ..< hi in blocks of `size` values: `body(b0, b1)` for each block [b0, b1), then
+/// `afterBlock(b0, b1 - b0)` while its outputs are in L1 (a consumer's rounding, `ProducerRounding`).
+@inline(__always)
+func inBlocks(_ lo: Int, _ hi: Int, _ size: Int, _ afterBlock: ((Int, Int) -> Void)?, _ body: (Int, Int) -> Void) {
+  var b0 = lo
+  while b0 < hi {
+    let b1 = min(hi, b0 + size)
+    body(b0, b1)
+    afterBlock?(b0, b1 - b0)
+    b0 = b1
+  }
+}
+
 /// Columns of `height` values each (sums down columns, each chunk owning whole columns), at least 16
 /// columns and 32 Ki values per chunk.
 @inline(__always)

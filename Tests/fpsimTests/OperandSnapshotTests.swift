@@ -66,17 +66,21 @@ print('checked', checked, 'operands; flushed', int(h['flushed'][:].sum()), 'satu
 """#
 
   @Test(arguments: [
-    ("mxfp4", "transformer.h.0.attn.c_attn,lm_head"),
-    ("uniform:float4_e2m1fn", "transformer.h.1.mlp.c_fc,lm_head"),
+    ("gpt-micro", "mxfp4", "transformer.h.0.attn.c_attn,lm_head"),
+    // c_proj's X and c_fc's dY are rounded inside GELU's loops, down_proj's X and gate_proj's dY inside
+    // SwiGLU's (`ProducerRounding`).
+    ("gpt-micro", "uniform:float4_e2m1fn", "transformer.h.1.mlp.c_fc,transformer.h.1.mlp.c_proj"),
+    ("llama-micro", "uniform:float4_e2m1fn", "model.layers.1.mlp.gate_proj,model.layers.1.mlp.down_proj"),
   ])
-  func snapshotsEqualQuantizeAndHistogramsEqualNumpy(recipe: String, layers: String) throws {
+  func snapshotsEqualQuantizeAndHistogramsEqualNumpy(model: String, recipe: String, layers: String) throws {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fpsim-ops-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: dir) }
     let out = dir.appendingPathComponent("run.h5").path
     let r = try CLI.run([
-      "train", "--model", "gpt-micro", "--recipe", recipe, "--steps", "4", "--snapshot-every", "2",
-      "--snapshot-tensors", "transformer.wte.weight", "--snapshot-operands", layers, "--histograms", "--out", out,
+      "train", "--model", model, "--recipe", recipe, "--steps", "4", "--snapshot-every", "2",
+      "--snapshot-tensors", model == "gpt-micro" ? "transformer.wte.weight" : "model.embed_tokens.weight",
+      "--snapshot-operands", layers, "--histograms", "--out", out,
     ])
     #expect(r.status == 0, "\(r.stderr)")
     let script = Self.check.replacingOccurrences(of: "sys.argv[1], sys.argv[2]", with: "'\(out)', '\(CLI.executable.path)'")

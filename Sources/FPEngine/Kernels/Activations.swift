@@ -10,9 +10,12 @@ public enum GELU {
   /// division and the polynomial) into a scratch block, the second the exponential and the rest. The
   /// operations are those of `x * FastMath.normalCDF(x)`, so the bits are too; in one loop the two
   /// halves ran at 3.1 ns a value on AMD Zen 2, split at 1.9.
+  ///
+  /// `afterBlock(lo, n)` is called (on the thread that computed them) once outputs lo ..< lo + n are
+  /// written, while they are in L1: the next layer's rounding of its input (`ProducerRounding`).
   public static func forward(
     out: UnsafeMutablePointer<Float>, cdf: UnsafeMutablePointer<Float>? = nil, inp: UnsafePointer<Float>, count: Int,
-    threads: Int = 1
+    threads: Int = 1, afterBlock: (@Sendable (Int, Int) -> Void)? = nil
   ) {
     nonisolated(unsafe) let out = out, inp = inp, cdf = cdf
     parallelChunks(count, threads) { lo, hi in
@@ -33,6 +36,7 @@ public enum GELU {
           } else {
             for i in 0..<n { o[i] = x[i] * FastMath.normalCDFTail(x[i], t: t[i], exp: FastMath.exp(exponent[i])) }
           }
+          afterBlock?(b0, n)
           b0 += n
         }
       }
@@ -44,21 +48,25 @@ public enum GELU {
 
   /// dinp = dout * gelu'(inp) (overwritten: its one caller has no other contribution to add), with
   /// Phi(inp) read from `cdf` when the forward pass kept it (the same bits as computing it here).
+  /// `afterBlock` as in `forward`, for blocks of `dinp`.
   public static func backward(
     dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, cdf: UnsafePointer<Float>? = nil,
-    dout: UnsafePointer<Float>, count: Int, threads: Int = 1
+    dout: UnsafePointer<Float>, count: Int, threads: Int = 1, afterBlock: (@Sendable (Int, Int) -> Void)? = nil
   ) {
     nonisolated(unsafe) let dinp = dinp, inp = inp, dout = dout
     if let cdf {
       nonisolated(unsafe) let cdf = cdf
       parallelChunks(count, threads) { lo, hi in
-        for i in lo..<hi {
-          let x = inp[i]
-          dinp[i] = dout[i] * (cdf[i] + x * FastMath.normalPDF(x))
+        inBlocks(lo, hi, block, afterBlock) { b0, b1 in
+          for i in b0..<b1 {
+            let x = inp[i]
+            dinp[i] = dout[i] * (cdf[i] + x * FastMath.normalPDF(x))
+          }
         }
       }
       return
     }
+    precondition(afterBlock == nil, "blocks are handed on only when the forward pass kept Phi")
     parallelChunks(count, threads) { lo, hi in
       for i in lo..<hi {
         let x = inp[i]

@@ -193,8 +193,14 @@ public final class GPT {
         out: ln2, mean: ln2Mean.pointer + l * N, rstd: ln2Rstd.pointer + l * N, inp: res2,
         weight: P.value(h + "ln_2.weight"), bias: P.value(h + "ln_2.bias"), N: N, C: C, threads: threads)
       fc[l].forward(out: fch, inp: ln2, weight: P.value(h + "mlp.c_fc.weight"), bias: P.value(h + "mlp.c_fc.bias"), n: N)
-      GELU.forward(out: fchG, cdf: fchCDF.pointer + l * N * 4 * C, inp: fch, count: N * 4 * C, threads: threads)
-      mlpProj[l].forward(out: branch.pointer, inp: fchG, weight: P.value(h + "mlp.c_proj.weight"), bias: P.value(h + "mlp.c_proj.bias"), n: N)
+      // c_proj's X is rounded (element formats) by GELU as it writes each block (`ProducerRounding`).
+      let rounded = mlpProj[l].producerRounding(.forwardX, n: N)
+      GELU.forward(
+        out: fchG, cdf: fchCDF.pointer + l * N * 4 * C, inp: fch, count: N * 4 * C, threads: threads,
+        afterBlock: rounded?.afterBlock(of: fchG))
+      mlpProj[l].forward(
+        out: branch.pointer, inp: fchG, weight: P.value(h + "mlp.c_proj.weight"), bias: P.value(h + "mlp.c_proj.bias"), n: N,
+        rounded: rounded)
       Residual.forward(out: res3, a: res2, b: branch.pointer, count: N * C, threads: threads)
     }
     let last = residual3.pointer + (L - 1) * N * C
@@ -240,12 +246,14 @@ public final class GPT {
       mlpProj[l].backward(
         dinp: dfchGelu.pointer, dweight: P.grad(h + "mlp.c_proj.weight"), dbias: P.grad(h + "mlp.c_proj.bias"),
         dout: dresidual.pointer, inp: fchG, weight: P.value(h + "mlp.c_proj.weight"), n: N, overwriteDinp: true)
+      // c_fc's dY is rounded (element formats) by GELU's backward as it writes each block.
+      let roundedDY = fc[l].producerRounding(.dataGradDY, n: N)
       GELU.backward(
         dinp: dfch.pointer, inp: fch, cdf: fchCDF.pointer + l * N * 4 * C, dout: dfchGelu.pointer, count: N * 4 * C,
-        threads: threads)
+        threads: threads, afterBlock: roundedDY?.afterBlock(of: dfch.pointer))
       fc[l].backward(
         dinp: dln.pointer, dweight: P.grad(h + "mlp.c_fc.weight"), dbias: P.grad(h + "mlp.c_fc.bias"),
-        dout: dfch.pointer, inp: ln2, weight: P.value(h + "mlp.c_fc.weight"), n: N, overwriteDinp: true)
+        dout: dfch.pointer, inp: ln2, weight: P.value(h + "mlp.c_fc.weight"), n: N, overwriteDinp: true, rounded: roundedDY)
       LayerNorm.backward(
         dinp: dresidual.pointer, dweight: P.grad(h + "ln_2.weight"), dbias: P.grad(h + "ln_2.bias"),
         dout: dln.pointer, inp: res2, weight: P.value(h + "ln_2.weight"),

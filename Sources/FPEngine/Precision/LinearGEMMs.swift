@@ -333,11 +333,60 @@ public final class LinearGEMMs {
       context: RoundingContext(
         seed: runtime.seed, stream: stream, threads: runtime.threads, countEvents: runtime.collectTelemetry,
         hadamard: h, scratch: scratch))
+    adopt(op, r, src, dst, layout, counts: c, stream: stream, hadamard: h)
+    return UnsafePointer(dst)
+  }
+
+  /// Takes `dst`, rounder `r`'s rounding of `src` as operand `op` with counts `c`: its telemetry, tensor
+  /// scale, histogram, snapshot and observers.
+  @inline(__always)
+  func adopt(
+    _ op: GEMMOperand, _ r: any OperandRounder, _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
+    _ layout: OperandLayout, counts c: RoundingCounts, stream: UInt64, hadamard h: RandomHadamard?
+  ) {
     if runtime.collectTelemetry { counts[op.rawValue] = c }
     tensorScales[op.rawValue] = (r as? ScaledRounding)?.tensorScale(amax: c.amax) ?? 1
     record(op, src, dst, layout, stream: stream, hadamard: h)
     observe(op, dst, layout)
-    return UnsafePointer(dst)
+  }
+
+  /// Where forward X is rounded to: `xq` when the weight-gradient GEMM reuses it, else the shared
+  /// `xRounded`.
+  var xDestination: UnsafeMutablePointer<Float> { reuseWeightGradX ? xq.pointer : runtime.xRounded.pointer }
+
+  /// Operand `op` (forward X or the data gradient's dY) of an input with `n` rows, rounded by the
+  /// kernel that writes that input (`ProducerRounding`), where that gives what this layer would: an
+  /// element format, no Hadamard transform on the GEMM, and for X no leader's rounding to take instead.
+  /// Else nil.
+  public func producerRounding(_ op: GEMMOperand, n: Int) -> ProducerRounding? {
+    precondition(op == .forwardX || op == .dataGradDY, "only forward X and the data gradient's dY have producers")
+    guard let r = precision[op] as? ElementRounding,
+      !(op == .forwardX && runtime.shareRoundedInputs && inputLeader != nil)
+    else { return nil }
+    let (stream, h) = roundingStreamAndTransform(op, producedLayout(op, n: n))
+    guard h == nil else { return nil }
+    return ProducerRounding(
+      rounder: r, seed: runtime.seed, stream: stream, into: producedDestination(op),
+      countEvents: runtime.collectTelemetry)
+  }
+
+  /// The layout and the buffer of a produced operand: forward X (`xDestination`) or dY (`dyData`).
+  func producedLayout(_ op: GEMMOperand, n: Int) -> OperandLayout {
+    OperandLayout(rows: n, cols: op == .forwardX ? info.inFeatures : info.outFeatures, reducesAlongRows: false)
+  }
+
+  func producedDestination(_ op: GEMMOperand) -> UnsafeMutablePointer<Float> {
+    op == .forwardX ? xDestination : runtime.dyData.pointer
+  }
+
+  /// Takes operand `op` of `src` as `rounded` left it (from `producerRounding(op, n:)` for this input).
+  func produced(_ op: GEMMOperand, _ src: UnsafePointer<Float>, _ rounded: ProducerRounding, n: Int) -> UnsafePointer<Float> {
+    let layout = producedLayout(op, n: n)
+    precondition(rounded.destination == producedDestination(op), "a producer rounds into the operand's place")
+    adopt(
+      op, precision[op]!, src, rounded.destination, layout, counts: rounded.counts,
+      stream: roundingStreamAndTransform(op, layout).0, hadamard: nil)
+    return UnsafePointer(rounded.destination)
   }
 
   /// The operand that reads the same tensor as `op` in an earlier GEMM of the same step.
@@ -432,8 +481,15 @@ public final class LinearGEMMs {
   /// leader's rounding where this layer may take it (`leaderX`); for the weight-gradient GEMM of a layer
   /// that reuses its forward rounding, that rounding, when `xq` holds it; else rounded here, into `xq`
   /// (kept for the weight-gradient GEMM) or the shared `xRounded`, which then say what they hold.
-  func xOperand(_ op: GEMMOperand, _ inp: UnsafePointer<Float>, n: Int) -> UnsafePointer<Float> {
+  func xOperand(
+    _ op: GEMMOperand, _ inp: UnsafePointer<Float>, n: Int, rounded: ProducerRounding? = nil
+  ) -> UnsafePointer<Float> {
     let layout = OperandLayout(rows: n, cols: info.inFeatures, reducesAlongRows: op == .weightGradX)
+    if let rounded {
+      let x = produced(op, inp, rounded, n: n)
+      if reuseWeightGradX { xqHolds = holds(.forwardX, inp, n: n) } else { runtime.xRoundedHolds = holds(op, inp, n: n) }
+      return x
+    }
     if runtime.shareRoundedInputs, let leader = inputLeader, let x = leaderX(op, inp, n: n) {
       runtime.roundedInputsTaken += 1
       if runtime.collectTelemetry { counts[op.rawValue] = leader.counts[op.rawValue] }
@@ -449,7 +505,7 @@ public final class LinearGEMMs {
       return x
     }
     // (A reusing layer whose forward took its leader's rounding rounds its own here: the same values.)
-    let x = operand(op, inp, reuseWeightGradX ? xq.pointer : runtime.xRounded.pointer, layout)
+    let x = operand(op, inp, xDestination, layout)
     if precision[op] != nil {
       if reuseWeightGradX { xqHolds = holds(.forwardX, inp, n: n) } else { runtime.xRoundedHolds = holds(op, inp, n: n) }
     }
@@ -473,16 +529,17 @@ public final class LinearGEMMs {
     return runtime.xRoundedHolds == leader.holds(op, inp, n: n) ? UnsafePointer(runtime.xRounded.pointer) : nil
   }
 
-  /// out(n,OC) = inp(n,C) . weight(OC,C)^T + bias, n <= N rows.
+  /// out(n,OC) = inp(n,C) . weight(OC,C)^T + bias, n <= N rows. `rounded`: X as its producer rounded
+  /// it while writing `inp` (from this layer's `producerRounding(.forwardX, n:)`, for this very input).
   public func forward(
     out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-    bias: UnsafePointer<Float>?, n: Int
+    bias: UnsafePointer<Float>?, n: Int, rounded: ProducerRounding? = nil
   ) {
     let C = info.inFeatures, OC = info.outFeatures
     if runtime.pass == .train && runtime.collectTelemetry {
       for i in 0..<6 { histogramSource[i] = nil }
     }
-    let x = xOperand(.forwardX, inp, n: n)
+    let x = xOperand(.forwardX, inp, n: n, rounded: rounded)
     let w = operand(
       .forwardW, weight, reuseDataGradW ? wq.pointer : runtime.wRounded.pointer,
       OperandLayout(rows: OC, cols: C, reducesAlongRows: false))
@@ -497,16 +554,22 @@ public final class LinearGEMMs {
 
   /// dinp += dout . W (skipped when `dinp` is nil; `=` when `overwriteDinp`), dweight += dout^T . inp,
   /// dbias += column sums of dout (from the unrounded dout: the bias gradient is no GEMM). Must follow
-  /// this layer's `forward` on the same `inp` and `weight` in the same step.
+  /// this layer's `forward` on the same `inp` and `weight` in the same step. `rounded`: the data
+  /// gradient's dY as its producer rounded it while writing `dout` (from `producerRounding(.dataGradDY,
+  /// n:)`, for this very gradient).
   public func backward(
     dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>?,
     dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>, n: Int,
-    overwriteDinp: Bool = false
+    overwriteDinp: Bool = false, rounded: ProducerRounding? = nil
   ) {
     let C = info.inFeatures, OC = info.outFeatures
+    precondition(rounded == nil || dinp != nil, "a produced dY is the data gradient's")
     var dyForData: UnsafePointer<Float>? = nil
     if let dinp {
-      let dy = operand(.dataGradDY, dout, runtime.dyData.pointer, OperandLayout(rows: n, cols: OC, reducesAlongRows: false))
+      let dy =
+        if let rounded { produced(.dataGradDY, dout, rounded, n: n) } else {
+          operand(.dataGradDY, dout, runtime.dyData.pointer, OperandLayout(rows: n, cols: OC, reducesAlongRows: false))
+        }
       let w: UnsafePointer<Float>
       if reuseDataGradW {
         w = UnsafePointer(wq.pointer)

@@ -1,0 +1,43 @@
+import FPFormats
+import Synchronization
+
+/// A linear layer's forward X or data-gradient dY rounded by the kernel that writes it, block by block,
+/// instead of in a pass of its own afterwards: each block is rounded while it is still in L1, where the
+/// pass would read the whole input once more from memory. For element formats only: they round value i
+/// with counter i alone, and their counts are sums and a max, so the bits and counts are those of one
+/// pass, however the producer cuts its work. (On an Intel Xeon an element rounding pass costs the same
+/// whatever it computes: docs/benchmarks.md, "Intel Xeon: element rounding costs one pass over memory".)
+public final class ProducerRounding: Sendable {
+  let quantizer: Quantizer
+  let limit: Float
+  let countEvents: Bool
+  /// Where the rounded values go (`LinearGEMMs.producedDestination`).
+  nonisolated(unsafe) let destination: UnsafeMutablePointer<Float>
+  private let total = Mutex(RoundingCounts())
+
+  init(
+    rounder r: ElementRounding, seed: UInt64, stream: UInt64, into destination: UnsafeMutablePointer<Float>,
+    countEvents: Bool
+  ) {
+    quantizer = Quantizer(format: r.format, rounding: r.rounding, overflow: r.overflow, seed: seed, stream: stream)
+    limit = r.format.maxFinite
+    self.countEvents = countEvents
+    self.destination = destination
+  }
+
+  /// Rounds input values lo ..< lo + n, which the producer has just written at `input` + lo. Safe from
+  /// several threads at once on separate ranges.
+  public func round(_ input: UnsafePointer<Float>, from lo: Int, count n: Int) {
+    let c = ElementRounding.round(quantizer, input + lo, destination + lo, n, lo, limit, countEvents)
+    total.withLock { $0.add(c) }
+  }
+
+  /// `round` as a producer's per-block callback, for a producer writing its output at `output`.
+  public func afterBlock(of output: UnsafeMutablePointer<Float>) -> @Sendable (Int, Int) -> Void {
+    nonisolated(unsafe) let written = UnsafePointer(output)
+    return { lo, n in self.round(written, from: lo, count: n) }
+  }
+
+  /// The counts of every range rounded so far.
+  var counts: RoundingCounts { total.withLock { $0 } }
+}
