@@ -21,9 +21,8 @@ public enum GELU {
     parallelChunks(count, threads) { lo, hi in
       withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * block) { scratch in
         let t = scratch.baseAddress!, exponent = t + block
-        var b0 = lo
-        while b0 < hi {
-          let n = min(block, hi - b0)
+        inBlocks(lo, hi, block, afterBlock) { b0, b1 in
+          let n = b1 - b0
           let x = inp + b0, o = out + b0
           for i in 0..<n { (t[i], exponent[i]) = FastMath.normalCDFHead(x[i]) }
           if let cdf {
@@ -36,8 +35,6 @@ public enum GELU {
           } else {
             for i in 0..<n { o[i] = x[i] * FastMath.normalCDFTail(x[i], t: t[i], exp: FastMath.exp(exponent[i])) }
           }
-          afterBlock?(b0, n)
-          b0 += n
         }
       }
     }

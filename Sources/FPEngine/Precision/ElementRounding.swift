@@ -21,14 +21,21 @@ public struct ElementRounding: OperandRounder, Hashable, Codable {
   public var outputsBFloat16: Bool { format.mantissaBits <= 7 }
   public var description: String { "\(format.name):\(rounding):\(overflow.rawValue)" }
 
+  /// The element quantizer drawing from (seed, stream).
+  func quantizer(seed: UInt64, stream: UInt64) -> Quantizer {
+    Quantizer(format: format, rounding: rounding, overflow: overflow, seed: seed, stream: stream)
+  }
+
+  /// |x| above this saturates (the telemetry's count): the format's largest finite value.
+  var saturationLimit: Float { format.maxFinite }
+
   public func roundLastAxis(
     _ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, rows: Int, cols: Int,
     firstIndex: Int, firstBlock: Int, tensorAmax: Float?,
     seed: UInt64, stream: UInt64, threads: Int, countEvents: Bool
   ) -> RoundingCounts {
     let n = rows * cols
-    let q = Quantizer(format: format, rounding: rounding, overflow: overflow, seed: seed, stream: stream)
-    let limit = format.maxFinite
+    let q = quantizer(seed: seed, stream: stream), limit = saturationLimit
     // Chunks of at least 64 Ki values per thread (below that a thread costs more than it saves).
     // Chunk i quantizes elements lo..<hi as elements lo..<hi of the tensor (`firstIndex`), so the
     // result is independent of the split.
@@ -77,7 +84,7 @@ extension ElementRounding {
 
   /// The same, for n values in any layout (no rounding needs recomputing).
   func saturatedIndices(_ src: UnsafePointer<Float>, count n: Int, into indices: UnsafeMutablePointer<Int32>) -> Int {
-    let limit = format.maxFinite
+    let limit = saturationLimit
     var k = 0
     for i in 0..<n where abs(src[i]) > limit {
       indices[k] = Int32(i)

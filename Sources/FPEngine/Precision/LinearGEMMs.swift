@@ -366,8 +366,7 @@ public final class LinearGEMMs {
     let (stream, h) = roundingStreamAndTransform(op, producedLayout(op, n: n))
     guard h == nil else { return nil }
     return ProducerRounding(
-      rounder: r, seed: runtime.seed, stream: stream, into: producedDestination(op),
-      countEvents: runtime.collectTelemetry)
+      rounder: r, seed: runtime.seed, stream: stream, into: producedDestination(op), countEvents: runtime.collectTelemetry)
   }
 
   /// The layout and the buffer of a produced operand: forward X (`xDestination`) or dY (`dyData`).
@@ -383,9 +382,7 @@ public final class LinearGEMMs {
   func produced(_ op: GEMMOperand, _ src: UnsafePointer<Float>, _ rounded: ProducerRounding, n: Int) -> UnsafePointer<Float> {
     let layout = producedLayout(op, n: n)
     precondition(rounded.destination == producedDestination(op), "a producer rounds into the operand's place")
-    adopt(
-      op, precision[op]!, src, rounded.destination, layout, counts: rounded.counts,
-      stream: roundingStreamAndTransform(op, layout).0, hadamard: nil)
+    adopt(op, precision[op]!, src, rounded.destination, layout, counts: rounded.counts, stream: rounded.stream, hadamard: nil)
     return UnsafePointer(rounded.destination)
   }
 
@@ -485,11 +482,6 @@ public final class LinearGEMMs {
     _ op: GEMMOperand, _ inp: UnsafePointer<Float>, n: Int, rounded: ProducerRounding? = nil
   ) -> UnsafePointer<Float> {
     let layout = OperandLayout(rows: n, cols: info.inFeatures, reducesAlongRows: op == .weightGradX)
-    if let rounded {
-      let x = produced(op, inp, rounded, n: n)
-      if reuseWeightGradX { xqHolds = holds(.forwardX, inp, n: n) } else { runtime.xRoundedHolds = holds(op, inp, n: n) }
-      return x
-    }
     if runtime.shareRoundedInputs, let leader = inputLeader, let x = leaderX(op, inp, n: n) {
       runtime.roundedInputsTaken += 1
       if runtime.collectTelemetry { counts[op.rawValue] = leader.counts[op.rawValue] }
@@ -504,8 +496,9 @@ public final class LinearGEMMs {
       reused(.weightGradX, from: .forwardX, inp, x, layout)
       return x
     }
-    // (A reusing layer whose forward took its leader's rounding rounds its own here: the same values.)
-    let x = operand(op, inp, xDestination, layout)
+    // (A reusing layer whose forward took its leader's rounding rounds its own here: the same values. A
+    // producer's rounding is never a leader's: `producerRounding` gives none where one would be taken.)
+    let x = if let rounded { produced(op, inp, rounded, n: n) } else { operand(op, inp, xDestination, layout) }
     if precision[op] != nil {
       if reuseWeightGradX { xqHolds = holds(.forwardX, inp, n: n) } else { runtime.xRoundedHolds = holds(op, inp, n: n) }
     }

@@ -11,6 +11,8 @@ public final class ProducerRounding: Sendable {
   let quantizer: Quantizer
   let limit: Float
   let countEvents: Bool
+  /// The rounding stream (of this operand, step and pass), for the snapshot that records it.
+  let stream: UInt64
   /// Where the rounded values go (`LinearGEMMs.producedDestination`).
   nonisolated(unsafe) let destination: UnsafeMutablePointer<Float>
   private let total = Mutex(RoundingCounts())
@@ -19,8 +21,9 @@ public final class ProducerRounding: Sendable {
     rounder r: ElementRounding, seed: UInt64, stream: UInt64, into destination: UnsafeMutablePointer<Float>,
     countEvents: Bool
   ) {
-    quantizer = Quantizer(format: r.format, rounding: r.rounding, overflow: r.overflow, seed: seed, stream: stream)
-    limit = r.format.maxFinite
+    quantizer = r.quantizer(seed: seed, stream: stream)
+    limit = r.saturationLimit
+    self.stream = stream
     self.countEvents = countEvents
     self.destination = destination
   }
