@@ -17,10 +17,14 @@ public struct QuantizeBenchmark: Sendable {
   /// A random Hadamard transform of this size before quantizing, timed with it (n must be a multiple).
   public var hadamard: RandomHadamard?
   public var withMLDtypes: Bool
+  /// Time the pass training's element rounding runs instead: out of place from the source into the work
+  /// buffer, counting saturations, flushes and the amax as it goes (`Quantizer.quantizeCounting`, cut
+  /// into chunks for the threads as training cuts it). Element formats without a Hadamard transform.
+  public var counting: Bool
 
   public init(
     quantizer: AnyQuantizer, format: String, rounding: String, overflow: String, n: Int, threads: Int, repeats: Int,
-    hadamard: RandomHadamard?, withMLDtypes: Bool
+    hadamard: RandomHadamard?, withMLDtypes: Bool, counting: Bool = false
   ) {
     self.quantizer = quantizer
     self.format = format
@@ -31,10 +35,18 @@ public struct QuantizeBenchmark: Sendable {
     self.repeats = repeats
     self.hadamard = hadamard
     self.withMLDtypes = withMLDtypes
+    self.counting = counting
   }
 
   public func run() throws -> QuantizeBenchmarkResult {
     if let h = hadamard, n % h.size != 0 { throw BenchmarkError("--n \(n) must be a multiple of the Hadamard size \(h.size)") }
+    var counter: Quantizer? = nil
+    if counting {
+      guard case .element(let q) = quantizer, hadamard == nil else {
+        throw BenchmarkError("--counting times element formats' rounding pass, without --hadamard; '\(format)' with these options has none: drop --counting")
+      }
+      counter = q
+    }
     let rng = CounterRNG(seed: 12345, stream: 1)
     let source = (0..<n).map { i in Float(rng.normal(pair: UInt64(i))) }
     var work = source
@@ -44,6 +56,10 @@ public struct QuantizeBenchmark: Sendable {
         source.withUnsafeBufferPointer { s in
           copyTimes.append(Self.seconds { _ = w.update(fromContentsOf: s) })
           quantizeTimes.append(Self.seconds {
+            if let counter {
+              Self.countingPass(counter, from: s, into: w, threads: threads)
+              return
+            }
             // The transform hands the tensor's amax on, as `fpsim error` and training do.
             let amax = try? hadamard?.forward(w, rows: n / hadamard!.size, cols: hadamard!.size)
             try? quantizer.quantize(w, rows: 1, cols: n, threads: threads, tensorAmax: amax)
@@ -54,8 +70,23 @@ public struct QuantizeBenchmark: Sendable {
     let rate = Double(n) / Median.of(quantizeTimes), copyRate = Double(n) / Median.of(copyTimes)
     return QuantizeBenchmarkResult(
       format: format, rounding: rounding, overflow: overflow, n: n, threads: threads, repeats: repeats,
-      hadamard: hadamard?.size, elementsPerSecond: rate, copyElementsPerSecond: copyRate, fractionOfCopy: rate / copyRate,
+      hadamard: hadamard?.size, counting: counting, elementsPerSecond: rate, copyElementsPerSecond: copyRate, fractionOfCopy: rate / copyRate,
       mlDtypesElementsPerSecond: withMLDtypes ? try mlDtypesRate() : nil)
+  }
+
+  /// `src` rounded into `dst` with the counts, in training's chunks (`Quantizer.split`; the limit is
+  /// the format's largest finite value, as training's).
+  static func countingPass(
+    _ q: Quantizer, from src: UnsafeBufferPointer<Float>, into dst: UnsafeMutableBufferPointer<Float>, threads: Int
+  ) {
+    let split = Quantizer.split(count: src.count, threads: threads), limit = q.format.maxFinite
+    nonisolated(unsafe) let src = src, dst = dst
+    _ = split.map { i in
+      let r = split.range(i)
+      return q.quantizeCounting(
+        UnsafeBufferPointer(rebasing: src[r]), into: UnsafeMutableBufferPointer(rebasing: dst[r]), firstIndex: r.lowerBound,
+        limit: limit)
+    }
   }
 
   static func seconds(_ body: () -> Void) -> Double {
@@ -93,6 +124,8 @@ public struct QuantizeBenchmarkResult: Codable, Sendable {
   public var threads: Int
   public var repeats: Int
   public var hadamard: Int?
+  /// Whether the pass timed is training's counting pass (out of place) rather than `quantize` in place.
+  public var counting: Bool
   public var elementsPerSecond: Double
   public var copyElementsPerSecond: Double
   public var fractionOfCopy: Double

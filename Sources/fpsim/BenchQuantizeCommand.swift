@@ -26,6 +26,9 @@ struct BenchQuantize: ParsableCommand {
   @Option(help: "Also time a peer in this run: ml_dtypes (python3 with ml_dtypes installed).")
   var peer: String?
 
+  @Flag(help: "Time training's element rounding pass instead: out of place, counting saturations, flushes and the amax.")
+  var counting = false
+
   @Flag(help: "Print JSON.")
   var json = false
 
@@ -41,7 +44,8 @@ struct BenchQuantize: ParsableCommand {
     let r = try QuantizeBenchmark(
       quantizer: try options.quantizer(), format: format.description, rounding: "\(options.rounding)",
       overflow: options.overflow.rawValue, n: n, threads: threads, repeats: repeats,
-      hadamard: try hadamard.map { try RandomHadamard(size: $0, seed: options.seed) }, withMLDtypes: peer != nil
+      hadamard: try hadamard.map { try RandomHadamard(size: $0, seed: options.seed) }, withMLDtypes: peer != nil,
+      counting: counting
     ).run()
     if json {
       try printJSON(r)
@@ -50,7 +54,11 @@ struct BenchQuantize: ParsableCommand {
     func giga(_ rate: Double) -> String { String(format2: rate / 1e9) }
     let h = r.hadamard.map { ", \($0)-point Hadamard" } ?? ""
     print("quantize \(r.format) \(r.rounding) \(r.overflow)\(h), n=\(r.n), threads=\(r.threads), median of \(r.repeats)")
-    print("  fpsim quantize (in place): \(giga(r.elementsPerSecond)) G elements/s")
+    if r.counting {
+      print("  fpsim counting pass (out of place, as training): \(giga(r.elementsPerSecond)) G elements/s")
+    } else {
+      print("  fpsim quantize (in place): \(giga(r.elementsPerSecond)) G elements/s")
+    }
     print("  plain copy (baseline):     \(giga(r.copyElementsPerSecond)) G elements/s  (quantize = \(String(format2: r.fractionOfCopy)) x copy)")
     if let p = r.mlDtypesElementsPerSecond {
       print("  ml_dtypes cast round trip: \(giga(p)) G elements/s  (fpsim = \(String(format2: r.elementsPerSecond / p)) x ml_dtypes)")
