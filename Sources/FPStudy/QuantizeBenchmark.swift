@@ -42,8 +42,11 @@ public struct QuantizeBenchmark: Sendable {
     if let h = hadamard, n % h.size != 0 { throw BenchmarkError("--n \(n) must be a multiple of the Hadamard size \(h.size)") }
     var counter: Quantizer? = nil
     if counting {
-      guard case .element(let q) = quantizer, hadamard == nil else {
-        throw BenchmarkError("--counting times element formats' rounding pass, without --hadamard; '\(format)' with these options has none: drop --counting")
+      guard case .element(let q) = quantizer else {
+        throw BenchmarkError("--counting times element formats' rounding pass; '\(format)' is a block format: drop --counting")
+      }
+      guard hadamard == nil else {
+        throw BenchmarkError("--counting times element formats' rounding pass, which has no transform: drop --hadamard or --counting")
       }
       counter = q
     }
@@ -70,8 +73,8 @@ public struct QuantizeBenchmark: Sendable {
     let rate = Double(n) / Median.of(quantizeTimes), copyRate = Double(n) / Median.of(copyTimes)
     return QuantizeBenchmarkResult(
       format: format, rounding: rounding, overflow: overflow, n: n, threads: threads, repeats: repeats,
-      hadamard: hadamard?.size, counting: counting, elementsPerSecond: rate, copyElementsPerSecond: copyRate, fractionOfCopy: rate / copyRate,
-      mlDtypesElementsPerSecond: withMLDtypes ? try mlDtypesRate() : nil)
+      hadamard: hadamard?.size, counting: counting, elementsPerSecond: rate, copyElementsPerSecond: copyRate,
+      fractionOfCopy: rate / copyRate, mlDtypesElementsPerSecond: withMLDtypes ? try mlDtypesRate() : nil)
   }
 
   /// `src` rounded into `dst` with the counts, in training's chunks (`Quantizer.split`; the limit is
