@@ -51,14 +51,28 @@ struct CountingRun: KernelVisitor {
   var saturated: UInt32 = 0, flushed: UInt32 = 0, amax: UInt32 = 0
 
   mutating func visit<R: Kernel>(_ rule: R) {
+    // In place, its own specialisation reading through the pointer it writes: with two equal pointers
+    // LLVM's runtime overlap check would send every call to the scalar loop.
+    if UnsafeMutablePointer(mutating: src) == dst {
+      run(rule, InPlace())
+    } else {
+      run(rule, Separate(p: UnsafeRawPointer(src).assumingMemoryBound(to: UInt32.self)))
+    }
+  }
+
+  @inline(__always)
+  mutating func run<R: Kernel, V: ValueSource>(_ rule: R, _ values: V) {
     let k = KernelConstants.freshCopy(k), rng = rng, limit = limit
-    let s = UnsafeRawPointer(src).assumingMemoryBound(to: UInt32.self)
     let d = UnsafeMutableRawPointer(dst).assumingMemoryBound(to: UInt32.self)
     let high = rng.highKey(first), low0 = UInt32(truncatingIfNeeded: first)
     precondition(UInt64(n) <= (1 << 32) - (first & 0xFFFF_FFFF), "at most 2^32 values per call")
-    var sat: UInt32 = 0, flush: UInt32 = 0, m: UInt32 = 0
+    // In place the input is gone after the loop, so the loop itself keeps the max finite magnitude, as
+    // the signed max of ax + 2^23: finite magnitudes stay in order below 2^31, Inf and NaN wrap to
+    // negative numbers. (A select of 0 for them kept LLVM from vectorizing the loop.)
+    let inPlace = V.self == InPlace.self
+    var sat: UInt32 = 0, flush: UInt32 = 0, m: UInt32 = 0, shiftedFinite: Int32 = 0x0080_0000
     for i in 0..<n {
-      let a = s[i]
+      let a = values.value(i, d)
       let r = R.usesRandom ? rng.bits32(low: low0 &+ UInt32(truncatingIfNeeded: i), high: high) : 0
       let o = rule.apply(a, k, r)
       d[i] = o
@@ -68,12 +82,17 @@ struct CountingRun: KernelVisitor {
       // 22 vector operations per 16 values against 28 for e4m3fn (docs/benchmarks.md).
       sat &+= ax > limit && ax <= 0x7F80_0000 ? 1 : 0
       flush &+= (ax != 0 ? 1 : 0) & (o & 0x7FFF_FFFF == 0 ? 1 : 0)
-      m = max(m, ax)
+      if inPlace {
+        shiftedFinite = max(shiftedFinite, Int32(bitPattern: ax &+ 0x0080_0000))
+      } else {
+        m = max(m, ax)
+      }
     }
+    if inPlace { m = UInt32(bitPattern: shiftedFinite) &- 0x0080_0000 }
     saturated = sat
     flushed = flush
-    // The max over all magnitudes is the finite amax unless the input holds Inf or NaN: only then a
-    // second pass, so that the common case pays one operation per vector for it.
+    // Out of place, the max over all magnitudes is the finite amax unless the input holds Inf or NaN:
+    // only then a second pass, so that the common case pays one operation per vector for it.
     if m >= 0x7F80_0000 { m = BlockAmax.finiteAmax(src, n).bitPattern }
     amax = m
   }

@@ -70,9 +70,10 @@ public struct Quantizer: Sendable {
     WorkSplit(count: count, threads: threads, grain: WorkSplit.roundingGrain)
   }
 
-  /// Out of place into a separate `output` (not overlapping), counting in the same pass what
-  /// telemetry reports: inputs with |x| > `limit` (infinities included, NaN not), non-zero inputs (NaN
-  /// included) that came out as +-0, and the inputs' finite max |x|. One thread; at most 2^32 values.
+  /// Into `output` (a separate buffer, or `input` itself: not overlapping it otherwise), counting in
+  /// the same pass what telemetry reports: inputs with |x| > `limit` (infinities included, NaN not),
+  /// non-zero inputs (NaN included) that came out as +-0, and the inputs' finite max |x|. One thread;
+  /// at most 2^32 values.
   public func quantizeCounting(
     _ input: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>, firstIndex: Int = 0,
     limit: Float

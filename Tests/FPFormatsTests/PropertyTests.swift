@@ -96,7 +96,8 @@ func spacing(_ f: FloatFormat, at x: Float) -> Double {
   /// `quantizeCounting` (the training telemetry's pass) gives `quantize`'s bits, and counts what its
   /// inputs and outputs show, recounted here one value at a time: |x| > limit (Inf included, NaN not),
   /// x non-zero or NaN with output +-0, and the finite amax. The specials come first too, so that they
-  /// fall in the 16-value chunks as well as in the tail (the count is not a multiple of 16).
+  /// fall in the 16-value chunks as well as in the tail (the count is not a multiple of 16). In place
+  /// (output the input's own buffer), the same bits and counts.
   @Test(arguments: PropertyInputs.formats)
   func countingPassCountsWhatItsOutputShows(name: String) throws {
     let f = try FloatFormat(parsing: name)
@@ -122,6 +123,13 @@ func spacing(_ f: FloatFormat, at x: Float) -> Double {
         }
         #expect(c.saturated == saturated && c.flushed == flushed, "\(name) \(mode) \(overflow): \(c) against \(saturated), \(flushed)")
         #expect(c.amax.bitPattern == amax.bitPattern)
+        var inPlace = xs
+        let d = inPlace.withUnsafeMutableBufferPointer { b in
+          q.quantizeCounting(UnsafeBufferPointer(b), into: b, firstIndex: 3, limit: limit)
+        }
+        let differingInPlace = zip(inPlace, plain).filter { $0.bitPattern != $1.bitPattern }.count
+        #expect(differingInPlace == 0, "\(name) \(mode) \(overflow): \(differingInPlace) outputs in place differ")
+        #expect(d.saturated == c.saturated && d.flushed == c.flushed && d.amax.bitPattern == c.amax.bitPattern)
       }
     }
   }

@@ -193,11 +193,12 @@ public final class GPT {
         out: ln2, mean: ln2Mean.pointer + l * N, rstd: ln2Rstd.pointer + l * N, inp: res2,
         weight: P.value(h + "ln_2.weight"), bias: P.value(h + "ln_2.bias"), N: N, C: C, threads: threads)
       fc[l].forward(out: fch, inp: ln2, weight: P.value(h + "mlp.c_fc.weight"), bias: P.value(h + "mlp.c_fc.bias"), n: N)
-      // c_proj's X is rounded (element formats) by GELU as it writes each block (`ProducerRounding`).
-      let rounded = mlpProj[l].producerRounding(.forwardX, n: N)
+      // c_proj's X is rounded (element formats) by GELU as it writes each block (`ProducerRounding`);
+      // only c_proj reads GELU's output.
+      let rounded = mlpProj[l].producerRounding(.forwardX, n: N, of: fchG, onlyReader: true)
       GELU.forward(
         out: fchG, cdf: fchCDF.pointer + l * N * 4 * C, inp: fch, count: N * 4 * C, threads: threads,
-        afterBlock: rounded?.afterBlock(of: fchG))
+        afterBlock: rounded?.afterBlock)
       mlpProj[l].forward(
         out: branch.pointer, inp: fchG, weight: P.value(h + "mlp.c_proj.weight"), bias: P.value(h + "mlp.c_proj.bias"), n: N,
         rounded: rounded)
@@ -246,11 +247,12 @@ public final class GPT {
       mlpProj[l].backward(
         dinp: dfchGelu.pointer, dweight: P.grad(h + "mlp.c_proj.weight"), dbias: P.grad(h + "mlp.c_proj.bias"),
         dout: dresidual.pointer, inp: fchG, weight: P.value(h + "mlp.c_proj.weight"), n: N, overwriteDinp: true)
-      // c_fc's dY is rounded (element formats) by GELU's backward as it writes each block.
-      let roundedDY = fc[l].producerRounding(.dataGradDY, n: N)
+      // c_fc's dY is rounded (element formats) by GELU's backward as it writes each block (c_fc's bias
+      // gradient reads it unrounded).
+      let roundedDY = fc[l].producerRounding(.dataGradDY, n: N, of: dfch.pointer, onlyReader: false)
       GELU.backward(
         dinp: dfch.pointer, inp: fch, cdf: fchCDF.pointer + l * N * 4 * C, dout: dfchGelu.pointer, count: N * 4 * C,
-        threads: threads, afterBlock: roundedDY?.afterBlock(of: dfch.pointer))
+        threads: threads, afterBlock: roundedDY?.afterBlock)
       fc[l].backward(
         dinp: dln.pointer, dweight: P.grad(h + "mlp.c_fc.weight"), dbias: P.grad(h + "mlp.c_fc.bias"),
         dout: dfch.pointer, inp: ln2, weight: P.value(h + "mlp.c_fc.weight"), n: N, overwriteDinp: true, rounded: roundedDY)

@@ -231,9 +231,10 @@ public final class Llama {
         N: N, C: C, threads: threads)
       gateProj[l].forward(out: gate, inp: ln2, weight: P.value(h + "mlp.gate_proj.weight"), bias: nil, n: N)
       upProj[l].forward(out: up, inp: ln2, weight: P.value(h + "mlp.up_proj.weight"), bias: nil, n: N)
-      // down_proj's X is rounded (element formats) by SwiGLU as it writes each block (`ProducerRounding`).
-      let rounded = downProj[l].producerRounding(.forwardX, n: N)
-      SwiGLU.forward(out: sw, gate: gate, up: up, count: N * H, threads: threads, afterBlock: rounded?.afterBlock(of: sw))
+      // down_proj's X is rounded (element formats) by SwiGLU as it writes each block (`ProducerRounding`);
+      // only down_proj reads SwiGLU's output.
+      let rounded = downProj[l].producerRounding(.forwardX, n: N, of: sw, onlyReader: true)
+      SwiGLU.forward(out: sw, gate: gate, up: up, count: N * H, threads: threads, afterBlock: rounded?.afterBlock)
       downProj[l].forward(
         out: branch.pointer, inp: sw, weight: P.value(h + "mlp.down_proj.weight"), bias: nil, n: N, rounded: rounded)
       Residual.forward(out: res3, a: res2, b: branch.pointer, count: N * C, threads: threads)
@@ -279,12 +280,13 @@ public final class Llama {
       downProj[l].backward(
         dinp: dswiglu.pointer, dweight: P.grad(h + "mlp.down_proj.weight"), dbias: nil, dout: dresidual.pointer,
         inp: sw, weight: P.value(h + "mlp.down_proj.weight"), n: N, overwriteDinp: true)
-      // gate_proj's dY is rounded (element formats) by SwiGLU's backward as it writes each block. (Not
-      // up_proj's too: both round into the one data-gradient buffer, which gate_proj reads first.)
-      let roundedDY = gateProj[l].producerRounding(.dataGradDY, n: N)
+      // gate_proj's dY is rounded (element formats) by SwiGLU's backward as it writes each block; only
+      // gate_proj reads it (no bias). (Not up_proj's too: where not in place, both would round into the
+      // one data-gradient buffer, which gate_proj reads first.)
+      let roundedDY = gateProj[l].producerRounding(.dataGradDY, n: N, of: dgate.pointer, onlyReader: true)
       SwiGLU.backward(
         dgate: dgate.pointer, dup: dup.pointer, gate: gate, up: up, dout: dswiglu.pointer, count: N * H, threads: threads,
-        afterBlock: roundedDY?.afterBlock(of: dgate.pointer))
+        afterBlock: roundedDY?.afterBlock)
       gateProj[l].backward(
         dinp: dln.pointer, dweight: P.grad(h + "mlp.gate_proj.weight"), dbias: nil, dout: dgate.pointer,
         inp: ln2, weight: P.value(h + "mlp.gate_proj.weight"), n: N, overwriteDinp: true, rounded: roundedDY)

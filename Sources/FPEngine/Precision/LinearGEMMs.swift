@@ -208,8 +208,10 @@ public final class LinearGEMMs {
   let reuseWeightGradX: Bool, reuseDataGradW: Bool, reuseWeightGradDY: Bool
   /// The rounded forward X and W when a backward GEMM reuses them (else the runtime's shared scratch).
   let xq: FloatBuffer, wq: FloatBuffer
-  /// Which rounding `xq` holds (nil: none yet).
+  /// Which rounding `xq` holds (nil: none yet), and whether it lies in the input itself instead (its
+  /// producer rounded it in place: `producerRounding`).
   var xqHolds: RoundedX? = nil
+  var xqInPlace = false
   /// The first layer of a group that reads one input X, when this is a later one (`addLinear`'s
   /// `sameInputAs`): an X operand that both round with the same deterministic rounder and no transform
   /// is the same values, so this layer takes the leader's instead of rounding X again (`xOperand`).
@@ -354,19 +356,29 @@ public final class LinearGEMMs {
   /// `xRounded`.
   var xDestination: UnsafeMutablePointer<Float> { reuseWeightGradX ? xq.pointer : runtime.xRounded.pointer }
 
-  /// Operand `op` (forward X or the data gradient's dY) of an input with `n` rows, rounded by the
-  /// kernel that writes that input (`ProducerRounding`), where that gives what this layer would: an
-  /// element format, no Hadamard transform on the GEMM, and for X no leader's rounding to take instead.
-  /// Else nil.
-  public func producerRounding(_ op: GEMMOperand, n: Int) -> ProducerRounding? {
+  /// Operand `op` (forward X or the data gradient's dY) of an input with `n` rows that a kernel is about
+  /// to write at `output`, rounded by that kernel (`ProducerRounding`), where that gives what this layer
+  /// would: an element format, no Hadamard transform on the GEMM, and for X no leader's rounding to take
+  /// instead. Else nil.
+  ///
+  /// `onlyReader`: nothing but this layer's GEMMs reads `output` (for dY: no bias gradient either)
+  /// until it is written again. Then, where the second GEMM that reads the operand takes the same
+  /// rounding and no histogram, snapshot or clipped estimator needs the unrounded values, the rounding
+  /// replaces the output where it lies (`ProducerRounding.inPlace`).
+  public func producerRounding(
+    _ op: GEMMOperand, n: Int, of output: UnsafeMutablePointer<Float>, onlyReader: Bool
+  ) -> ProducerRounding? {
     precondition(op == .forwardX || op == .dataGradDY, "only forward X and the data gradient's dY have producers")
     guard let r = precision[op] as? ElementRounding,
       !(op == .forwardX && runtime.shareRoundedInputs && inputLeader != nil)
     else { return nil }
     let (stream, h) = roundingStreamAndTransform(op, producedLayout(op, n: n))
     guard h == nil else { return nil }
+    let inPlace = onlyReader && (op == .forwardX ? reuseWeightGradX && clipX == nil : reuseWeightGradDY)
+      && !runtime.collectHistograms && !runtime.captureLayers.contains(info.index)
     return ProducerRounding(
-      rounder: r, seed: runtime.seed, stream: stream, into: producedDestination(op), countEvents: runtime.collectTelemetry)
+      rounder: r, seed: runtime.seed, stream: stream, source: output, into: inPlace ? output : producedDestination(op),
+      countEvents: runtime.collectTelemetry)
   }
 
   /// The layout and the buffer of a produced operand: forward X (`xDestination`) or dY (`dyData`).
@@ -378,10 +390,11 @@ public final class LinearGEMMs {
     op == .forwardX ? xDestination : runtime.dyData.pointer
   }
 
-  /// Takes operand `op` of `src` as `rounded` left it (from `producerRounding(op, n:)` for this input).
+  /// Takes operand `op` of `src` as `rounded` left it (from `producerRounding` for this input).
   func produced(_ op: GEMMOperand, _ src: UnsafePointer<Float>, _ rounded: ProducerRounding, n: Int) -> UnsafePointer<Float> {
     let layout = producedLayout(op, n: n)
-    precondition(rounded.destination == producedDestination(op), "a producer rounds into the operand's place")
+    precondition(rounded.source == UnsafeMutablePointer(mutating: src), "a producer rounds this very input")
+    precondition(rounded.inPlace || rounded.destination == producedDestination(op), "a producer rounds into the operand's place")
     adopt(op, precision[op]!, src, rounded.destination, layout, counts: rounded.counts, stream: rounded.stream, hadamard: nil)
     return UnsafePointer(rounded.destination)
   }
@@ -491,7 +504,7 @@ public final class LinearGEMMs {
       return x
     }
     if op == .weightGradX && reuseWeightGradX && xqHolds == holds(.forwardX, inp, n: n) {
-      let x = UnsafePointer(xq.pointer)
+      let x = xqInPlace ? inp : UnsafePointer(xq.pointer)
       counts[op.rawValue] = counts[GEMMOperand.forwardX.rawValue]
       reused(.weightGradX, from: .forwardX, inp, x, layout)
       return x
@@ -500,7 +513,12 @@ public final class LinearGEMMs {
     // producer's rounding is never a leader's: `producerRounding` gives none where one would be taken.)
     let x = if let rounded { produced(op, inp, rounded, n: n) } else { operand(op, inp, xDestination, layout) }
     if precision[op] != nil {
-      if reuseWeightGradX { xqHolds = holds(.forwardX, inp, n: n) } else { runtime.xRoundedHolds = holds(op, inp, n: n) }
+      if reuseWeightGradX {
+        xqHolds = holds(.forwardX, inp, n: n)
+        xqInPlace = rounded?.inPlace ?? false
+      } else {
+        runtime.xRoundedHolds = holds(op, inp, n: n)
+      }
     }
     return x
   }
@@ -517,13 +535,14 @@ public final class LinearGEMMs {
       hadamards[op.gemm.rawValue] == nil, leader.hadamards[op.gemm.rawValue] == nil
     else { return nil }
     if leader.reuseWeightGradX {
-      return leader.xqHolds == leader.holds(.forwardX, inp, n: n) ? UnsafePointer(leader.xq.pointer) : nil
+      guard leader.xqHolds == leader.holds(.forwardX, inp, n: n) else { return nil }
+      return leader.xqInPlace ? inp : UnsafePointer(leader.xq.pointer)
     }
     return runtime.xRoundedHolds == leader.holds(op, inp, n: n) ? UnsafePointer(runtime.xRounded.pointer) : nil
   }
 
   /// out(n,OC) = inp(n,C) . weight(OC,C)^T + bias, n <= N rows. `rounded`: X as its producer rounded
-  /// it while writing `inp` (from this layer's `producerRounding(.forwardX, n:)`, for this very input).
+  /// it while writing `inp` (from this layer's `producerRounding(.forwardX, ...)`, for this very input).
   public func forward(
     out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
     bias: UnsafePointer<Float>?, n: Int, rounded: ProducerRounding? = nil
@@ -549,7 +568,7 @@ public final class LinearGEMMs {
   /// dbias += column sums of dout (from the unrounded dout: the bias gradient is no GEMM). Must follow
   /// this layer's `forward` on the same `inp` and `weight` in the same step. `rounded`: the data
   /// gradient's dY as its producer rounded it while writing `dout` (from `producerRounding(.dataGradDY,
-  /// n:)`, for this very gradient).
+  /// ...)`, for this very gradient).
   public func backward(
     dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>?,
     dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>, n: Int,
@@ -557,6 +576,7 @@ public final class LinearGEMMs {
   ) {
     let C = info.inFeatures, OC = info.outFeatures
     precondition(rounded == nil || dinp != nil, "a produced dY is the data gradient's")
+    precondition(!(rounded?.inPlace ?? false) || dbias == nil, "a bias gradient reads dY as it was before rounding")
     var dyForData: UnsafePointer<Float>? = nil
     if let dinp {
       let dy =

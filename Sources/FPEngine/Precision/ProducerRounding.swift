@@ -13,33 +13,38 @@ public final class ProducerRounding: Sendable {
   let countEvents: Bool
   /// The rounding stream (of this operand, step and pass), for the snapshot that records it.
   let stream: UInt64
-  /// Where the rounded values go (`LinearGEMMs.producedDestination`).
+  /// The producer's output, and where its rounded values go: the operand's buffer
+  /// (`LinearGEMMs.producedDestination`), or the output itself (`inPlace`).
+  nonisolated(unsafe) let source: UnsafeMutablePointer<Float>
   nonisolated(unsafe) let destination: UnsafeMutablePointer<Float>
   private let total = Mutex(RoundingCounts())
 
   init(
-    rounder r: ElementRounding, seed: UInt64, stream: UInt64, into destination: UnsafeMutablePointer<Float>,
-    countEvents: Bool
+    rounder r: ElementRounding, seed: UInt64, stream: UInt64, source: UnsafeMutablePointer<Float>,
+    into destination: UnsafeMutablePointer<Float>, countEvents: Bool
   ) {
     quantizer = r.quantizer(seed: seed, stream: stream)
     limit = r.saturationLimit
     self.stream = stream
     self.countEvents = countEvents
+    self.source = source
     self.destination = destination
   }
 
-  /// Rounds input values lo ..< lo + n, which the producer has just written at `input` + lo. Safe from
-  /// several threads at once on separate ranges.
-  public func round(_ input: UnsafePointer<Float>, from lo: Int, count n: Int) {
-    let c = ElementRounding.round(quantizer, input + lo, destination + lo, n, lo, limit, countEvents)
+  /// The rounded values replace the producer's output where it lies. Rounding a block where it is,
+  /// in L1, writes no second buffer: a separate destination's lines come in from memory before they are
+  /// written (docs/benchmarks.md, "Intel Xeon: rounding where the producer wrote").
+  var inPlace: Bool { destination == source }
+
+  /// Rounds the output's values lo ..< lo + n, which the producer has just written. Safe from several
+  /// threads at once on separate ranges.
+  public func round(from lo: Int, count n: Int) {
+    let c = ElementRounding.round(quantizer, source + lo, destination + lo, n, lo, limit, countEvents)
     total.withLock { $0.add(c) }
   }
 
-  /// `round` as a producer's per-block callback, for a producer writing its output at `output`.
-  public func afterBlock(of output: UnsafeMutablePointer<Float>) -> @Sendable (Int, Int) -> Void {
-    nonisolated(unsafe) let written = UnsafePointer(output)
-    return { lo, n in self.round(written, from: lo, count: n) }
-  }
+  /// `round` as the producer's per-block callback.
+  public var afterBlock: @Sendable (Int, Int) -> Void { { lo, n in self.round(from: lo, count: n) } }
 
   /// The counts of every range rounded so far.
   var counts: RoundingCounts { total.withLock { $0 } }
