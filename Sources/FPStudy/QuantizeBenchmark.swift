@@ -1,3 +1,4 @@
+import FPEngine
 import FPFormats
 import Foundation
 
@@ -17,9 +18,9 @@ public struct QuantizeBenchmark: Sendable {
   /// A random Hadamard transform of this size before quantizing, timed with it (n must be a multiple).
   public var hadamard: RandomHadamard?
   public var withMLDtypes: Bool
-  /// Time the pass training's element rounding runs instead: out of place from the source into the work
-  /// buffer, counting saturations, flushes and the amax as it goes (`Quantizer.quantizeCounting`, cut
-  /// into chunks for the threads as training cuts it). Element formats without a Hadamard transform.
+  /// Time the pass training's element rounding runs instead (`ElementRounding.roundLastAxis`): out of
+  /// place from the source into the work buffer, counting saturations, flushes and the amax as it goes.
+  /// Element formats without a Hadamard transform.
   public var counting: Bool
 
   public init(
@@ -40,7 +41,7 @@ public struct QuantizeBenchmark: Sendable {
 
   public func run() throws -> QuantizeBenchmarkResult {
     if let h = hadamard, n % h.size != 0 { throw BenchmarkError("--n \(n) must be a multiple of the Hadamard size \(h.size)") }
-    var counter: Quantizer? = nil
+    var training: (ElementRounding, seed: UInt64, stream: UInt64)? = nil
     if counting {
       guard case .element(let q) = quantizer else {
         throw BenchmarkError("--counting times element formats' rounding pass; '\(format)' is a block format: drop --counting")
@@ -48,7 +49,7 @@ public struct QuantizeBenchmark: Sendable {
       guard hadamard == nil else {
         throw BenchmarkError("--counting times element formats' rounding pass, which has no transform: drop --hadamard or --counting")
       }
-      counter = q
+      training = (ElementRounding(format: q.format, rounding: q.rounding, overflow: q.overflow), q.rng.seed, q.rng.stream)
     }
     let rng = CounterRNG(seed: 12345, stream: 1)
     let source = (0..<n).map { i in Float(rng.normal(pair: UInt64(i))) }
@@ -59,8 +60,10 @@ public struct QuantizeBenchmark: Sendable {
         source.withUnsafeBufferPointer { s in
           copyTimes.append(Self.seconds { _ = w.update(fromContentsOf: s) })
           quantizeTimes.append(Self.seconds {
-            if let counter {
-              Self.countingPass(counter, from: s, into: w, threads: threads)
+            if let t = training {
+              _ = t.0.roundLastAxis(
+                s.baseAddress!, into: w.baseAddress!, rows: 1, cols: n, firstIndex: 0, firstBlock: 0, tensorAmax: nil,
+                seed: t.seed, stream: t.stream, threads: threads, countEvents: true)
               return
             }
             // The transform hands the tensor's amax on, as `fpsim error` and training do.
@@ -75,21 +78,6 @@ public struct QuantizeBenchmark: Sendable {
       format: format, rounding: rounding, overflow: overflow, n: n, threads: threads, repeats: repeats,
       hadamard: hadamard?.size, counting: counting, elementsPerSecond: rate, copyElementsPerSecond: copyRate,
       fractionOfCopy: rate / copyRate, mlDtypesElementsPerSecond: withMLDtypes ? try mlDtypesRate() : nil)
-  }
-
-  /// `src` rounded into `dst` with the counts, in training's chunks (`Quantizer.split`; the limit is
-  /// the format's largest finite value, as training's).
-  static func countingPass(
-    _ q: Quantizer, from src: UnsafeBufferPointer<Float>, into dst: UnsafeMutableBufferPointer<Float>, threads: Int
-  ) {
-    let split = Quantizer.split(count: src.count, threads: threads), limit = q.format.maxFinite
-    nonisolated(unsafe) let src = src, dst = dst
-    _ = split.map { i in
-      let r = split.range(i)
-      return q.quantizeCounting(
-        UnsafeBufferPointer(rebasing: src[r]), into: UnsafeMutableBufferPointer(rebasing: dst[r]), firstIndex: r.lowerBound,
-        limit: limit)
-    }
   }
 
   static func seconds(_ body: () -> Void) -> Double {
