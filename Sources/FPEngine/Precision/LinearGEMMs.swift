@@ -208,10 +208,10 @@ public final class LinearGEMMs {
   let reuseWeightGradX: Bool, reuseDataGradW: Bool, reuseWeightGradDY: Bool
   /// The rounded forward X and W when a backward GEMM reuses them (else the runtime's shared scratch).
   let xq: FloatBuffer, wq: FloatBuffer
-  /// Which rounding `xq` holds (nil: none yet), and whether it lies in the input itself instead (its
-  /// producer rounded it in place: `producerRounding`).
-  var xqHolds: RoundedX? = nil
-  var xqInPlace = false
+  /// The forward rounding of X that the weight-gradient GEMM reuses (nil: none yet): which rounding,
+  /// and where it lies: in `xq`, or in the input itself when its producer rounded it in place
+  /// (`producerRounding`).
+  var keptX: (holds: RoundedX, at: UnsafePointer<Float>)? = nil
   /// The first layer of a group that reads one input X, when this is a later one (`addLinear`'s
   /// `sameInputAs`): an X operand that both round with the same deterministic rounder and no transform
   /// is the same values, so this layer takes the leader's instead of rounding X again (`xOperand`).
@@ -489,8 +489,9 @@ public final class LinearGEMMs {
 
   /// X operand `op` (of the forward or the weight-gradient GEMM) of input `inp` with `n` rows: the
   /// leader's rounding where this layer may take it (`leaderX`); for the weight-gradient GEMM of a layer
-  /// that reuses its forward rounding, that rounding, when `xq` holds it; else rounded here, into `xq`
-  /// (kept for the weight-gradient GEMM) or the shared `xRounded`, which then say what they hold.
+  /// that reuses its forward rounding, that rounding, when `keptX` is it; else rounded here (or taken
+  /// from the producer that rounded it), into `xq` or the input itself (kept for the weight-gradient GEMM:
+  /// `keptX` then says which and where) or into the shared `xRounded` (`xRoundedHolds` says which).
   func xOperand(
     _ op: GEMMOperand, _ inp: UnsafePointer<Float>, n: Int, rounded: ProducerRounding? = nil
   ) -> UnsafePointer<Float> {
@@ -503,8 +504,8 @@ public final class LinearGEMMs {
       observe(op, x, layout)
       return x
     }
-    if op == .weightGradX && reuseWeightGradX && xqHolds == holds(.forwardX, inp, n: n) {
-      let x = xqInPlace ? inp : UnsafePointer(xq.pointer)
+    if op == .weightGradX && reuseWeightGradX, let kept = keptX, kept.holds == holds(.forwardX, inp, n: n) {
+      let x = kept.at
       counts[op.rawValue] = counts[GEMMOperand.forwardX.rawValue]
       reused(.weightGradX, from: .forwardX, inp, x, layout)
       return x
@@ -514,8 +515,7 @@ public final class LinearGEMMs {
     let x = if let rounded { produced(op, inp, rounded, n: n) } else { operand(op, inp, xDestination, layout) }
     if precision[op] != nil {
       if reuseWeightGradX {
-        xqHolds = holds(.forwardX, inp, n: n)
-        xqInPlace = rounded?.inPlace ?? false
+        keptX = (holds(.forwardX, inp, n: n), x)
       } else {
         runtime.xRoundedHolds = holds(op, inp, n: n)
       }
@@ -526,8 +526,8 @@ public final class LinearGEMMs {
   /// The leader's rounding of X operand `op` of `inp` (n rows), where this layer may take it: both round
   /// it with the same deterministic rounder (its own streams would not matter) and neither GEMM has a
   /// Hadamard transform (drawn per layer), and the leader's rounding of this input in this step and
-  /// pass is still where it left it: its `xq` when it reuses its forward rounding (the weight-gradient
-  /// rounding is then the same), else the shared `xRounded`. Otherwise nil.
+  /// pass is still where it left it: its `keptX` when it reuses its forward rounding (the
+  /// weight-gradient rounding is then the same), else the shared `xRounded`. Otherwise nil.
   func leaderX(_ op: GEMMOperand, _ inp: UnsafePointer<Float>, n: Int) -> UnsafePointer<Float>? {
     guard let leader = inputLeader, let mine = precision[op], let theirs = leader.precision[op],
       mine.description == theirs.description, !mine.isStochastic,
@@ -535,8 +535,8 @@ public final class LinearGEMMs {
       hadamards[op.gemm.rawValue] == nil, leader.hadamards[op.gemm.rawValue] == nil
     else { return nil }
     if leader.reuseWeightGradX {
-      guard leader.xqHolds == leader.holds(.forwardX, inp, n: n) else { return nil }
-      return leader.xqInPlace ? inp : UnsafePointer(leader.xq.pointer)
+      guard let kept = leader.keptX, kept.holds == leader.holds(.forwardX, inp, n: n) else { return nil }
+      return kept.at
     }
     return runtime.xRoundedHolds == leader.holds(op, inp, n: n) ? UnsafePointer(runtime.xRounded.pointer) : nil
   }
