@@ -247,15 +247,21 @@ public final class GPT {
       mlpProj[l].backward(
         dinp: dfchGelu.pointer, dweight: P.grad(h + "mlp.c_proj.weight"), dbias: P.grad(h + "mlp.c_proj.bias"),
         dout: dresidual.pointer, inp: fchG, weight: P.value(h + "mlp.c_proj.weight"), n: N, overwriteDinp: true)
-      // c_fc's dY is rounded (element formats) by GELU's backward as it writes each block (c_fc's bias
-      // gradient reads it unrounded).
-      let roundedDY = fc[l].producerRounding(.dataGradDY, n: N, of: dfch.pointer, onlyReader: false)
+      // c_fc's dY is rounded (element formats) by GELU's backward as it writes each block. On one
+      // thread GELU's backward also takes c_fc's bias gradient from each block before the rounding, which
+      // may then replace the block (nothing else reads it). On more, each thread would take part of
+      // every row, which made GELU's backward slower than the pass it saves (docs/benchmarks.md): the
+      // rounding goes to the data-gradient buffer, and c_fc's bias gradient reads GELU's output after.
+      let biasInGELU = threads == 1
+      let cFCBias = P.grad(h + "mlp.c_fc.bias")
+      let roundedDY = fc[l].producerRounding(.dataGradDY, n: N, of: dfch.pointer, onlyReader: biasInGELU)
       GELU.backward(
         dinp: dfch.pointer, inp: fch, cdf: fchCDF.pointer + l * N * 4 * C, dout: dfchGelu.pointer, count: N * 4 * C,
-        threads: threads, afterBlock: roundedDY?.afterBlock)
+        threads: threads, afterBlock: roundedDY?.afterBlock, bias: biasInGELU ? (cFCBias, 4 * C) : nil)
       fc[l].backward(
-        dinp: dln.pointer, dweight: P.grad(h + "mlp.c_fc.weight"), dbias: P.grad(h + "mlp.c_fc.bias"),
-        dout: dfch.pointer, inp: ln2, weight: P.value(h + "mlp.c_fc.weight"), n: N, overwriteDinp: true, rounded: roundedDY)
+        dinp: dln.pointer, dweight: P.grad(h + "mlp.c_fc.weight"), dbias: biasInGELU ? nil : cFCBias,
+        dout: dfch.pointer, inp: ln2, weight: P.value(h + "mlp.c_fc.weight"), n: N, overwriteDinp: true,
+        rounded: roundedDY)
       LayerNorm.backward(
         dinp: dresidual.pointer, dweight: P.grad(h + "ln_2.weight"), dbias: P.grad(h + "ln_2.bias"),
         dout: dln.pointer, inp: res2, weight: P.value(h + "ln_2.weight"),
