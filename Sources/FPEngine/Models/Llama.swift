@@ -280,19 +280,28 @@ public final class Llama {
       downProj[l].backward(
         dinp: dswiglu.pointer, dweight: P.grad(h + "mlp.down_proj.weight"), dbias: nil, dout: dresidual.pointer,
         inp: sw, weight: P.value(h + "mlp.down_proj.weight"), n: N, overwriteDinp: true)
-      // gate_proj's dY is rounded (element formats) by SwiGLU's backward as it writes each block; only
-      // gate_proj reads it (no bias). (Not up_proj's too: where not in place, both would round into the
-      // one data-gradient buffer, which gate_proj reads first.)
-      let roundedDY = gateProj[l].producerRounding(.dataGradDY, n: N, of: dgate.pointer, onlyReader: true)
+      // gate_proj's and up_proj's dY are rounded (element formats) by SwiGLU's backward as it writes each
+      // block; only those layers read them (no bias). up_proj's only where it replaces the block: else
+      // both would round into the one data-gradient buffer, which gate_proj reads first.
+      let roundedGate = gateProj[l].producerRounding(.dataGradDY, n: N, of: dgate.pointer, onlyReader: true)
+      let roundedUp = upProj[l].producerRounding(.dataGradDY, n: N, of: dup.pointer, onlyReader: true)
+        .flatMap { $0.inPlace ? $0 : nil }
+      let afterBlock: (@Sendable (Int, Int) -> Void)? =
+        switch (roundedGate, roundedUp) {
+        case (nil, nil): nil
+        case (let g?, nil): g.afterBlock
+        case (nil, let u?): u.afterBlock
+        case (let g?, let u?): { lo, n in g.round(from: lo, count: n); u.round(from: lo, count: n) }
+        }
       SwiGLU.backward(
         dgate: dgate.pointer, dup: dup.pointer, gate: gate, up: up, dout: dswiglu.pointer, count: N * H, threads: threads,
-        afterBlock: roundedDY?.afterBlock)
+        afterBlock: afterBlock)
       gateProj[l].backward(
         dinp: dln.pointer, dweight: P.grad(h + "mlp.gate_proj.weight"), dbias: nil, dout: dgate.pointer,
-        inp: ln2, weight: P.value(h + "mlp.gate_proj.weight"), n: N, overwriteDinp: true, rounded: roundedDY)
+        inp: ln2, weight: P.value(h + "mlp.gate_proj.weight"), n: N, overwriteDinp: true, rounded: roundedGate)
       upProj[l].backward(
         dinp: dln.pointer, dweight: P.grad(h + "mlp.up_proj.weight"), dbias: nil, dout: dup.pointer,
-        inp: ln2, weight: P.value(h + "mlp.up_proj.weight"), n: N)
+        inp: ln2, weight: P.value(h + "mlp.up_proj.weight"), n: N, rounded: roundedUp)
       RMSNorm.backward(
         dinp: dresidual.pointer, dweight: P.grad(h + "post_attention_layernorm.weight"), dout: dln.pointer,
         inp: res2, weight: P.value(h + "post_attention_layernorm.weight"), rstd: ln2Rstd.pointer + l * N,
