@@ -47,11 +47,11 @@ public enum GELU {
   /// Phi(inp) read from `cdf` when the forward pass kept it (the same bits as computing it here).
   /// `afterBlock` as in `forward`, for blocks of `dinp`.
   ///
-  /// With `bias` (and `cdf`), dinp is (count / columns, columns), and the next layer's bias gradient
-  /// dbias(columns) += the column sums of dinp is taken too, each block's before `afterBlock` may round
-  /// it in place: the sums of `Linear.backwardBias`, each column's in row order, bit for bit. Threads
-  /// then split the columns, and `afterBlock` gets each block's rows whole (one call) or, where a
-  /// thread has part of each row, row by row.
+  /// With `bias` (and `cdf`, on one thread), dinp is (count / columns, columns), and the next layer's
+  /// bias gradient dbias(columns) += the column sums of dinp is taken too, each block's (whole rows)
+  /// before `afterBlock` may round it in place: the sums of `Linear.backwardBias`, each column's in row
+  /// order, bit for bit. (Each column's sum is one chain down all rows: threads would have to split the
+  /// columns, and with half of every row each, GELU's backward ran slower than the pass it saves.)
   public static func backward(
     dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, cdf: UnsafePointer<Float>? = nil,
     dout: UnsafePointer<Float>, count: Int, threads: Int = 1, afterBlock: (@Sendable (Int, Int) -> Void)? = nil,
@@ -59,27 +59,17 @@ public enum GELU {
   ) {
     nonisolated(unsafe) let dinp = dinp, inp = inp, dout = dout
     if let cdf, let (dbias, C) = bias {
-      precondition(count % C == 0, "dinp is whole rows of the bias's columns")
-      nonisolated(unsafe) let cdf = cdf, dbias = dbias
-      let rows = count / C
-      parallelColumns(C, height: rows, threads) { c0, c1 in
-        let whole = c1 - c0 == C
-        inBlocks(0, rows, max(1, block / (c1 - c0)), nil) { r0, r1 in
-          for r in r0..<r1 {
-            // Two loops over the row: with the bias sums in the first, it did not vectorize.
-            for i in r * C + c0..<r * C + c1 {
-              let x = inp[i]
-              dinp[i] = dout[i] * (cdf[i] + x * FastMath.normalPDF(x))
-            }
-            let row = dinp + r * C
-            for c in c0..<c1 { dbias[c] += row[c] }
+      precondition(threads == 1 && count % C == 0, "one thread, and dinp whole rows of the bias's columns")
+      inBlocks(0, count / C, max(1, block / C), { r0, rows in afterBlock?(r0 * C, rows * C) }) { r0, r1 in
+        for r in r0..<r1 {
+          // Two loops over the row: with the bias sums in the first, it did not vectorize (nor the
+          // second one, indexed dinp[r * C + c] with its overflow checks, instead of through `row`).
+          let row = dinp + r * C
+          for i in r * C..<(r + 1) * C {
+            let x = inp[i]
+            dinp[i] = dout[i] * (cdf[i] + x * FastMath.normalPDF(x))
           }
-          guard let afterBlock else { return }
-          if whole {
-            afterBlock(r0 * C, (r1 - r0) * C)
-          } else {
-            for r in r0..<r1 { afterBlock(r * C + c0, c1 - c0) }
-          }
+          for c in 0..<C { dbias[c] += row[c] }
         }
       }
       return

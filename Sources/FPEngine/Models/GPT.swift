@@ -249,9 +249,8 @@ public final class GPT {
         dout: dresidual.pointer, inp: fchG, weight: P.value(h + "mlp.c_proj.weight"), n: N, overwriteDinp: true)
       // c_fc's dY is rounded (element formats) by GELU's backward as it writes each block. On one
       // thread GELU's backward also takes c_fc's bias gradient from each block before the rounding, which
-      // may then replace the block (nothing else reads it). On more, each thread would take part of
-      // every row, which made GELU's backward slower than the pass it saves (docs/benchmarks.md): the
-      // rounding goes to the data-gradient buffer, and c_fc's bias gradient reads GELU's output after.
+      // may then replace the block (nothing else reads it). On more (see `GELU.backward`), the rounding
+      // goes to the data-gradient buffer, and c_fc's bias gradient reads GELU's output after.
       let biasInGELU = threads == 1
       let cFCBias = P.grad(h + "mlp.c_fc.bias")
       let roundedDY = fc[l].producerRounding(.dataGradDY, n: N, of: dfch.pointer, onlyReader: biasInGELU)
