@@ -14,7 +14,7 @@ import FPFormats
 /// reference kernels beside them are plain loops over the same formulas, for any head size.
 public enum Attention {
   /// Floats of `scratch` the forward and backward need: per thread a transposed K or V (hs, Tp), a
-  /// score block (T, Tp; the backward's dP and dS, of which the blocked forward uses four rows), Tp = T
+  /// score block (T, Tp; the backward's dP and dS, of which the blocked forward uses eight rows), Tp = T
   /// rounded up to a multiple of 16, one row of T, and one packed B operand (T, hs; `pack`).
   public static func scratchCount(T: Int, C: Int, NH: Int, threads: Int) -> Int {
     max(1, threads) * scratchPerThread(T: T, hs: C / NH)
@@ -40,7 +40,7 @@ public enum Attention {
     nonisolated(unsafe) let out = out, att = att, qkv = qkv, scratch = scratch
     parallelPairs(B * NH, threads) { pairs, worker in
       let kt = scratch + worker * perThread  // K^T (hs, Tp), zero-padded columns
-      let s = kt + hs * tp  // scores of four rows (4, Tp)
+      let s = kt + hs * tp  // scores of eight rows (8, Tp)
       let vp = s + T * tp + T  // V packed (T, hs)
       for pair in pairs {
         let b = pair / NH, h = pair % NH
@@ -49,14 +49,14 @@ public enum Attention {
         let p = att + pair * T * T  // (b, h) block of att, (T, T)
         transposeHead(k, ld: 3 * C, into: kt, T: T, hs: hs, tp: tp)
         pack(v, ld: 3 * C, into: vp, T: T, hs: hs)
-        // Four rows at a time, each block taken through all three steps, so that P V reads the block's
+        // Eight rows at a time, each block taken through all three steps, so that P V reads the block's
         // P rows right after the softmax wrote them (a head's P is 64 KB, twice L1). Each row's values
         // are those of the three steps over the whole head: the same operations on the same terms.
-        for r0 in stride(from: 0, to: T, by: 4) {
-          let R = min(4, T - r0), W = (r0 + R + 15) / 16 * 16
+        for r0 in stride(from: 0, to: T, by: 8) {
+          let R = min(8, T - r0), W = (r0 + R + 15) / 16 * 16
           // S = Q K^T on and below the diagonal: W columns, up to the block's last row rounded up to
           // 16 (the extra columns are ignored).
-          MicroGEMM.rows4(
+          MicroGEMM.rows8(
             out: s, ldo: tp, a: q + r0 * 3 * C, lda: 3 * C, aTransposed: false, b: kt, ldb: tp,
             R: R, K: hs, W: W)
           // P = softmax(S / sqrt(hs)) over t2 <= t, zeros above the diagonal. The exponentials run
@@ -74,7 +74,7 @@ public enum Attention {
           }
           // Y = P V for the block's rows, reading P only up to the block's last row (zeros beyond the
           // diagonal).
-          MicroGEMM.rows4(
+          MicroGEMM.rows8(
             out: out + (b * T + r0) * C + h * hs, ldo: C, a: p + r0 * T, lda: T, aTransposed: false, b: vp, ldb: hs,
             R: R, K: r0 + R, W: hs)
         }
@@ -113,13 +113,13 @@ public enum Attention {
         let p = att + pair * T * T
         transposeHead(v, ld: 3 * C, into: vt, T: T, hs: hs, tp: tp)
         pack(k, ld: 3 * C, into: packed, T: T, hs: hs)
-        // dP, dS and dQ four rows at a time (dQ reads the block's dS rows right after they are
+        // dP, dS and dQ eight rows at a time (dQ reads the block's dS rows right after they are
         // written); then dV over all row blocks, then dK. Every output is one chain over its own sum,
         // in the same order whatever the order of the loops, so that order changes no bit.
-        for r0 in stride(from: 0, to: T, by: 4) {
-          let R = min(4, T - r0)
+        for r0 in stride(from: 0, to: T, by: 8) {
+          let R = min(8, T - r0)
           // dP = dY V^T on and below the diagonal (columns up to the block's last row, rounded up to 16).
-          MicroGEMM.rows4(
+          MicroGEMM.rows8(
             out: ds + r0 * tp, ldo: tp, a: dy + r0 * C, lda: C, aTransposed: false, b: vt, ldb: tp,
             R: R, K: hs, W: (r0 + R + 15) / 16 * 16)
           for t in r0..<r0 + R {
@@ -129,23 +129,23 @@ public enum Attention {
             for t2 in n..<tp { row[t2] = 0 }
           }
           // dQ rows: sum over t2 <= t of dS[t][t2] K[t2].
-          MicroGEMM.rows4(
+          MicroGEMM.rows8(
             out: dq + r0 * 3 * C, ldo: 3 * C, a: ds + r0 * tp, lda: tp, aTransposed: false, b: packed, ldb: hs,
             R: R, K: r0 + R, W: hs)
         }
         // dV rows r0..<r0+R: sum over t >= r0 of P[t][t2] dY[t] (P is zero above the diagonal).
         pack(dy, ld: C, into: packed, T: T, hs: hs)
-        for r0 in stride(from: 0, to: T, by: 4) {
-          MicroGEMM.rows4(
+        for r0 in stride(from: 0, to: T, by: 8) {
+          MicroGEMM.rows8(
             out: dv + r0 * 3 * C, ldo: 3 * C, a: p + r0 * T + r0, lda: T, aTransposed: true, b: packed + r0 * hs, ldb: hs,
-            R: min(4, T - r0), K: T - r0, W: hs)
+            R: min(8, T - r0), K: T - r0, W: hs)
         }
         // dK rows: sum over t >= t2 of dS[t][t2] Q[t].
         pack(q, ld: 3 * C, into: packed, T: T, hs: hs)
-        for r0 in stride(from: 0, to: T, by: 4) {
-          MicroGEMM.rows4(
+        for r0 in stride(from: 0, to: T, by: 8) {
+          MicroGEMM.rows8(
             out: dk + r0 * 3 * C, ldo: 3 * C, a: ds + r0 * tp + r0, lda: tp, aTransposed: true, b: packed + r0 * hs, ldb: hs,
-            R: min(4, T - r0), K: T - r0, W: hs)
+            R: min(8, T - r0), K: T - r0, W: hs)
         }
       }
     }
