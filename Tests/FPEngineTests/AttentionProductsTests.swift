@@ -30,6 +30,43 @@ import Testing
 
   static func bits(_ a: [Float]) -> [UInt32] { a.map(\.bitPattern) }
 
+  /// `afterBatch` of the models' attention backward: called for b = 0 ..< B in turn, each time with
+  /// batch b's rows of dqkv final (the bits of a backward without it), and the rows it then replaces
+  /// (here by NaN, as an in-place rounding replaces them) are never read again. Blocked kernel (head
+  /// size 32), plain-loop kernel (head size 12), rounded kernel (`attention-products=on`).
+  @Test(arguments: [(C: 64, NH: 2, spec: ""), (C: 36, NH: 3, spec: ""), (C: 64, NH: 2, spec: "uniform:e4m3fn:attention-products=on")])
+  func attentionBackwardHandsOverEachBatchOnceFinal(shape: (C: Int, NH: Int, spec: String)) throws {
+    var rng = TestRNG(29)
+    let B = 3, T = 21, (C, NH) = (shape.C, shape.NH), rows = T * 3 * C
+    let rounding = shape.spec.isEmpty
+      ? nil : AttentionRounding(recipe: try Recipe(parsing: shape.spec), seed: 4, step: 1, pass: .train, block: 0)
+    let qkv = rng.floats(B * T * 3 * C, scale: 1.5), r = rng.floats(B * T * C)
+    var scratch = [Float](repeating: 0, count: Attention.scratchCount(T: T, C: C, NH: NH, threads: 1))
+    var out = [Float](repeating: 0, count: B * T * C), att = [Float](repeating: 0, count: B * NH * T * T)
+    Attention.forward(
+      out: &out, att: &att, qkv: qkv, scratch: &scratch, B: B, T: T, C: C, NH: NH, rounding: rounding, threads: 1)
+    var plain = [Float](repeating: 0, count: B * rows)
+    Attention.backward(
+      dqkv: &plain, dout: r, qkv: qkv, att: att, scratch: &scratch, B: B, T: T, C: C, NH: NH, rounding: rounding,
+      threads: 1)
+    var dqkv = [Float](repeating: 0, count: B * rows), handed = dqkv, order: [Int] = []
+    dqkv.withUnsafeMutableBufferPointer { d in
+      let p = d.baseAddress!
+      Attention.backward(
+        dqkv: p, dout: r, qkv: qkv, att: att, scratch: &scratch, B: B, T: T, C: C, NH: NH, rounding: rounding,
+        threads: 1,
+        afterBatch: { b in
+          order.append(b)
+          for i in b * rows..<(b + 1) * rows {
+            handed[i] = p[i]
+            p[i] = .nan
+          }
+        })
+    }
+    #expect(order == Array(0..<B))
+    #expect(handed.map(\.bitPattern) == plain.map(\.bitPattern))
+  }
+
   /// The rounded backward overwrites dqkv: into NaNs it gives the bits it gives into zeros.
   @Test func roundedBackwardOverwritesDqkv() throws {
     let (qkv, dout) = Self.inputs()

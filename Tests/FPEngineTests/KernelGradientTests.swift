@@ -270,7 +270,7 @@ func expectForward(
   }
 
   /// The blocked kernels (head size a multiple of 16) against the plain-loop references, for lengths
-  /// that are not multiples of the 4-row blocks or 16-wide vectors. Same formulas, different summation
+  /// that are not multiples of the 8-row blocks or 16-wide vectors. Same formulas, different summation
   /// order: agreement within 1e-5 of the largest value.
   @Test(arguments: [(T: 13, C: 48, NH: 3), (T: 37, C: 64, NH: 2), (T: 32, C: 32, NH: 1)])
   func blockedAttentionMatchesTheReferenceKernels(shape: (T: Int, C: Int, NH: Int)) {

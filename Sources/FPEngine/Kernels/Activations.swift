@@ -63,13 +63,13 @@ public enum GELU {
       inBlocks(0, count / C, max(1, block / C), { r0, rows in afterBlock?(r0 * C, rows * C) }) { r0, r1 in
         for r in r0..<r1 {
           // Two loops over the row: with the bias sums in the first, it did not vectorize (nor the
-          // second one, indexed dinp[r * C + c] with its overflow checks, instead of through `row`).
-          let row = dinp + r * C
+          // second one, indexed dinp[r * C + c] with its overflow checks, instead of through a row
+          // pointer as `Linear.addRows` reads).
           for i in r * C..<(r + 1) * C {
             let x = inp[i]
             dinp[i] = dout[i] * (cdf[i] + x * FastMath.normalPDF(x))
           }
-          for c in 0..<C { dbias[c] += row[c] }
+          Linear.addRows(dinp + r * C, count: 1, stride: C, width: C, into: dbias)
         }
       }
       return

@@ -88,18 +88,24 @@ public enum Attention {
   /// are never -0, and 0 + sum, the old accumulation into zeros, had the same bits):
   ///
   ///     dP = dY V^T,  dS = P * (dP - rowsum(P * dP)) / sqrt(hs),  dV = P^T dY,  dQ = dS K,  dK = dS^T Q
+  ///
+  /// `afterBatch(b)` (one thread only) is called once rows b T ..< (b + 1) T of dqkv are final, b = 0
+  /// ..< B in turn: with the blocked kernel right after batch b's last head, while its rows are in L2.
   public static func backward(
     dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
     att: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>, B: Int, T: Int, C: Int, NH: Int,
-    threads: Int = 1
+    threads: Int = 1, afterBatch: ((Int) -> Void)? = nil
   ) {
+    precondition(afterBatch == nil || threads == 1, "afterBatch runs on one thread")
     let hs = C / NH
     guard hs % 16 == 0 else {
-      return backwardReference(dqkv: dqkv, dout: dout, qkv: qkv, att: att, scratch: scratch, B: B, T: T, C: C, NH: NH, threads: threads)
+      backwardReference(dqkv: dqkv, dout: dout, qkv: qkv, att: att, scratch: scratch, B: B, T: T, C: C, NH: NH, threads: threads)
+      if let afterBatch { for b in 0..<B { afterBatch(b) } }
+      return
     }
     let scale = 1 / Float(hs).squareRoot()
     let tp = (T + 15) / 16 * 16, perThread = scratchPerThread(T: T, hs: hs)
-    nonisolated(unsafe) let dqkv = dqkv, dout = dout, qkv = qkv, att = att, scratch = scratch
+    nonisolated(unsafe) let dqkv = dqkv, dout = dout, qkv = qkv, att = att, scratch = scratch, afterBatch = afterBatch
     parallelPairs(B * NH, threads) { pairs, worker in
       let vt = scratch + worker * perThread  // V^T (hs, Tp), zero-padded columns
       let ds = vt + hs * tp  // dP, then dS (T, Tp)
@@ -147,6 +153,7 @@ public enum Attention {
             out: dk + r0 * 3 * C, ldo: 3 * C, a: ds + r0 * tp + r0, lda: tp, aTransposed: true, b: packed + r0 * hs, ldb: hs,
             R: min(8, T - r0), K: T - r0, W: hs)
         }
+        if h == NH - 1 { afterBatch?(b) }
       }
     }
   }

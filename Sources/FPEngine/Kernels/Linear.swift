@@ -78,10 +78,19 @@ public enum Linear {
   ) {
     nonisolated(unsafe) let dbias = dbias, dout = dout
     parallelColumns(OC, height: N, threads) { lo, hi in
-      for n in 0..<N {
-        let row = dout + n * OC
-        for o in lo..<hi { dbias[o] += row[o] }
-      }
+      addRows(dout + lo, count: N, stride: OC, width: hi - lo, into: dbias + lo)
+    }
+  }
+
+  /// sums[c] += rows[r * stride + c] for c < width, r = 0 ..< count in turn: each column's chain in row
+  /// order, so that rows added a block at a time, blocks in order, give `backwardBias`'s sums bit for bit.
+  @inline(__always)
+  public static func addRows(
+    _ rows: UnsafePointer<Float>, count: Int, stride: Int, width: Int, into sums: UnsafeMutablePointer<Float>
+  ) {
+    for r in 0..<count {
+      let row = rows + r * stride
+      for c in 0..<width { sums[c] += row[c] }
     }
   }
 

@@ -198,15 +198,21 @@ extension Attention {
     }
   }
 
-  /// The models' attention backward, likewise (overwrites dqkv).
+  /// The models' attention backward, likewise (overwrites dqkv), with `afterBatch` as in the blocked
+  /// kernel's (the rounded kernel's batches are handed over when it has finished them all).
   static func backward(
     dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, qkv: UnsafePointer<Float>, att: UnsafePointer<Float>,
-    scratch: UnsafeMutablePointer<Float>, B: Int, T: Int, C: Int, NH: Int, rounding: AttentionRounding?, threads: Int
+    scratch: UnsafeMutablePointer<Float>, B: Int, T: Int, C: Int, NH: Int, rounding: AttentionRounding?, threads: Int,
+    afterBatch: ((Int) -> Void)? = nil
   ) {
     if let rounding {
+      precondition(afterBatch == nil || threads == 1, "afterBatch runs on one thread")
       backwardRounded(dqkv: dqkv, dout: dout, qkv: qkv, att: att, B: B, T: T, C: C, NH: NH, rounding: rounding, threads: threads)
+      if let afterBatch { for b in 0..<B { afterBatch(b) } }
     } else {
-      backward(dqkv: dqkv, dout: dout, qkv: qkv, att: att, scratch: scratch, B: B, T: T, C: C, NH: NH, threads: threads)
+      backward(
+        dqkv: dqkv, dout: dout, qkv: qkv, att: att, scratch: scratch, B: B, T: T, C: C, NH: NH, threads: threads,
+        afterBatch: afterBatch)
     }
   }
 }
