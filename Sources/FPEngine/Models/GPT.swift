@@ -269,19 +269,19 @@ public final class GPT {
       attnProj[l].backward(
         dinp: datty.pointer, dweight: P.grad(h + "attn.c_proj.weight"), dbias: P.grad(h + "attn.c_proj.bias"),
         dout: dresidual.pointer, inp: atty, weight: P.value(h + "attn.c_proj.weight"), n: N, overwriteDinp: true)
-      // Likewise c_attn's dY (dqkv, 3 MB per layer at gpt-tiny's size): on one thread attention's
-      // backward hands over each batch's rows as it finishes them, for c_attn's bias gradient and then
-      // their rounding, which may replace them. On more, the rounding and the bias gradient are passes
-      // of their own after it.
+      // c_attn's dY (dqkv, 3 MB per layer at gpt-tiny's size), as c_fc's above: on one thread
+      // attention's backward hands over each sequence's rows as soon as they are final, for c_attn's bias
+      // gradient and then their rounding, which may replace them. On more, the rounding and the bias
+      // gradient are passes of their own after it.
       let biasInAttention = threads == 1
-      let cAttnBias = P.grad(h + "attn.c_attn.bias"), batchRows = T * 3 * C, width = 3 * C, T = T
+      let cAttnBias = P.grad(h + "attn.c_attn.bias"), batchRows = T * 3 * C, width = 3 * C
       let roundedQKV =
         biasInAttention ? cAttn[l].producerRounding(.dataGradDY, n: N, of: dqkv.pointer, onlyReader: true) : nil
       let dqkvRows = UnsafePointer(dqkv.pointer)
       Attention.backward(
         dqkv: dqkv.pointer, dout: datty.pointer, qkv: qkv, att: att, scratch: attScratch.pointer,
         B: B, T: T, C: C, NH: NH, rounding: precision.attentionRounding(block: l), threads: threads,
-        afterBatch: !biasInAttention ? nil : { b in
+        afterBatch: !biasInAttention ? nil : { [T] b in
           Linear.addRows(dqkvRows + b * batchRows, count: T, stride: width, width: width, into: cAttnBias)
           roundedQKV?.round(from: b * batchRows, count: batchRows)
         })
