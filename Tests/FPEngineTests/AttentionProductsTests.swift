@@ -1,6 +1,7 @@
 @testable import FPEngine
 import FPFormats
 import Foundation
+import Synchronization
 import Testing
 
 /// `attention-products=on`: QK^T and PV with their operands rounded in the recipe's operand roles.
@@ -30,40 +31,49 @@ import Testing
 
   static func bits(_ a: [Float]) -> [UInt32] { a.map(\.bitPattern) }
 
-  /// `afterBatch` of the models' attention backward: called for b = 0 ..< B in turn, each time with
-  /// batch b's rows of dqkv final (the bits of a backward without it), and the rows it then replaces
-  /// (here by NaN, as an in-place rounding replaces them) are never read again. Blocked kernel (head
-  /// size 32), plain-loop kernel (head size 12), rounded kernel (`attention-products=on`).
-  @Test(arguments: [(C: 64, NH: 2, spec: ""), (C: 36, NH: 3, spec: ""), (C: 64, NH: 2, spec: "uniform:e4m3fn:attention-products=on")])
-  func attentionBackwardHandsOverEachBatchOnceFinal(shape: (C: Int, NH: Int, spec: String)) throws {
+  /// `afterBatch` of the models' attention backward: called once for each b < B, each time with
+  /// sequence b's rows of dqkv final (the bits of a backward without it), and the rows it then replaces
+  /// (here by NaN, as an in-place rounding replaces them) are never read again; on one thread for b = 0
+  /// ..< B in turn. Blocked kernel (head size 32) on one, two and three threads (one sequence each),
+  /// plain-loop kernel (head size 12), rounded kernel (`attention-products=on`).
+  @Test(arguments: [
+    (C: 64, NH: 2, spec: "", threads: 1), (C: 64, NH: 2, spec: "", threads: 2), (C: 64, NH: 2, spec: "", threads: 3),
+    (C: 36, NH: 3, spec: "", threads: 1), (C: 36, NH: 3, spec: "", threads: 2),
+    (C: 64, NH: 2, spec: "uniform:e4m3fn:attention-products=on", threads: 1),
+  ])
+  func attentionBackwardHandsOverEachBatchOnceFinal(shape: (C: Int, NH: Int, spec: String, threads: Int)) throws {
     var rng = TestRNG(29)
-    let B = 3, T = 21, (C, NH) = (shape.C, shape.NH), rows = T * 3 * C
+    let B = 3, T = 21, (C, NH, threads) = (shape.C, shape.NH, shape.threads), rows = T * 3 * C
     let rounding = shape.spec.isEmpty
       ? nil : AttentionRounding(recipe: try Recipe(parsing: shape.spec), seed: 4, step: 1, pass: .train, block: 0)
     let qkv = rng.floats(B * T * 3 * C, scale: 1.5), r = rng.floats(B * T * C)
-    var scratch = [Float](repeating: 0, count: Attention.scratchCount(T: T, C: C, NH: NH, threads: 1))
+    var scratch = [Float](repeating: 0, count: Attention.scratchCount(T: T, C: C, NH: NH, threads: threads))
     var out = [Float](repeating: 0, count: B * T * C), att = [Float](repeating: 0, count: B * NH * T * T)
     Attention.forward(
-      out: &out, att: &att, qkv: qkv, scratch: &scratch, B: B, T: T, C: C, NH: NH, rounding: rounding, threads: 1)
+      out: &out, att: &att, qkv: qkv, scratch: &scratch, B: B, T: T, C: C, NH: NH, rounding: rounding, threads: threads)
     var plain = [Float](repeating: 0, count: B * rows)
     Attention.backward(
       dqkv: &plain, dout: r, qkv: qkv, att: att, scratch: &scratch, B: B, T: T, C: C, NH: NH, rounding: rounding,
-      threads: 1)
-    var dqkv = [Float](repeating: 0, count: B * rows), handed = dqkv, order: [Int] = []
-    dqkv.withUnsafeMutableBufferPointer { d in
-      let p = d.baseAddress!
-      Attention.backward(
-        dqkv: p, dout: r, qkv: qkv, att: att, scratch: &scratch, B: B, T: T, C: C, NH: NH, rounding: rounding,
-        threads: 1,
-        afterBatch: { b in
-          order.append(b)
-          for i in b * rows..<(b + 1) * rows {
-            handed[i] = p[i]
-            p[i] = .nan
-          }
-        })
-    }
-    #expect(order == Array(0..<B))
+      threads: threads)
+    let dqkv = UnsafeMutableBufferPointer<Float>.allocate(capacity: B * rows)
+    let handed = UnsafeMutableBufferPointer<Float>.allocate(capacity: B * rows)
+    dqkv.initialize(repeating: 0)
+    handed.initialize(repeating: 0)
+    defer { dqkv.deallocate(); handed.deallocate() }
+    nonisolated(unsafe) let d = dqkv.baseAddress!, h = handed.baseAddress!
+    let order = Mutex<[Int]>([])
+    Attention.backward(
+      dqkv: d, dout: r, qkv: qkv, att: att, scratch: &scratch, B: B, T: T, C: C, NH: NH, rounding: rounding,
+      threads: threads,
+      afterBatch: { b in
+        order.withLock { $0.append(b) }
+        for i in b * rows..<(b + 1) * rows {
+          h[i] = d[i]
+          d[i] = .nan
+        }
+      })
+    let calls = order.withLock { $0 }
+    #expect(threads == 1 ? calls == Array(0..<B) : calls.sorted() == Array(0..<B), "\(calls)")
     #expect(handed.map(\.bitPattern) == plain.map(\.bitPattern))
   }
 

@@ -89,14 +89,16 @@ public enum Attention {
   ///
   ///     dP = dY V^T,  dS = P * (dP - rowsum(P * dP)) / sqrt(hs),  dV = P^T dY,  dQ = dS K,  dK = dS^T Q
   ///
-  /// `afterBatch(b)` (one thread only) is called once rows b T ..< (b + 1) T of dqkv are final, b = 0
-  /// ..< B in turn: with the blocked kernel right after batch b's last head, while its rows are in L2.
+  ///
+  /// `afterBatch(b)` is called once for each batch element (sequence) b, once rows b T ..< (b + 1) T of
+  /// dqkv are final. The blocked kernel then gives each thread whole sequences and calls it on that
+  /// thread right after the sequence's last head, while its rows are in L2: each thread's sequences in
+  /// increasing order, different threads' at the same time. (On one thread, b = 0 ..< B in turn.)
   public static func backward(
     dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
     att: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>, B: Int, T: Int, C: Int, NH: Int,
-    threads: Int = 1, afterBatch: ((Int) -> Void)? = nil
+    threads: Int = 1, afterBatch: (@Sendable (Int) -> Void)? = nil
   ) {
-    precondition(afterBatch == nil || threads == 1, "afterBatch runs on one thread")
     let hs = C / NH
     guard hs % 16 == 0 else {
       backwardReference(dqkv: dqkv, dout: dout, qkv: qkv, att: att, scratch: scratch, B: B, T: T, C: C, NH: NH, threads: threads)
@@ -105,8 +107,8 @@ public enum Attention {
     }
     let scale = 1 / Float(hs).squareRoot()
     let tp = (T + 15) / 16 * 16, perThread = scratchPerThread(T: T, hs: hs)
-    nonisolated(unsafe) let dqkv = dqkv, dout = dout, qkv = qkv, att = att, scratch = scratch, afterBatch = afterBatch
-    parallelPairs(B * NH, threads) { pairs, worker in
+    nonisolated(unsafe) let dqkv = dqkv, dout = dout, qkv = qkv, att = att, scratch = scratch
+    parallelPairs(B * NH, threads, wholeGroupsOf: afterBatch == nil ? 1 : NH) { pairs, worker in
       let vt = scratch + worker * perThread  // V^T (hs, Tp), zero-padded columns
       let ds = vt + hs * tp  // dP, then dS (T, Tp)
       let packed = ds + T * tp + T  // K, then dY, then Q, packed (T, hs)
@@ -297,9 +299,12 @@ func transposeHead(
   for i in 0..<hs { (dst + i * tp + T).update(repeating: 0, count: tp - T) }
 }
 
-/// Runs `body` over 0..<count split into `threads` contiguous ranges; `body` gets its range and a
-/// worker index in 0..<threads (for per-worker scratch).
+/// Runs `body` over 0..<count split into `threads` contiguous ranges of whole groups of `group` items
+/// (count a multiple of it; a sequence's heads, to keep each sequence on one thread); `body` gets its
+/// range and a worker index in 0..<threads (for per-worker scratch).
 @inline(__always)
-func parallelPairs(_ count: Int, _ threads: Int, _ body: @Sendable (Range<Int>, Int) -> Void) {
-  WorkSplit(count: count, threads: threads, grain: 1).forEach(body)
+func parallelPairs(_ count: Int, _ threads: Int, wholeGroupsOf group: Int = 1, _ body: @Sendable (Range<Int>, Int) -> Void) {
+  WorkSplit(count: count / group, threads: threads, grain: 1).forEach { r, worker in
+    body(r.lowerBound * group..<r.upperBound * group, worker)
+  }
 }

@@ -269,22 +269,22 @@ public final class GPT {
       attnProj[l].backward(
         dinp: datty.pointer, dweight: P.grad(h + "attn.c_proj.weight"), dbias: P.grad(h + "attn.c_proj.bias"),
         dout: dresidual.pointer, inp: atty, weight: P.value(h + "attn.c_proj.weight"), n: N, overwriteDinp: true)
-      // c_attn's dY (dqkv, 3 MB per layer at gpt-tiny's size), as c_fc's above: on one thread
-      // attention's backward hands over each sequence's rows as soon as they are final, for c_attn's bias
-      // gradient and then their rounding, which may replace them. On more, the rounding and the bias
-      // gradient are passes of their own after it.
+      // c_attn's dY (dqkv, 3 MB per layer at gpt-tiny's size), as c_fc's above: attention's backward
+      // hands over each sequence's rows as soon as they are final, for their rounding (element formats)
+      // while they are in L2, and on one thread first for c_attn's bias gradient, after which the rounding
+      // may replace them. On more threads the bias gradient is a pass of its own after it.
       let biasInAttention = threads == 1
       let cAttnBias = P.grad(h + "attn.c_attn.bias"), batchRows = T * 3 * C, width = 3 * C
-      let roundedQKV =
-        biasInAttention ? cAttn[l].producerRounding(.dataGradDY, n: N, of: dqkv.pointer, onlyReader: true) : nil
-      let dqkvRows = UnsafePointer(dqkv.pointer)
+      let roundedQKV = cAttn[l].producerRounding(.dataGradDY, n: N, of: dqkv.pointer, onlyReader: biasInAttention)
+      nonisolated(unsafe) let dqkvRows = UnsafePointer(dqkv.pointer), bias = cAttnBias
+      let handOver: @Sendable (Int) -> Void = { [T] b in
+        if biasInAttention { Linear.addRows(dqkvRows + b * batchRows, count: T, stride: width, width: width, into: bias) }
+        roundedQKV?.round(from: b * batchRows, count: batchRows)
+      }
       Attention.backward(
         dqkv: dqkv.pointer, dout: datty.pointer, qkv: qkv, att: att, scratch: attScratch.pointer,
         B: B, T: T, C: C, NH: NH, rounding: precision.attentionRounding(block: l), threads: threads,
-        afterBatch: !biasInAttention ? nil : { [T] b in
-          Linear.addRows(dqkvRows + b * batchRows, count: T, stride: width, width: width, into: cAttnBias)
-          roundedQKV?.round(from: b * batchRows, count: batchRows)
-        })
+        afterBatch: biasInAttention || roundedQKV != nil ? handOver : nil)
       cAttn[l].backward(
         dinp: dln.pointer, dweight: P.grad(h + "attn.c_attn.weight"), dbias: biasInAttention ? nil : cAttnBias,
         dout: dqkv.pointer, inp: ln1, weight: P.value(h + "attn.c_attn.weight"), n: N, overwriteDinp: true,

@@ -310,27 +310,38 @@ public final class Llama {
       oProj[l].backward(
         dinp: datty.pointer, dweight: P.grad(h + "self_attn.o_proj.weight"), dbias: nil, dout: dresidual.pointer,
         inp: atty, weight: P.value(h + "self_attn.o_proj.weight"), n: N, overwriteDinp: true)
+      // Attention's backward hands over each sequence's rows of dqkv as soon as they are final, while
+      // they are in L2: the rotations on dq and dk are undone and dv copied out of the packed buffer
+      // into q, k, v (free after the forward), and each is rounded there (element formats, where the
+      // rounding replaces them: their projections are their only readers). Rows are independent, so a
+      // sequence at a time gives the bits of whole tensors.
+      func roundedInPlace(_ layer: LinearGEMMs, _ dy: FloatBuffer) -> ProducerRounding? {
+        layer.producerRounding(.dataGradDY, n: N, of: dy.pointer, onlyReader: true).flatMap { $0.inPlace ? $0 : nil }
+      }
+      let (roundedQ, roundedK, roundedV) = (roundedInPlace(qProj[l], q), roundedInPlace(kProj[l], k), roundedInPlace(vProj[l], v))
+      nonisolated(unsafe) let dq = q.pointer, dk = k.pointer, dv = v.pointer, packed = UnsafePointer(dqkv.pointer)
+      nonisolated(unsafe) let cosines = UnsafePointer(ropeCos.pointer), sines = UnsafePointer(ropeSin.pointer)
+      let rows = T * C
       Attention.backward(
         dqkv: dqkv.pointer, dout: datty.pointer, qkv: qkv, att: att, scratch: attScratch.pointer,
-        B: B, T: T, C: C, NH: NH, rounding: precision.attentionRounding(block: l), threads: threads)
-      // Undo the rotations on dq and dk; dv leaves the packed buffer as it is. q, k, v (free after
-      // the forward) hold the three gradients.
-      Rotary.backward(
-        dinp: q.pointer, lddi: C, dout: dqkv.pointer, lddo: 3 * C, cos: ropeCos.pointer, sin: ropeSin.pointer,
-        N: N, T: T, C: C, NH: NH, threads: threads)
-      Rotary.backward(
-        dinp: k.pointer, lddi: C, dout: dqkv.pointer + C, lddo: 3 * C, cos: ropeCos.pointer, sin: ropeSin.pointer,
-        N: N, T: T, C: C, NH: NH, threads: threads)
-      for n in 0..<N { (v.pointer + n * C).update(from: dqkv.pointer + n * 3 * C + 2 * C, count: C) }
+        B: B, T: T, C: C, NH: NH, rounding: precision.attentionRounding(block: l), threads: threads,
+        afterBatch: { [T, C, NH] b in
+          let src = packed + b * T * 3 * C
+          Rotary.backward(dinp: dq + b * rows, lddi: C, dout: src, lddo: 3 * C, cos: cosines, sin: sines, N: T, T: T, C: C, NH: NH)
+          Rotary.backward(dinp: dk + b * rows, lddi: C, dout: src + C, lddo: 3 * C, cos: cosines, sin: sines, N: T, T: T, C: C, NH: NH)
+          for n in 0..<T { (dv + b * rows + n * C).update(from: src + n * 3 * C + 2 * C, count: C) }
+          for r in [roundedQ, roundedK, roundedV] { r?.round(from: b * rows, count: rows) }
+        })
       qProj[l].backward(
         dinp: dln.pointer, dweight: P.grad(h + "self_attn.q_proj.weight"), dbias: nil, dout: q.pointer,
-        inp: ln1, weight: P.value(h + "self_attn.q_proj.weight"), n: N, overwriteDinp: true)
+        inp: ln1, weight: P.value(h + "self_attn.q_proj.weight"), n: N, overwriteDinp: true,
+        rounded: roundedQ)
       kProj[l].backward(
         dinp: dln.pointer, dweight: P.grad(h + "self_attn.k_proj.weight"), dbias: nil, dout: k.pointer,
-        inp: ln1, weight: P.value(h + "self_attn.k_proj.weight"), n: N)
+        inp: ln1, weight: P.value(h + "self_attn.k_proj.weight"), n: N, rounded: roundedK)
       vProj[l].backward(
         dinp: dln.pointer, dweight: P.grad(h + "self_attn.v_proj.weight"), dbias: nil, dout: v.pointer,
-        inp: ln1, weight: P.value(h + "self_attn.v_proj.weight"), n: N)
+        inp: ln1, weight: P.value(h + "self_attn.v_proj.weight"), n: N, rounded: roundedV)
       RMSNorm.backward(
         dinp: dresidual.pointer, dweight: P.grad(h + "input_layernorm.weight"), dout: dln.pointer,
         inp: residual, weight: P.value(h + "input_layernorm.weight"), rstd: ln1Rstd.pointer + l * N,

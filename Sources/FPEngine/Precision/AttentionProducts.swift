@@ -203,10 +203,9 @@ extension Attention {
   static func backward(
     dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, qkv: UnsafePointer<Float>, att: UnsafePointer<Float>,
     scratch: UnsafeMutablePointer<Float>, B: Int, T: Int, C: Int, NH: Int, rounding: AttentionRounding?, threads: Int,
-    afterBatch: ((Int) -> Void)? = nil
+    afterBatch: (@Sendable (Int) -> Void)? = nil
   ) {
     if let rounding {
-      precondition(afterBatch == nil || threads == 1, "afterBatch runs on one thread")
       backwardRounded(dqkv: dqkv, dout: dout, qkv: qkv, att: att, B: B, T: T, C: C, NH: NH, rounding: rounding, threads: threads)
       if let afterBatch { for b in 0..<B { afterBatch(b) } }
     } else {
