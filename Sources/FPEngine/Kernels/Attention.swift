@@ -89,7 +89,6 @@ public enum Attention {
   ///
   ///     dP = dY V^T,  dS = P * (dP - rowsum(P * dP)) / sqrt(hs),  dV = P^T dY,  dQ = dS K,  dK = dS^T Q
   ///
-  ///
   /// `afterBatch(b)` is called once for each batch element (sequence) b, once rows b T ..< (b + 1) T of
   /// dqkv are final. The blocked kernel then gives each thread whole sequences and calls it on that
   /// thread right after the sequence's last head, while its rows are in L2: each thread's sequences in

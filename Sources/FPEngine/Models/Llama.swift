@@ -330,7 +330,9 @@ public final class Llama {
           Rotary.backward(dinp: dq + b * rows, lddi: C, dout: src, lddo: 3 * C, cos: cosines, sin: sines, N: T, T: T, C: C, NH: NH)
           Rotary.backward(dinp: dk + b * rows, lddi: C, dout: src + C, lddo: 3 * C, cos: cosines, sin: sines, N: T, T: T, C: C, NH: NH)
           for n in 0..<T { (dv + b * rows + n * C).update(from: src + n * 3 * C + 2 * C, count: C) }
-          for r in [roundedQ, roundedK, roundedV] { r?.round(from: b * rows, count: rows) }
+          roundedQ?.round(from: b * rows, count: rows)
+          roundedK?.round(from: b * rows, count: rows)
+          roundedV?.round(from: b * rows, count: rows)
         })
       qProj[l].backward(
         dinp: dln.pointer, dweight: P.grad(h + "self_attn.q_proj.weight"), dbias: nil, dout: q.pointer,
