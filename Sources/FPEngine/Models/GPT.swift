@@ -236,6 +236,10 @@ public final class GPT {
       dout: dln.pointer, inp: residual3.pointer + (L - 1) * N * C, weight: P.value("transformer.ln_f.weight"),
       mean: lnfMean.pointer, rstd: lnfRstd.pointer, N: N, C: C, threads: threads)
     // dresidual holds dLoss/d(residual3 of block l); each block turns it into dLoss/d(its input).
+    // On one thread GELU's and attention's backward passes take c_fc's and c_attn's bias gradients from
+    // the dY they produce, so that its rounding may then replace it (below). Each column's sum is one
+    // chain down all rows, which more threads could only share by splitting the columns.
+    let biasInProducer = threads == 1
     for l in stride(from: L - 1, through: 0, by: -1) {
       let h = "transformer.h.\(l)."
       let residual = l == 0 ? encoded.pointer : residual3.pointer + (l - 1) * N * C
@@ -251,14 +255,13 @@ public final class GPT {
       // thread GELU's backward also takes c_fc's bias gradient from each block before the rounding, which
       // may then replace the block (nothing else reads it). On more (see `GELU.backward`), the rounding
       // goes to the data-gradient buffer, and c_fc's bias gradient reads GELU's output after.
-      let biasInGELU = threads == 1
       let cFCBias = P.grad(h + "mlp.c_fc.bias")
-      let roundedDY = fc[l].producerRounding(.dataGradDY, n: N, of: dfch.pointer, onlyReader: biasInGELU)
+      let roundedDY = fc[l].producerRounding(.dataGradDY, n: N, of: dfch.pointer, onlyReader: biasInProducer)
       GELU.backward(
         dinp: dfch.pointer, inp: fch, cdf: fchCDF.pointer + l * N * 4 * C, dout: dfchGelu.pointer, count: N * 4 * C,
-        threads: threads, afterBlock: roundedDY?.afterBlock, bias: biasInGELU ? (cFCBias, 4 * C) : nil)
+        threads: threads, afterBlock: roundedDY?.afterBlock, bias: biasInProducer ? (cFCBias, 4 * C) : nil)
       fc[l].backward(
-        dinp: dln.pointer, dweight: P.grad(h + "mlp.c_fc.weight"), dbias: biasInGELU ? nil : cFCBias,
+        dinp: dln.pointer, dweight: P.grad(h + "mlp.c_fc.weight"), dbias: biasInProducer ? nil : cFCBias,
         dout: dfch.pointer, inp: ln2, weight: P.value(h + "mlp.c_fc.weight"), n: N, overwriteDinp: true,
         rounded: roundedDY)
       LayerNorm.backward(
@@ -273,20 +276,19 @@ public final class GPT {
       // hands over each sequence's rows as soon as they are final, for their rounding (element formats)
       // while they are in L2, and on one thread first for c_attn's bias gradient, after which the rounding
       // may replace them. On more threads the bias gradient is a pass of its own after it.
-      let biasInAttention = threads == 1
       let cAttnBias = P.grad(h + "attn.c_attn.bias"), batchRows = T * 3 * C, width = 3 * C
-      let roundedQKV = cAttn[l].producerRounding(.dataGradDY, n: N, of: dqkv.pointer, onlyReader: biasInAttention)
+      let roundedQKV = cAttn[l].producerRounding(.dataGradDY, n: N, of: dqkv.pointer, onlyReader: biasInProducer)
       nonisolated(unsafe) let dqkvRows = UnsafePointer(dqkv.pointer), bias = cAttnBias
       let handOver: @Sendable (Int) -> Void = { [T] b in
-        if biasInAttention { Linear.addRows(dqkvRows + b * batchRows, count: T, stride: width, width: width, into: bias) }
+        if biasInProducer { Linear.addRows(dqkvRows + b * batchRows, count: T, stride: width, width: width, into: bias) }
         roundedQKV?.round(from: b * batchRows, count: batchRows)
       }
       Attention.backward(
         dqkv: dqkv.pointer, dout: datty.pointer, qkv: qkv, att: att, scratch: attScratch.pointer,
         B: B, T: T, C: C, NH: NH, rounding: precision.attentionRounding(block: l), threads: threads,
-        afterBatch: biasInAttention || roundedQKV != nil ? handOver : nil)
+        afterBatch: biasInProducer || roundedQKV != nil ? handOver : nil)
       cAttn[l].backward(
-        dinp: dln.pointer, dweight: P.grad(h + "attn.c_attn.weight"), dbias: biasInAttention ? nil : cAttnBias,
+        dinp: dln.pointer, dweight: P.grad(h + "attn.c_attn.weight"), dbias: biasInProducer ? nil : cAttnBias,
         dout: dqkv.pointer, inp: ln1, weight: P.value(h + "attn.c_attn.weight"), n: N, overwriteDinp: true,
         rounded: roundedQKV)
       LayerNorm.backward(

@@ -269,6 +269,11 @@ public final class Llama {
       inp: residual3.pointer + (L - 1) * N * C, weight: P.value("model.norm.weight"), rstd: lnfRstd.pointer,
       N: N, C: C, threads: threads)
     // dresidual holds dLoss/d(residual3 of block l); each block turns it into dLoss/d(its input).
+    // A producer's rounding of a layer's dY, where it replaces the dY in place (else the rounding is the
+    // layer's own pass: several producer roundings into the one data-gradient buffer would collide).
+    func roundedInPlace(_ layer: LinearGEMMs, _ dy: FloatBuffer) -> ProducerRounding? {
+      layer.producerRounding(.dataGradDY, n: N, of: dy.pointer, onlyReader: true).flatMap { $0.inPlace ? $0 : nil }
+    }
     for l in stride(from: L - 1, through: 0, by: -1) {
       let h = "model.layers.\(l)."
       let residual = l == 0 ? encoded.pointer : residual3.pointer + (l - 1) * N * C
@@ -284,8 +289,7 @@ public final class Llama {
       // block; only those layers read them (no bias). up_proj's only where it replaces the block: else
       // both would round into the one data-gradient buffer, which gate_proj reads first.
       let roundedGate = gateProj[l].producerRounding(.dataGradDY, n: N, of: dgate.pointer, onlyReader: true)
-      let roundedUp = upProj[l].producerRounding(.dataGradDY, n: N, of: dup.pointer, onlyReader: true)
-        .flatMap { $0.inPlace ? $0 : nil }
+      let roundedUp = roundedInPlace(upProj[l], dup)
       let afterBlock: (@Sendable (Int, Int) -> Void)? =
         switch (roundedGate, roundedUp) {
         case (nil, nil): nil
@@ -315,9 +319,6 @@ public final class Llama {
       // into q, k, v (free after the forward), and each is rounded there (element formats, where the
       // rounding replaces them: their projections are their only readers). Rows are independent, so a
       // sequence at a time gives the bits of whole tensors.
-      func roundedInPlace(_ layer: LinearGEMMs, _ dy: FloatBuffer) -> ProducerRounding? {
-        layer.producerRounding(.dataGradDY, n: N, of: dy.pointer, onlyReader: true).flatMap { $0.inPlace ? $0 : nil }
-      }
       let (roundedQ, roundedK, roundedV) = (roundedInPlace(qProj[l], q), roundedInPlace(kProj[l], k), roundedInPlace(vProj[l], v))
       nonisolated(unsafe) let dq = q.pointer, dk = k.pointer, dv = v.pointer, packed = UnsafePointer(dqkv.pointer)
       nonisolated(unsafe) let cosines = UnsafePointer(ropeCos.pointer), sines = UnsafePointer(ropeSin.pointer)
